@@ -1,0 +1,10 @@
+"""The Client API (`/v1/client/...`), called by apps through any Authsignal client SDK."""
+
+from fastapi import APIRouter
+
+from passgate.server.client_api import public
+
+router = APIRouter(prefix="/client")
+router.include_router(public.router)
+
+__all__ = ["router"]

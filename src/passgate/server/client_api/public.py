@@ -1,0 +1,20 @@
+"""Unauthenticated tenant material: the JWKS that verifies the tenant's tokens (spec §4.3)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from passgate.server.database import Session
+from passgate.server.services import tenants, tokens
+
+router = APIRouter(tags=["public"])
+
+
+@router.get("/public/{tenantId}/.well-known/jwks")
+async def jwks(
+    tenant_id: Annotated[str, Path(alias="tenantId", max_length=36)], session: Session
+) -> dict[str, Any]:
+    tenant = await tenants.get_tenant(session, tenant_id)
+    return tokens.public_jwks(tenant)

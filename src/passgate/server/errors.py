@@ -1,0 +1,81 @@
+"""One place that renders every failure in Authsignal's error shape:
+`{"error", "errorCode", "errorDescription"}` with the right status, never a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from passgate.server.services.errors import PassgateError
+
+log = structlog.get_logger("passgate.errors")
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(status_code: int, error_code: str, description: str) -> JSONResponse:
+    body = {"error": error_code, "errorCode": error_code, "errorDescription": description}
+    return JSONResponse(body, status_code=status_code)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        message = error.get("msg", "invalid")
+        if error.get("type") == "json_invalid":
+            return "The request body is not valid JSON."
+        problems.append(f"{location}: {message}" if location else message)
+    return "Invalid request: " + "; ".join(problems) + "."
+
+
+async def _on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PassgateError)
+    return error_response(exc.status_code, exc.error_code, exc.description)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(400, "invalid_request", _describe_validation(exc))
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    description = str(exc.detail)
+    if exc.status_code == 404 and description == "Not Found":
+        description = "API endpoint not found. Check the base URL and path."
+    response = error_response(exc.status_code, code, description)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path, method=request.method)
+    return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+def install(app: FastAPI) -> None:
+    handlers: dict[Any, Any] = {
+        PassgateError: _on_domain_error,
+        RequestValidationError: _on_validation_error,
+        StarletteHTTPException: _on_http_error,
+        Exception: _on_unexpected,
+    }
+    for exception_class, handler in handlers.items():
+        app.add_exception_handler(exception_class, handler)

@@ -1,0 +1,172 @@
+"""Wire models: camelCase on the wire (snake_case also accepted, as Authsignal's Python SDK
+sends request dicts verbatim), snake_case in Python. Shape and type checks live here; rules
+live in the services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from passgate.server.services.enums import ActionState, VerificationMethod
+
+ShortText = Annotated[str, StringConstraints(max_length=255)]
+CustomData = dict[str, Any]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+    )
+
+
+# Requests --------------------------------------------------------------------------------
+
+
+class TrackAttributes(WireModel):
+    """Body of `POST /users/{userId}/actions/{action}`; every field optional, `{}` allowed."""
+
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    redirect_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    redirect_to_settings: bool | None = None
+    ip_address: Annotated[str, StringConstraints(max_length=64)] | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    device_id: ShortText | None = None
+    scope: ShortText | None = None
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    phone_number: Annotated[str, StringConstraints(max_length=32)] | None = None
+    username: ShortText | None = None
+    custom: CustomData | None = None
+    challenge_id: ShortText | None = None
+    locale: Annotated[str, StringConstraints(max_length=35)] | None = None
+    custom_domain: ShortText | None = None
+
+
+class UpdateActionRequest(WireModel):
+    state: ActionState
+
+
+class ValidateRequest(WireModel):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+    action: ShortText | None = None
+    user_id: ShortText | None = None
+
+
+class UserAttributes(WireModel):
+    """Body of `PATCH /users/{userId}`; only the fields sent are changed."""
+
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    email_verified: bool | None = None
+    phone_number: Annotated[str, StringConstraints(max_length=32)] | None = None
+    phone_number_verified: bool | None = None
+    username: ShortText | None = None
+    display_name: ShortText | None = None
+    custom: CustomData | None = None
+    locale: Annotated[str, StringConstraints(max_length=35)] | None = None
+
+
+class EnrollAuthenticatorRequest(WireModel):
+    verification_method: VerificationMethod
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    phone_number: Annotated[str, StringConstraints(max_length=32)] | None = None
+    is_default: bool | None = None
+
+
+# Responses -------------------------------------------------------------------------------
+
+
+class TrackResponse(WireModel):
+    idempotency_key: str
+    state: ActionState
+    url: str
+    token: str
+    is_enrolled: bool
+    enrolled_verification_methods: list[str]
+    allowed_verification_methods: list[str]
+    default_verification_method: str | None = None
+    rule_ids: list[str] = Field(default_factory=list)
+
+
+class ActionResponse(WireModel):
+    action_code: str
+    idempotency_key: str
+    state: ActionState
+    state_updated_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    verification_method: str | None = None
+    verified_by_authenticator_id: str | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+    device_id: str | None = None
+    custom: CustomData | None = None
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
+class ValidateResponse(WireModel):
+    is_valid: bool
+    state: ActionState | None = None
+    state_updated_at: datetime | None = None
+    user_id: str | None = None
+    action_code: str | None = None
+    action: str | None = None
+    idempotency_key: str | None = None
+    verification_method: str | None = None
+    error: str | None = None
+
+
+class UserResponse(WireModel):
+    user_id: str
+    is_enrolled: bool
+    email: str | None = None
+    email_verified: bool = False
+    phone_number: str | None = None
+    phone_number_verified: bool = False
+    username: str | None = None
+    display_name: str | None = None
+    custom: CustomData | None = None
+    locale: str | None = None
+    enrolled_verification_methods: list[str] = Field(default_factory=list)
+    allowed_verification_methods: list[str] = Field(default_factory=list)
+    default_verification_method: str | None = None
+
+
+class UserSummary(WireModel):
+    user_id: str
+    email: str | None = None
+    email_verified: bool = False
+    phone_number: str | None = None
+    phone_number_verified: bool = False
+    username: str | None = None
+
+
+class QueryUsersResponse(WireModel):
+    users: list[UserSummary]
+    last_evaluated_user_id: str | None = None
+    token_payload: dict[str, Any] | None = None
+
+
+class AuthenticatorResponse(WireModel):
+    user_id: str
+    user_authenticator_id: str
+    verification_method: str
+    created_at: datetime
+    verified_at: datetime | None = None
+    last_verified_at: datetime | None = None
+    is_default: bool = False
+    email: str | None = None
+    phone_number: str | None = None
+    username: str | None = None
+    display_name: str | None = None
+
+
+class EnrollAuthenticatorResponse(WireModel):
+    authenticator: AuthenticatorResponse
+    recovery_codes: list[str] | None = None

@@ -1,0 +1,12 @@
+"""The Server API (`/v1/users/...`, `/v1/validate`), called by an app's backend with its
+tenant secret key."""
+
+from fastapi import APIRouter
+
+from passgate.server.server_api import actions, users, validate
+
+router = APIRouter()
+for module in (actions, users, validate):
+    router.include_router(module.router)
+
+__all__ = ["router"]

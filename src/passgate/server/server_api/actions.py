@@ -1,0 +1,105 @@
+"""Track, read and change actions (spec §4.2)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
+
+from passgate.server.database import Session
+from passgate.server.schemas import (
+    ActionResponse,
+    TrackAttributes,
+    TrackResponse,
+    UpdateActionRequest,
+)
+from passgate.server.server_api.auth import SecretKeyTenant
+from passgate.server.server_api.paths import ActionCode, IdempotencyKey, UserId
+from passgate.server.services import actions
+from passgate.server.services.enums import ActionState
+from passgate.server.store.tables import Action
+
+router = APIRouter(tags=["actions"])
+
+
+def action_response(action: Action) -> ActionResponse:
+    return ActionResponse.model_validate(action, from_attributes=True)
+
+
+def challenge_page_url(request: Request, token: str) -> str:
+    base = request.app.state.settings.public_url or str(request.base_url)
+    return f"{base.rstrip('/')}/challenge?token={token}"
+
+
+@router.post("/users/{userId}/actions/{action}", response_model_exclude_none=True)
+async def track(
+    user_id: UserId,
+    action_code: ActionCode,
+    request: Request,
+    tenant: SecretKeyTenant,
+    session: Session,
+    attributes: TrackAttributes | None = None,
+) -> TrackResponse:
+    tracked = await actions.track(
+        session, tenant, user_id, action_code, attributes or TrackAttributes()
+    )
+    return TrackResponse(
+        idempotency_key=tracked.action.idempotency_key,
+        state=ActionState(tracked.action.state),
+        url=challenge_page_url(request, tracked.token),
+        token=tracked.token,
+        is_enrolled=tracked.enrollment.is_enrolled,
+        enrolled_verification_methods=tracked.enrollment.enrolled_methods,
+        allowed_verification_methods=tracked.enrollment.allowed_methods,
+        default_verification_method=tracked.enrollment.default_method,
+    )
+
+
+@router.get("/users/{userId}/actions/{action}/{idempotencyKey}", response_model_exclude_none=True)
+async def get_action(
+    user_id: UserId,
+    action_code: ActionCode,
+    idempotency_key: IdempotencyKey,
+    tenant: SecretKeyTenant,
+    session: Session,
+) -> ActionResponse:
+    action = await actions.get_action(session, tenant, user_id, action_code, idempotency_key)
+    return action_response(action)
+
+
+@router.patch("/users/{userId}/actions/{action}/{idempotencyKey}", response_model_exclude_none=True)
+async def update_action(
+    user_id: UserId,
+    action_code: ActionCode,
+    idempotency_key: IdempotencyKey,
+    body: UpdateActionRequest,
+    tenant: SecretKeyTenant,
+    session: Session,
+) -> ActionResponse:
+    action = await actions.set_state(
+        session, tenant, user_id, action_code, idempotency_key, body.state
+    )
+    return action_response(action)
+
+
+@router.get("/users/{userId}/actions", response_model_exclude_none=True)
+async def query_actions(
+    user_id: UserId,
+    tenant: SecretKeyTenant,
+    session: Session,
+    from_date: Annotated[AwareDatetime | None, Query(alias="fromDate")] = None,
+    codes: Annotated[str | None, Query(max_length=2000)] = None,
+    state: ActionState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[ActionResponse]:
+    found = await actions.query_actions(
+        session,
+        tenant,
+        user_id,
+        from_date=from_date,
+        action_codes=[code for code in (codes or "").split(",") if code],
+        state=state,
+        limit=limit,
+    )
+    return [action_response(action) for action in found]

@@ -1,0 +1,34 @@
+"""Server API authentication: HTTP Basic with the tenant secret key as the username."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from passgate.server.database import Session
+from passgate.server.services import tenants
+from passgate.server.store.tables import Tenant
+
+
+def basic_username(authorization: str | None) -> str | None:
+    """The username of a `Basic` Authorization header, or None when absent or malformed."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "basic" or not credentials:
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+async def _secret_key_tenant(request: Request, session: Session) -> Tenant:
+    return await tenants.authenticate(session, basic_username(request.headers.get("authorization")))
+
+
+SecretKeyTenant = Annotated[Tenant, Depends(_secret_key_tenant)]

@@ -1,0 +1,159 @@
+"""Users and their authenticators (spec §4.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from passgate.server.database import Session
+from passgate.server.schemas import (
+    AuthenticatorResponse,
+    EnrollAuthenticatorRequest,
+    EnrollAuthenticatorResponse,
+    QueryUsersResponse,
+    UserAttributes,
+    UserResponse,
+    UserSummary,
+)
+from passgate.server.server_api.auth import SecretKeyTenant
+from passgate.server.server_api.paths import UserId
+from passgate.server.services import tokens, users
+from passgate.server.services.users import UserProfile
+from passgate.server.store.tables import Authenticator, User
+
+router = APIRouter(tags=["users"])
+
+
+def user_response(profile: UserProfile) -> UserResponse:
+    user, enrollment = profile.user, profile.enrollment
+    attributes = UserAttributes.model_validate(user, from_attributes=True) if user else None
+    return UserResponse(
+        user_id=profile.user_id,
+        is_enrolled=enrollment.is_enrolled,
+        enrolled_verification_methods=enrollment.enrolled_methods,
+        allowed_verification_methods=enrollment.allowed_methods,
+        default_verification_method=enrollment.default_method,
+        **(attributes.model_dump(by_alias=False, exclude_none=True) if attributes else {}),
+    )
+
+
+def authenticator_response(authenticator: Authenticator) -> AuthenticatorResponse:
+    return AuthenticatorResponse(
+        user_id=authenticator.user_id,
+        user_authenticator_id=authenticator.id,
+        verification_method=authenticator.verification_method,
+        created_at=authenticator.created_at,
+        verified_at=authenticator.verified_at,
+        last_verified_at=authenticator.last_verified_at,
+        is_default=authenticator.is_default,
+        email=authenticator.email,
+        phone_number=authenticator.phone_number,
+        username=authenticator.username,
+        display_name=authenticator.display_name,
+    )
+
+
+@router.get("/users/{userId}", response_model_exclude_none=True)
+async def get_user(user_id: UserId, tenant: SecretKeyTenant, session: Session) -> UserResponse:
+    return user_response(await users.get_profile(session, tenant, user_id))
+
+
+@router.patch("/users/{userId}", response_model_exclude_none=True)
+async def update_user(
+    user_id: UserId, body: UserAttributes, tenant: SecretKeyTenant, session: Session
+) -> UserAttributes:
+    user = await users.update_user(
+        session, tenant, user_id, body.model_dump(exclude_unset=True, by_alias=False)
+    )
+    return UserAttributes.model_validate(user, from_attributes=True)
+
+
+@router.delete("/users/{userId}")
+async def delete_user(user_id: UserId, tenant: SecretKeyTenant, session: Session) -> dict[str, str]:
+    await users.delete_user(session, tenant, user_id)
+    return {}
+
+
+@router.get("/users", response_model_exclude_none=True)
+async def query_users(
+    tenant: SecretKeyTenant,
+    session: Session,
+    username: Annotated[str | None, Query(max_length=255)] = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    phone_number: Annotated[str | None, Query(alias="phoneNumber", max_length=32)] = None,
+    token: Annotated[str | None, Query(max_length=8192)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    last_evaluated_user_id: Annotated[
+        str | None, Query(alias="lastEvaluatedUserId", max_length=255)
+    ] = None,
+) -> QueryUsersResponse:
+    token_payload = None
+    found: Sequence[User]
+    cursor: str | None
+    if token is not None:
+        # A token narrows the query to its own user, and its claims are returned.
+        claims = tokens.decode_token(tenant, token)
+        token_payload = {
+            "userId": claims.user_id,
+            "actionCode": claims.action_code,
+            "idempotencyKey": claims.idempotency_key,
+            "username": claims.username,
+            "scope": claims.scope,
+            "exp": claims.expires_at,
+            "iat": claims.issued_at,
+        }
+        profile = await users.get_profile(session, tenant, claims.user_id)
+        found = [profile.user] if profile.user else []
+        cursor = None
+    else:
+        found, cursor = await users.query_users(
+            session,
+            tenant,
+            username=username,
+            email=email,
+            phone_number=phone_number,
+            after_user_id=last_evaluated_user_id,
+            limit=limit,
+        )
+    return QueryUsersResponse(
+        users=[UserSummary.model_validate(user, from_attributes=True) for user in found],
+        last_evaluated_user_id=cursor,
+        token_payload=token_payload,
+    )
+
+
+@router.get("/users/{userId}/authenticators")
+async def get_authenticators(
+    user_id: UserId, tenant: SecretKeyTenant, session: Session
+) -> list[AuthenticatorResponse]:
+    found = await users.list_authenticators(session, tenant, user_id)
+    return [authenticator_response(authenticator) for authenticator in found]
+
+
+@router.post("/users/{userId}/authenticators", response_model_exclude_none=True)
+async def enroll_verified_authenticator(
+    user_id: UserId, body: EnrollAuthenticatorRequest, tenant: SecretKeyTenant, session: Session
+) -> EnrollAuthenticatorResponse:
+    authenticator = await users.enroll_verified_authenticator(
+        session,
+        tenant,
+        user_id,
+        method=body.verification_method,
+        email=body.email,
+        phone_number=body.phone_number,
+        is_default=bool(body.is_default),
+    )
+    return EnrollAuthenticatorResponse(authenticator=authenticator_response(authenticator))
+
+
+@router.delete("/users/{userId}/authenticators/{userAuthenticatorId}")
+async def delete_authenticator(
+    user_id: UserId,
+    authenticator_id: Annotated[str, Path(alias="userAuthenticatorId", max_length=64)],
+    tenant: SecretKeyTenant,
+    session: Session,
+) -> dict[str, str]:
+    await users.delete_authenticator(session, tenant, user_id, authenticator_id)
+    return {}

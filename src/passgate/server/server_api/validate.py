@@ -1,0 +1,36 @@
+"""`POST /validate`: the backend redeems the token a challenge produced (spec §4.2)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from passgate.server.database import Session
+from passgate.server.schemas import ValidateRequest, ValidateResponse
+from passgate.server.server_api.auth import SecretKeyTenant
+from passgate.server.services import actions
+from passgate.server.services.enums import ActionState
+
+router = APIRouter(tags=["validate"])
+
+
+@router.post("/validate", response_model_exclude_none=True)
+async def validate(
+    body: ValidateRequest, tenant: SecretKeyTenant, session: Session
+) -> ValidateResponse:
+    result = await actions.validate(
+        session, tenant, body.token, user_id=body.user_id, action_code=body.action
+    )
+    action = result.action
+    if action is None:
+        return ValidateResponse(is_valid=False, error=result.error)
+    return ValidateResponse(
+        is_valid=result.is_valid,
+        state=ActionState(action.state),
+        state_updated_at=action.state_updated_at,
+        user_id=action.user_id,
+        action_code=action.action_code,
+        action=action.action_code,
+        idempotency_key=action.idempotency_key,
+        verification_method=action.verification_method,
+        error=result.error,
+    )

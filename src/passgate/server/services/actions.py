@@ -1,0 +1,202 @@
+"""Actions: track, read, change state, validate. The state machine lives here, once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.schemas import TrackAttributes
+from passgate.server.services import tenants, tokens, users
+from passgate.server.services.enums import ActionState
+from passgate.server.services.errors import NotFound
+from passgate.server.store import queries
+from passgate.server.store.tables import Action, Tenant, User, utcnow
+
+# A result is redeemable by /validate only from these states.
+VALID_STATES = frozenset({ActionState.CHALLENGE_SUCCEEDED, ActionState.ALLOW})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Tracked:
+    action: Action
+    token: str
+    enrollment: users.Enrollment
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Validation:
+    is_valid: bool
+    action: Action | None
+    error: str | None = None
+
+
+async def track(
+    session: AsyncSession,
+    tenant: Tenant,
+    user_id: str,
+    action_code: str,
+    attributes: TrackAttributes,
+) -> Tracked:
+    """Record an action and decide its starting state from the tenant's rules.
+
+    With an `idempotencyKey` already used for this user and action, the existing action is
+    returned unchanged (with a fresh token), so a retried request never creates a second one."""
+    user = await queries.ensure_user(session, tenant.id, user_id)
+    _apply_user_attributes(user, attributes)
+    action = None
+    if attributes.idempotency_key:
+        action = await queries.get_action(
+            session, tenant.id, user_id, action_code, attributes.idempotency_key
+        )
+    if action is None:
+        action = await _insert_action(session, tenant, user_id, action_code, attributes)
+    token = tokens.issue_token(
+        tenant,
+        user_id=user_id,
+        action_code=action_code,
+        idempotency_key=action.idempotency_key,
+        username=user.username,
+        scope=action.scope,
+    )
+    return Tracked(
+        action=action, token=token, enrollment=await users.enrollment(session, tenant, user_id)
+    )
+
+
+def _apply_user_attributes(user: User, attributes: TrackAttributes) -> None:
+    if attributes.username and attributes.username != user.username:
+        user.username = attributes.username
+    if attributes.email and attributes.email != user.email:
+        user.email, user.email_verified = attributes.email, False
+    if attributes.phone_number and attributes.phone_number != user.phone_number:
+        user.phone_number, user.phone_number_verified = attributes.phone_number, False
+
+
+async def _insert_action(
+    session: AsyncSession,
+    tenant: Tenant,
+    user_id: str,
+    action_code: str,
+    attributes: TrackAttributes,
+) -> Action:
+    outcome = await tenants.default_outcome(session, tenant.id, action_code)
+    now = utcnow()
+    action = Action(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant.id,
+        user_id=user_id,
+        action_code=action_code,
+        idempotency_key=attributes.idempotency_key or str(uuid.uuid4()),
+        state=outcome.value,
+        state_updated_at=now,
+        created_at=now,
+        updated_at=now,
+        ip_address=attributes.ip_address,
+        user_agent=attributes.user_agent,
+        device_id=attributes.device_id,
+        custom=attributes.custom,
+        scope=attributes.scope,
+        redirect_url=attributes.redirect_url,
+        locale=attributes.locale,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(action)
+    except IntegrityError:
+        # A concurrent track with the same idempotency key won: return its action.
+        existing = await queries.get_action(
+            session, tenant.id, user_id, action_code, action.idempotency_key
+        )
+        if existing is None:
+            raise
+        return existing
+    return action
+
+
+async def get_action(
+    session: AsyncSession, tenant: Tenant, user_id: str, action_code: str, idempotency_key: str
+) -> Action:
+    action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+    if action is None:
+        raise NotFound(
+            f"no action {action_code!r} with idempotency key {idempotency_key!r} "
+            f"for user {user_id!r}"
+        )
+    return action
+
+
+async def set_state(
+    session: AsyncSession,
+    tenant: Tenant,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str,
+    state: ActionState,
+) -> Action:
+    """The backend's override of an action's state (for example after a manual review)."""
+    action = await get_action(session, tenant, user_id, action_code, idempotency_key)
+    now = utcnow()
+    if action.state != state.value:
+        action.state, action.state_updated_at = state.value, now
+    action.updated_at = now
+    await session.flush()
+    return action
+
+
+async def query_actions(
+    session: AsyncSession,
+    tenant: Tenant,
+    user_id: str,
+    *,
+    from_date: datetime | None = None,
+    action_codes: Sequence[str] = (),
+    state: ActionState | None = None,
+    limit: int = 100,
+) -> Sequence[Action]:
+    return await queries.find_actions(
+        session,
+        tenant.id,
+        user_id,
+        from_date=from_date,
+        action_codes=action_codes,
+        state=state.value if state else None,
+        limit=limit,
+    )
+
+
+async def validate(
+    session: AsyncSession,
+    tenant: Tenant,
+    token: str,
+    *,
+    user_id: str | None = None,
+    action_code: str | None = None,
+) -> Validation:
+    """Redeem a token: valid only for a succeeded (or allowed) action, and only once.
+
+    A token that is forged, tampered with, expired or another tenant's raises; a genuine
+    token whose action is not (or no longer) redeemable returns `is_valid=False` and why."""
+    claims = tokens.decode_token(tenant, token)
+    if not claims.action_code or not claims.idempotency_key:
+        return Validation(is_valid=False, action=None, error="The token is not bound to an action.")
+    action = await queries.get_action(
+        session, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+    )
+    if action is None:
+        return Validation(is_valid=False, action=None, error="The token's action no longer exists.")
+    if user_id is not None and user_id != claims.user_id:
+        return Validation(is_valid=False, action=action, error="The token belongs to another user.")
+    if action_code is not None and action_code != claims.action_code:
+        return Validation(is_valid=False, action=action, error="The token is for another action.")
+    if action.state not in VALID_STATES:
+        return Validation(is_valid=False, action=action)
+    if not await queries.mark_validated(session, action.id, utcnow()):
+        return Validation(
+            is_valid=False, action=action, error="The token has already been validated."
+        )
+    return Validation(is_valid=True, action=action)

@@ -1,0 +1,129 @@
+"""Tenants: creation, secret keys (stored hashed, compared in constant time) and lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services.enums import ActionOutcome
+from passgate.server.services.errors import (
+    UNAUTHORIZED_SECRET_KEY,
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+)
+from passgate.server.services.tokens import generate_signing_key
+from passgate.server.store import queries
+from passgate.server.store.tables import ActionConfig, Tenant
+
+SECRET_KEY_PREFIX = "pg_sk_"
+
+
+def hash_secret_key(secret_key: str) -> str:
+    # The keys are 256-bit random, so a plain SHA-256 is as strong as a slow hash here.
+    return hashlib.sha256(secret_key.encode()).hexdigest()
+
+
+def _new_secret_key() -> str:
+    return SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def expected_origins(rp_id: str, extra_origins: Sequence[str]) -> list[str]:
+    origins = [f"https://{rp_id}"]
+    for origin in extra_origins:
+        origin = origin.rstrip("/")
+        if not origin.startswith(("https://", "http://", "android:apk-key-hash:")):
+            raise InvalidRequest(
+                f"origin {origin!r} must start with https://, http:// or android:apk-key-hash:"
+            )
+        if origin not in origins:
+            origins.append(origin)
+    return origins
+
+
+def _check_rp_id(rp_id: str) -> None:
+    if not rp_id or "://" in rp_id or "/" in rp_id or ":" in rp_id or rp_id != rp_id.strip():
+        raise InvalidRequest(f"rp id {rp_id!r} must be a bare domain such as example.com")
+
+
+async def create_tenant(
+    session: AsyncSession,
+    *,
+    name: str,
+    rp_id: str,
+    origins: Sequence[str] = (),
+    rp_name: str | None = None,
+) -> tuple[Tenant, str]:
+    """Create a tenant. Returns it with its secret key, which is never retrievable again."""
+    if not name.strip():
+        raise InvalidRequest("a tenant needs a name")
+    _check_rp_id(rp_id)
+    secret_key = _new_secret_key()
+    key_id, private_key = generate_signing_key()
+    tenant = Tenant(
+        id=str(uuid.uuid4()),
+        name=name.strip(),
+        secret_key_hash=hash_secret_key(secret_key),
+        secret_key_hint=secret_key[: len(SECRET_KEY_PREFIX) + 4],
+        rp_id=rp_id,
+        rp_name=rp_name or name.strip(),
+        origins=expected_origins(rp_id, origins),
+        token_lifetime_seconds=600,
+        signing_key_id=key_id,
+        signing_private_key=private_key,
+        settings={},
+    )
+    session.add(tenant)
+    await session.flush()
+    return tenant, secret_key
+
+
+async def rotate_secret_key(session: AsyncSession, tenant_id: str) -> str:
+    tenant = await get_tenant(session, tenant_id)
+    secret_key = _new_secret_key()
+    tenant.secret_key_hash = hash_secret_key(secret_key)
+    tenant.secret_key_hint = secret_key[: len(SECRET_KEY_PREFIX) + 4]
+    await session.flush()
+    return secret_key
+
+
+async def authenticate(session: AsyncSession, secret_key: str | None) -> Tenant:
+    """The tenant owning `secret_key`, or `Unauthorized`."""
+    if not secret_key:
+        raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
+    digest = hash_secret_key(secret_key)
+    tenant = await queries.tenant_by_secret_hash(session, digest)
+    if tenant is None or not hmac.compare_digest(tenant.secret_key_hash, digest):
+        raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
+    return tenant
+
+
+async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant with id {tenant_id!r}")
+    return tenant
+
+
+async def list_tenants(session: AsyncSession) -> Sequence[Tenant]:
+    return await queries.all_tenants(session)
+
+
+async def default_outcome(session: AsyncSession, tenant_id: str, action_code: str) -> ActionOutcome:
+    config = await session.get(ActionConfig, (tenant_id, action_code))
+    return ActionOutcome(config.default_outcome) if config else ActionOutcome.CHALLENGE_REQUIRED
+
+
+async def set_action_outcome(
+    session: AsyncSession, tenant_id: str, action_code: str, outcome: ActionOutcome
+) -> None:
+    await get_tenant(session, tenant_id)
+    await session.merge(
+        ActionConfig(tenant_id=tenant_id, action_code=action_code, default_outcome=outcome.value)
+    )
+    await session.flush()

@@ -1,0 +1,162 @@
+"""Users and the authenticators an app backend manages for them directly."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services.enums import (
+    DEFAULT_ALLOWED_METHODS,
+    DIRECTLY_ENROLLABLE,
+    VerificationMethod,
+)
+from passgate.server.services.errors import InvalidRequest, NotFound
+from passgate.server.store import queries
+from passgate.server.store.tables import Authenticator, Tenant, User, utcnow
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Enrollment:
+    """What a user can verify with, as track and get_user report it."""
+
+    enrolled_methods: list[str]
+    allowed_methods: list[str]
+
+    @property
+    def is_enrolled(self) -> bool:
+        return bool(self.enrolled_methods)
+
+    @property
+    def default_method(self) -> str | None:
+        return self.enrolled_methods[0] if self.enrolled_methods else None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserProfile:
+    user_id: str
+    user: User | None
+    enrollment: Enrollment
+
+
+def allowed_methods(tenant: Tenant) -> list[str]:
+    configured = tenant.settings.get("allowedVerificationMethods")
+    return list(configured) if configured else [method.value for method in DEFAULT_ALLOWED_METHODS]
+
+
+async def enrollment(session: AsyncSession, tenant: Tenant, user_id: str) -> Enrollment:
+    enrolled = await queries.enrolled_methods(session, tenant.id, user_id)
+    return Enrollment(enrolled_methods=enrolled, allowed_methods=allowed_methods(tenant))
+
+
+async def get_profile(session: AsyncSession, tenant: Tenant, user_id: str) -> UserProfile:
+    """A user as the backend sees it; an unknown user is simply not enrolled."""
+    user = await queries.get_user(session, tenant.id, user_id)
+    return UserProfile(
+        user_id=user_id, user=user, enrollment=await enrollment(session, tenant, user_id)
+    )
+
+
+async def update_user(
+    session: AsyncSession, tenant: Tenant, user_id: str, changes: dict[str, Any]
+) -> User:
+    """Set the given attributes, creating the user if needed. A changed email or phone number
+    stops being verified unless the same request says it is."""
+    user = await queries.ensure_user(session, tenant.id, user_id)
+    if "email" in changes and changes["email"] != user.email:
+        user.email_verified = False
+    if "phone_number" in changes and changes["phone_number"] != user.phone_number:
+        user.phone_number_verified = False
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.updated_at = utcnow()
+    await session.flush()
+    return user
+
+
+async def delete_user(session: AsyncSession, tenant: Tenant, user_id: str) -> None:
+    await queries.delete_user(session, tenant.id, user_id)
+
+
+async def query_users(
+    session: AsyncSession,
+    tenant: Tenant,
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    phone_number: str | None = None,
+    after_user_id: str | None = None,
+    limit: int = 100,
+) -> tuple[Sequence[User], str | None]:
+    """A page of users matching every given filter, and the cursor for the next page."""
+    users = await queries.find_users(
+        session,
+        tenant.id,
+        username=username,
+        email=email,
+        phone_number=phone_number,
+        after_user_id=after_user_id,
+        limit=limit + 1,
+    )
+    if len(users) > limit:
+        return users[:limit], users[limit - 1].user_id
+    return users, None
+
+
+async def list_authenticators(
+    session: AsyncSession, tenant: Tenant, user_id: str
+) -> Sequence[Authenticator]:
+    return await queries.user_authenticators(session, tenant.id, user_id)
+
+
+async def enroll_verified_authenticator(
+    session: AsyncSession,
+    tenant: Tenant,
+    user_id: str,
+    *,
+    method: VerificationMethod,
+    email: str | None,
+    phone_number: str | None,
+    is_default: bool,
+) -> Authenticator:
+    """Enroll an email or phone authenticator the backend has already verified itself."""
+    contact_field = DIRECTLY_ENROLLABLE.get(method)
+    if contact_field is None:
+        names = ", ".join(sorted(DIRECTLY_ENROLLABLE))
+        raise InvalidRequest(
+            f"{method.value} cannot be enrolled by the backend; use one of {names}. "
+            "Passkeys and push devices are enrolled by the user's app through the Client API."
+        )
+    contact = email if contact_field == "email" else phone_number
+    if not contact:
+        raise InvalidRequest(
+            f"{method.value} needs {'email' if contact_field == 'email' else 'phoneNumber'}"
+        )
+    user = await queries.ensure_user(session, tenant.id, user_id)
+    now = utcnow()
+    authenticator = Authenticator(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant.id,
+        user_id=user_id,
+        verification_method=method.value,
+        email=contact if contact_field == "email" else None,
+        phone_number=contact if contact_field == "phone_number" else None,
+        username=user.username,
+        display_name=user.display_name,
+        is_default=is_default,
+        created_at=now,
+        verified_at=now,
+    )
+    session.add(authenticator)
+    await session.flush()
+    return authenticator
+
+
+async def delete_authenticator(
+    session: AsyncSession, tenant: Tenant, user_id: str, authenticator_id: str
+) -> None:
+    if not await queries.delete_authenticator(session, tenant.id, user_id, authenticator_id):
+        raise NotFound(f"user {user_id!r} has no authenticator {authenticator_id!r}")

@@ -1,0 +1,29 @@
+"""Server settings, read once at start-up from `PASSGATE_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./.passgate/passgate.db"
+
+
+class Settings(BaseSettings):
+    """Operator-facing configuration. Every field is `PASSGATE_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PASSGATE_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="sqlite:///path (embedded, the default) or postgresql://user@host/db",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL clients reach this server at, e.g. https://auth.example.com. "
+        "Used for hosted-page links in track responses; defaults to the request's own URL.",
+    )
+    max_body_bytes: int = Field(
+        default=100_000, ge=1024, description="Requests with a larger body get 413."
+    )
+    database_pool_size: int = Field(default=10, ge=1)
+    log_json: bool = Field(default=False, description="Log as JSON lines instead of console.")

@@ -1,0 +1,1 @@
+"""Tables, queries and migrations: the only part of Passgate that talks SQL."""

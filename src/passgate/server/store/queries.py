@@ -1,0 +1,170 @@
+"""Every query the services make, so SQL stays in one place and each uses an index."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.store.tables import Action, Authenticator, Tenant, User, utcnow
+
+
+async def tenant_by_secret_hash(session: AsyncSession, digest: str) -> Tenant | None:
+    return await session.scalar(select(Tenant).where(Tenant.secret_key_hash == digest))
+
+
+async def all_tenants(session: AsyncSession) -> Sequence[Tenant]:
+    return (await session.scalars(select(Tenant).order_by(Tenant.created_at))).all()
+
+
+# Users -----------------------------------------------------------------------------------
+
+
+async def get_user(session: AsyncSession, tenant_id: str, user_id: str) -> User | None:
+    return await session.get(User, (tenant_id, user_id))
+
+
+async def ensure_user(session: AsyncSession, tenant_id: str, user_id: str) -> User:
+    """The user, created if missing; safe when two requests create the same user at once."""
+    user = await get_user(session, tenant_id, user_id)
+    if user is not None:
+        return user
+    now = utcnow()
+    values: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "handle": str(uuid.uuid4()),
+        "email_verified": False,
+        "phone_number_verified": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(User).values(values).on_conflict_do_nothing())
+    user = await get_user(session, tenant_id, user_id)
+    assert user is not None
+    return user
+
+
+async def find_users(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    username: str | None,
+    email: str | None,
+    phone_number: str | None,
+    after_user_id: str | None,
+    limit: int,
+) -> Sequence[User]:
+    query = select(User).where(User.tenant_id == tenant_id)
+    if username is not None:
+        query = query.where(User.username == username)
+    if email is not None:
+        query = query.where(User.email == email)
+    if phone_number is not None:
+        query = query.where(User.phone_number == phone_number)
+    if after_user_id is not None:
+        query = query.where(User.user_id > after_user_id)
+    return (await session.scalars(query.order_by(User.user_id).limit(limit))).all()
+
+
+async def delete_user(session: AsyncSession, tenant_id: str, user_id: str) -> bool:
+    """Delete a user with everything hanging off it. True if the user existed."""
+    for table in (Action, Authenticator):
+        await session.execute(
+            delete(table).where(table.tenant_id == tenant_id, table.user_id == user_id)
+        )
+    result = await session.execute(
+        delete(User).where(User.tenant_id == tenant_id, User.user_id == user_id)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Authenticators --------------------------------------------------------------------------
+
+
+async def user_authenticators(
+    session: AsyncSession, tenant_id: str, user_id: str
+) -> Sequence[Authenticator]:
+    query = (
+        select(Authenticator)
+        .where(Authenticator.tenant_id == tenant_id, Authenticator.user_id == user_id)
+        .order_by(Authenticator.created_at, Authenticator.id)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def enrolled_methods(session: AsyncSession, tenant_id: str, user_id: str) -> list[str]:
+    query = (
+        select(Authenticator.verification_method)
+        .where(Authenticator.tenant_id == tenant_id, Authenticator.user_id == user_id)
+        .distinct()
+        .order_by(Authenticator.verification_method)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def delete_authenticator(
+    session: AsyncSession, tenant_id: str, user_id: str, authenticator_id: str
+) -> bool:
+    result = await session.execute(
+        delete(Authenticator).where(
+            Authenticator.id == authenticator_id,
+            Authenticator.tenant_id == tenant_id,
+            Authenticator.user_id == user_id,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# Actions ---------------------------------------------------------------------------------
+
+
+async def get_action(
+    session: AsyncSession, tenant_id: str, user_id: str, action_code: str, idempotency_key: str
+) -> Action | None:
+    query = select(Action).where(
+        Action.tenant_id == tenant_id,
+        Action.user_id == user_id,
+        Action.action_code == action_code,
+        Action.idempotency_key == idempotency_key,
+    )
+    return await session.scalar(query)
+
+
+async def find_actions(
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str,
+    *,
+    from_date: datetime | None,
+    action_codes: Sequence[str],
+    state: str | None,
+    limit: int,
+) -> Sequence[Action]:
+    query = select(Action).where(Action.tenant_id == tenant_id, Action.user_id == user_id)
+    if from_date is not None:
+        query = query.where(Action.created_at >= from_date)
+    if action_codes:
+        query = query.where(Action.action_code.in_(action_codes))
+    if state is not None:
+        query = query.where(Action.state == state)
+    query = query.order_by(Action.created_at.desc(), Action.id).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def mark_validated(session: AsyncSession, action_id: str, now: datetime) -> bool:
+    """Atomically redeem an action's result: True for exactly one caller, ever."""
+    result = await session.execute(
+        update(Action)
+        .where(Action.id == action_id, Action.validated_at.is_(None))
+        .values(validated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -1,0 +1,148 @@
+"""The schema. Every lookup a request makes has an index here; migrations mirror this file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class Tenant(Base):
+    """One relying party / app: its keys, origins and settings. Tenants never see each other."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_key_hint: Mapped[str] = mapped_column(String(20))
+    rp_id: Mapped[str] = mapped_column(String(253))
+    rp_name: Mapped[str] = mapped_column(String(200))
+    origins: Mapped[list[str]] = mapped_column(default=list)
+    token_lifetime_seconds: Mapped[int] = mapped_column(Integer, default=600)
+    signing_key_id: Mapped[str] = mapped_column(String(64))
+    signing_private_key: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ActionConfig(Base):
+    """Per-tenant, per-action rules: for now the outcome a tracked action starts in."""
+
+    __tablename__ = "action_configs"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action_code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    default_outcome: Mapped[str] = mapped_column(String(32))
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        Index("ix_users_tenant_email", "tenant_id", "email"),
+        Index("ix_users_tenant_username", "tenant_id", "username"),
+        Index("ix_users_tenant_phone", "tenant_id", "phone_number"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # WebAuthn user handle: a UUID, so that it reads the same from iOS (raw) and Android (b64url).
+    handle: Mapped[str] = mapped_column(String(36), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    phone_number_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    username: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    locale: Mapped[str | None] = mapped_column(String(35))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Authenticator(Base):
+    """Anything a user verifies with: an email or phone enrolled by the backend, later passkeys
+    and push devices. `id` is Authsignal's `userAuthenticatorId`."""
+
+    __tablename__ = "authenticators"
+    __table_args__ = (Index("ix_authenticators_tenant_user", "tenant_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(String(255))
+    verification_method: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone_number: Mapped[str | None] = mapped_column(String(32))
+    username: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column()
+    last_verified_at: Mapped[datetime | None] = mapped_column()
+
+
+class Action(Base):
+    """One tracked action (sign-in, payment, ...) of one user, and the state its challenge is in."""
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        Index(
+            "ux_actions_key", "tenant_id", "user_id", "action_code", "idempotency_key", unique=True
+        ),
+        Index("ix_actions_tenant_user_created", "tenant_id", "user_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(String(255))
+    action_code: Mapped[str] = mapped_column(String(100))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(32))
+    state_updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    verification_method: Mapped[str | None] = mapped_column(String(32))
+    verified_by_authenticator_id: Mapped[str | None] = mapped_column(String(36))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(1024))
+    device_id: Mapped[str | None] = mapped_column(String(255))
+    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    scope: Mapped[str | None] = mapped_column(String(255))
+    redirect_url: Mapped[str | None] = mapped_column(String(2048))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    # Set once, atomically, by the first successful /validate: a result is redeemed once.
+    validated_at: Mapped[datetime | None] = mapped_column()

@@ -1,0 +1,108 @@
+"""The `passgate` command, run as a user runs it: a real process and a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live_server import LiveServer
+
+PASSGATE = [sys.executable, "-m", "passgate.cli"]
+
+
+def passgate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PASSGATE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_tenant_create_list_show(sqlite_url: str) -> None:
+    created = passgate(
+        "tenant",
+        "create",
+        "--name",
+        "Shop",
+        "--rp-id",
+        "shop.example",
+        "--origin",
+        "https://www.shop.example",
+        "--database-url",
+        sqlite_url,
+        "--json",
+    )
+    assert created.returncode == 0, created.stderr
+    tenant = json.loads(created.stdout)
+    assert tenant["secretKey"].startswith("pg_sk_")
+    assert tenant["origins"] == ["https://shop.example", "https://www.shop.example"]
+
+    listed = passgate("tenant", "list", "--json", env={"PASSGATE_DATABASE_URL": sqlite_url})
+    assert [t["tenantId"] for t in json.loads(listed.stdout)] == [tenant["tenantId"]]
+
+    shown = passgate("tenant", "show", tenant["tenantId"], "--database-url", sqlite_url, "--json")
+    assert json.loads(shown.stdout)["rpId"] == "shop.example"
+    assert tenant["secretKey"] not in shown.stdout
+
+
+def test_created_key_works_against_a_server(database_url: str, server: LiveServer) -> None:
+    created = passgate(
+        "tenant",
+        "create",
+        "--name",
+        "cli",
+        "--rp-id",
+        "localhost",
+        "--database-url",
+        database_url,
+        "--json",
+    )
+    assert created.returncode == 0, created.stderr
+    secret_key = json.loads(created.stdout)["secretKey"]
+    response = httpx.post(
+        f"{server.api_url}/users/u/actions/signIn", json={}, auth=(secret_key, "")
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tenant", "create", "--name", "x"],
+        ["tenant", "create", "--name", "x", "--rp-id", "https://bad.example"],
+        ["tenant", "create", "--name", "x", "--rp-id", "ok.example", "--origin", "ftp://x"],
+        ["tenant", "show", "no-such-tenant"],
+        ["tenant", "set-action", "no-such-tenant", "signIn", "--outcome", "ALLOW"],
+        ["tenant", "set-action", "t", "signIn", "--outcome", "MAYBE"],
+        ["tenant", "list", "--database-url", "mysql://nobody@127.0.0.1/x"],
+        ["tenant", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/x"],
+        ["serve", "--port", "99999"],
+        ["no-such-command"],
+    ],
+)
+def test_bad_arguments_get_one_line_and_nonzero_exit(sqlite_url: str, args: list[str]) -> None:
+    result = passgate(*args, env={"PASSGATE_DATABASE_URL": sqlite_url})
+    assert result.returncode != 0
+    assert result.stderr.startswith("passgate: error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade(sqlite_url: str) -> None:
+    first = passgate("db", "upgrade", "--database-url", sqlite_url)
+    again = passgate("db", "upgrade", "--database-url", sqlite_url)
+    assert first.returncode == again.returncode == 0
+    assert "up to date" in again.stdout

@@ -1,0 +1,83 @@
+"""Fixtures: a real server on loopback over SQLite, and over PostgreSQL when it is reachable
+(always under CI, where an unreachable PostgreSQL fails the run instead of skipping)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+
+import asyncpg
+import httpx
+import pytest
+from authsignal.client import AuthsignalClient
+
+from tests.live_server import LiveServer, Tenant
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PASSGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+async def _postgres(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh, empty database of each supported kind for the test session."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'passgate.db'}"
+        return
+    name = f"passgate_test_{secrets.token_hex(4)}"
+    try:
+        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is required under CI: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {exc}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[LiveServer]:
+    live = LiveServer(database_url).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def tenant(server: LiveServer) -> Tenant:
+    return server.create_tenant()
+
+
+@pytest.fixture
+def other_tenant(server: LiveServer) -> Tenant:
+    return server.create_tenant(name="other")
+
+
+@pytest.fixture
+def authsignal(server: LiveServer, tenant: Tenant) -> Iterator[AuthsignalClient]:
+    """Authsignal's own published Python server SDK, pointed at Passgate."""
+    client = AuthsignalClient(api_secret_key=tenant.secret_key, api_url=server.api_url, timeout=10)
+    yield client
+    client.session.close()
+
+
+@pytest.fixture
+def http(server: LiveServer, tenant: Tenant) -> Iterator[httpx.Client]:
+    """Plain HTTP with the tenant's secret key, for what the SDK does not cover."""
+    with httpx.Client(base_url=server.api_url, auth=(tenant.secret_key, ""), timeout=10) as client:
+        yield client

@@ -1,0 +1,92 @@
+"""A real Passgate server on a loopback port, in a thread with its own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.app import create_app
+from passgate.server.services import tenants
+from passgate.server.settings import Settings
+from passgate.server.store.migrate import upgrade
+
+T = TypeVar("T")
+
+
+class LiveServer:
+    def __init__(self, database_url: str, **settings: Any) -> None:
+        self.database_url = database_url
+        asyncio.run(upgrade(database_url))
+        self.app = create_app(Settings(database_url=database_url, **settings))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def _serve(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._server.serve())
+        finally:
+            self._loop.close()
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=20)
+
+    def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` in one committed transaction on the server's own engine and loop."""
+
+        async def unit() -> T:
+            async with self.app.state.sessionmaker() as session, session.begin():
+                return await work(session)
+
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(unit(), self._loop).result(timeout=30)
+
+    def create_tenant(self, name: str = "test", rp_id: str = "localhost", **kwargs: Any) -> Tenant:
+        async def work(session: AsyncSession) -> Tenant:
+            tenant, secret_key = await tenants.create_tenant(
+                session, name=name, rp_id=rp_id, **kwargs
+            )
+            return Tenant(tenant.id, secret_key, rp_id)
+
+        return self.run(work)
+
+
+class Tenant:
+    """What a test knows of a tenant: what its operator was shown at creation."""
+
+    def __init__(self, tenant_id: str, secret_key: str, rp_id: str) -> None:
+        self.id = tenant_id
+        self.secret_key = secret_key
+        self.rp_id = rp_id
