@@ -1,8 +1,47 @@
 """Passgate: self-hostable passkey and push authentication that speaks the Authsignal API.
 
-`pip install passgate` is the client SDK; `pip install "passgate[server]"` adds the server.
+`pip install passgate` is this client SDK; `pip install "passgate[server]"` adds the server.
+
+    from passgate import Authsignal
+    client = Authsignal("TENANT_ID", base_url="http://127.0.0.1:8000/v1")
 """
 
 from passgate._version import __version__
+from passgate.sdk._async.client import Authsignal
+from passgate.sdk._protocol import DEFAULT_BASE_URL, Region
+from passgate.sdk._sync.client import AuthsignalSync
+from passgate.sdk._types import (
+    AppChallenge,
+    AppCredential,
+    AuthsignalResponse,
+    ChallengeUser,
+    ErrorCode,
+    SignInResponse,
+    SignUpResponse,
+    TokenPayload,
+    TokenPayloadOther,
+    UpdatedAppCredential,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "AppChallenge",
+    "AppCredential",
+    "Authsignal",
+    "AuthsignalResponse",
+    "AuthsignalSync",
+    "ChallengeUser",
+    "ErrorCode",
+    "Region",
+    "SignInResponse",
+    "SignUpResponse",
+    "TokenPayload",
+    "TokenPayloadOther",
+    "UpdatedAppCredential",
+    "__version__",
+]
+
+for _name in __all__:
+    _member = globals()[_name]
+    if hasattr(_member, "__module__") and isinstance(_member, type):
+        _member.__module__ = "passgate"

@@ -17,9 +17,11 @@ class PassgateError(Exception):
     status_code = 400
     error_code = "invalid_request"
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, error_code: str | None = None) -> None:
         super().__init__(description)
         self.description = description
+        if error_code is not None:
+            self.error_code = error_code
 
     def __repr__(self) -> str:
         return (

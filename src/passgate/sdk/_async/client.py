@@ -1,0 +1,65 @@
+"""`Authsignal`: the client object apps create once, as in the Flutter SDK."""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+
+import httpx
+
+from passgate.sdk._async.transport import ApiTransport
+from passgate.sdk._protocol import DEFAULT_BASE_URL, basic_auth, bearer_auth
+
+
+class Authsignal:
+    """Talks to a Passgate server, or to Authsignal's hosted API, as the Flutter SDK does.
+
+    `base_url` includes `/v1` (see `Region`). `device_id` identifies this installation to the
+    server; without one a random id is made for the lifetime of the object."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        device_id: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if not tenant_id:
+            raise ValueError("tenant_id is required")
+        self.tenant_id = tenant_id
+        self.base_url = base_url.rstrip("/")
+        self._device_id = device_id or str(uuid.uuid4())
+        self._token: str | None = None
+        self._api = ApiTransport(self.base_url, tenant_id, transport=transport, timeout=timeout)
+
+    def set_token(self, token: str) -> None:
+        """Cache a token from your backend's `track`; calls that need one use it."""
+        self._token = token
+
+    def get_device_id(self) -> str:
+        return self._device_id
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    def _authorization(self, token: str | None = None) -> str:
+        """Bearer when a token is given or cached, else Basic with the tenant id (spec §2.1)."""
+        token = token or self._token
+        return bearer_auth(token) if token else basic_auth(self.tenant_id)
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    async def __aenter__(self) -> Authsignal:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,101 @@
+"""Client API authentication (spec §2.1): a Bearer token from `track` or a previous verify,
+else Basic carrying only the tenant id, in any of the three encodings the SDKs use."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import unquote
+
+from fastapi import Depends, Request
+
+from passgate.server.database import Session
+from passgate.server.services import tokens
+from passgate.server.services.errors import InvalidToken, Unauthorized
+from passgate.server.services.tokens import TokenClaims
+from passgate.server.store.tables import Tenant
+
+MISSING_TENANT = "The request needs a Bearer token or Basic authorization with the tenant id."
+TOKEN_REQUIRED = "This call needs a Bearer token from your backend's track call."
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCaller:
+    """Who is calling: always a tenant; with a Bearer token, also the user and action."""
+
+    tenant: Tenant
+    claims: TokenClaims | None
+
+
+def _b64decode_lenient(text: str) -> bytes:
+    """Either alphabet, padding optional."""
+    text = text.strip().replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def tenant_id_from_basic(credentials: str) -> str | None:
+    """Android `base64("id:")`, iOS `base64url("id:")` unpadded, browser
+    `btoa(encodeURIComponent(id))` without a colon: all give `id`."""
+    try:
+        decoded = unquote(_b64decode_lenient(credentials).decode("utf-8"))
+    except (binascii.Error, ValueError):
+        return None
+    tenant_id = decoded.split(":", 1)[0].strip()
+    return tenant_id or None
+
+
+def _unverified_tenant_id(token: str) -> str | None:
+    """The tenant a token claims to be from; the signature is checked against that tenant."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(_b64decode_lenient(parts[1]))
+    except (binascii.Error, ValueError):
+        return None
+    other = claims.get("other") if isinstance(claims, dict) else None
+    tenant_id = other.get("tenantId") if isinstance(other, dict) else None
+    return tenant_id if isinstance(tenant_id, str) else None
+
+
+async def _tenant(session: Session, tenant_id: str | None, code: str, message: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id) if tenant_id and len(tenant_id) <= 36 else None
+    if tenant is None:
+        raise Unauthorized(message, error_code=code)
+    return tenant
+
+
+async def _client_caller(request: Request, session: Session) -> ClientCaller:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and credentials.strip():
+        token = credentials.strip()
+        tenant = await _tenant(
+            session, _unverified_tenant_id(token), "invalid_token", "The token is not valid."
+        )
+        try:
+            claims = tokens.decode_token(tenant, token)
+        except InvalidToken as exc:
+            raise Unauthorized(exc.description, error_code=exc.error_code) from exc
+        return ClientCaller(tenant, claims)
+    if scheme == "basic" and credentials.strip():
+        tenant_id = tenant_id_from_basic(credentials)
+        return ClientCaller(
+            await _tenant(session, tenant_id, "unauthorized", "Unknown tenant id."), None
+        )
+    raise Unauthorized(MISSING_TENANT)
+
+
+async def _token_caller(caller: Annotated[ClientCaller, Depends(_client_caller)]) -> ClientCaller:
+    if caller.claims is None:
+        raise Unauthorized(TOKEN_REQUIRED, error_code="token_required")
+    return caller
+
+
+# Bearer if given, else Basic(tenant id).
+AnyCaller = Annotated[ClientCaller, Depends(_client_caller)]
+# Bearer required: `caller.claims` is set.
+TokenCaller = Annotated[ClientCaller, Depends(_token_caller)]
