@@ -62,8 +62,10 @@ def serve(
     import uvicorn
 
     from passgate.server.app import create_app
+    from passgate.server.observability import configure_logging
 
     settings = Settings(database_url=database_url)
+    configure_logging(json_lines=settings.log_json)
     _database.translate_errors(lambda: asyncio.run(upgrade(database_url)))
     if dev:
         credentials = ensure_dev_tenant(database_url, port)
@@ -75,7 +77,7 @@ def serve(
                 "Relying party": "localhost",
             }
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
 @db_app.command("upgrade")

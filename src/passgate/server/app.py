@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from passgate import __version__
 from passgate.server import client_api, errors, server_api
 from passgate.server.middleware import BodySizeLimit
+from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.settings import Settings
 from passgate.server.store.database import create_engine, create_sessionmaker
 
@@ -36,6 +37,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.sessionmaker = create_sessionmaker(engine)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(server_api.router, prefix="/v1")
     app.include_router(client_api.router, prefix="/v1")
 
