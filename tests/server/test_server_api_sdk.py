@@ -142,11 +142,18 @@ def test_users_update_get_delete(authsignal: AuthsignalClient) -> None:
     # Changing the email without saying it is verified un-verifies it.
     assert authsignal.update_user("grace", {"email": "g2@example.com"})["email_verified"] is False
 
-    authsignal.track("grace", "signIn")
+    authsignal.enroll_verified_authenticator(
+        "grace", {"verificationMethod": "EMAIL_OTP", "email": "g2@example.com"}
+    )
+    tracked = authsignal.track("grace", "signIn")
     authsignal.delete_user("grace")
     gone = authsignal.get_user("grace")
     assert gone["is_enrolled"] is False
     assert "email" not in gone
+    assert authsignal.get_authenticators("grace") == []
+    with pytest.raises(ApiException) as no_action:
+        authsignal.get_action("grace", "signIn", tracked["idempotency_key"])
+    assert no_action.value.status_code == 404
 
 
 def test_authenticators_enroll_list_delete(authsignal: AuthsignalClient) -> None:
