@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from passgate.server.errors import error_response
 
 
 class BodySizeLimit:
@@ -24,9 +24,16 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await self._refuse(send)
-                return
+            if name != b"content-length":
+                continue
+            if not value.isdigit():
+                response = error_response(400, "invalid_request", "Malformed Content-Length.")
+            elif int(value) > self.max_bytes:
+                response = error_response(413, "payload_too_large", self._description)
+            else:
+                break
+            await response(scope, receive, send)
+            return
         received = 0
 
         async def limited_receive() -> Message:
@@ -43,12 +50,3 @@ class BodySizeLimit:
     @property
     def _description(self) -> str:
         return f"The request body is larger than {self.max_bytes} bytes."
-
-    async def _refuse(self, send: Send) -> None:
-        code = "payload_too_large"
-        body = json.dumps(
-            {"error": code, "errorCode": code, "errorDescription": self._description}
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
