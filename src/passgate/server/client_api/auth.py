@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from fastapi import Depends, Request
 
 from passgate.server.database import Session
-from passgate.server.services import tokens
+from passgate.server.services import tenants, tokens
 from passgate.server.services.errors import InvalidToken, Unauthorized
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store.tables import Tenant
@@ -62,7 +62,11 @@ def _unverified_tenant_id(token: str) -> str | None:
 
 
 async def _tenant(session: Session, tenant_id: str | None, code: str, message: str) -> Tenant:
-    tenant = await session.get(Tenant, tenant_id) if tenant_id and len(tenant_id) <= 36 else None
+    tenant = (
+        await tenants.find_tenant(session, tenant_id)
+        if tenant_id and len(tenant_id) <= 36
+        else None
+    )
     if tenant is None:
         raise Unauthorized(message, error_code=code)
     return tenant

@@ -84,7 +84,7 @@ async def _insert_action(
     action_code: str,
     attributes: TrackAttributes,
 ) -> Action:
-    outcome = await tenants.default_outcome(session, tenant.id, action_code)
+    outcome = tenants.default_outcome(tenant, action_code)
     now = utcnow()
     action = Action(
         id=str(uuid.uuid4()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -19,9 +20,39 @@ from passgate.server.services.errors import (
 )
 from passgate.server.services.tokens import generate_signing_key
 from passgate.server.store import queries
-from passgate.server.store.tables import ActionConfig, Tenant
+from passgate.server.store.tables import Tenant
 
 SECRET_KEY_PREFIX = "pg_sk_"
+
+# Tenants change rarely and every request needs one, so each process keeps what it loaded for
+# a few seconds: a changed setting or rotated key reaches other processes within this time.
+CACHE_SECONDS = 10.0
+_by_secret_hash: dict[str, tuple[float, Tenant]] = {}
+_by_id: dict[str, tuple[float, Tenant]] = {}
+
+
+def _cached(cache: dict[str, tuple[float, Tenant]], key: str) -> Tenant | None:
+    entry = cache.get(key)
+    if entry is None or entry[0] < time.monotonic():
+        return None
+    return entry[1]
+
+
+def _remember(session: AsyncSession, tenant: Tenant) -> None:
+    """Cache a freshly loaded tenant, detached from its session so that session's rollback or
+    close cannot expire it under other requests. Cached tenants are read-only."""
+    session.expunge(tenant)
+    expires = time.monotonic() + CACHE_SECONDS
+    _by_secret_hash[tenant.secret_key_hash] = (expires, tenant)
+    _by_id[tenant.id] = (expires, tenant)
+
+
+def forget(tenant_id: str) -> None:
+    """Drop a tenant from this process's cache after changing it."""
+    _by_id.pop(tenant_id, None)
+    for digest, (_, tenant) in list(_by_secret_hash.items()):
+        if tenant.id == tenant_id:
+            del _by_secret_hash[digest]
 
 
 def hash_secret_key(secret_key: str) -> str:
@@ -89,6 +120,7 @@ async def rotate_secret_key(session: AsyncSession, tenant_id: str) -> str:
     tenant.secret_key_hash = hash_secret_key(secret_key)
     tenant.secret_key_hint = secret_key[: len(SECRET_KEY_PREFIX) + 4]
     await session.flush()
+    forget(tenant_id)
     return secret_key
 
 
@@ -97,9 +129,23 @@ async def authenticate(session: AsyncSession, secret_key: str | None) -> Tenant:
     if not secret_key:
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
     digest = hash_secret_key(secret_key)
-    tenant = await queries.tenant_by_secret_hash(session, digest)
+    tenant = _cached(_by_secret_hash, digest)
+    if tenant is None:
+        tenant = await queries.tenant_by_secret_hash(session, digest)
+        if tenant is not None:
+            _remember(session, tenant)
     if tenant is None or not hmac.compare_digest(tenant.secret_key_hash, digest):
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
+    return tenant
+
+
+async def find_tenant(session: AsyncSession, tenant_id: str) -> Tenant | None:
+    """A tenant by id for the request path (cached, read-only); None when there is none."""
+    tenant = _cached(_by_id, tenant_id)
+    if tenant is None:
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is not None:
+            _remember(session, tenant)
     return tenant
 
 
@@ -114,16 +160,17 @@ async def list_tenants(session: AsyncSession) -> Sequence[Tenant]:
     return await queries.all_tenants(session)
 
 
-async def default_outcome(session: AsyncSession, tenant_id: str, action_code: str) -> ActionOutcome:
-    config = await session.get(ActionConfig, (tenant_id, action_code))
-    return ActionOutcome(config.default_outcome) if config else ActionOutcome.CHALLENGE_REQUIRED
+def default_outcome(tenant: Tenant, action_code: str) -> ActionOutcome:
+    """The state a tracked action starts in; CHALLENGE_REQUIRED unless configured."""
+    configured = tenant.settings.get("actionOutcomes", {}).get(action_code)
+    return ActionOutcome(configured) if configured else ActionOutcome.CHALLENGE_REQUIRED
 
 
 async def set_action_outcome(
     session: AsyncSession, tenant_id: str, action_code: str, outcome: ActionOutcome
 ) -> None:
-    await get_tenant(session, tenant_id)
-    await session.merge(
-        ActionConfig(tenant_id=tenant_id, action_code=action_code, default_outcome=outcome.value)
-    )
+    tenant = await get_tenant(session, tenant_id)
+    outcomes = {**tenant.settings.get("actionOutcomes", {}), action_code: outcome.value}
+    tenant.settings = {**tenant.settings, "actionOutcomes": outcomes}
     await session.flush()
+    forget(tenant_id)

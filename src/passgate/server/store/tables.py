@@ -56,18 +56,10 @@ class Tenant(Base):
     token_lifetime_seconds: Mapped[int] = mapped_column(Integer, default=600)
     signing_key_id: Mapped[str] = mapped_column(String(64))
     signing_private_key: Mapped[str] = mapped_column(Text)
+    # Per-tenant configuration, e.g. {"actionOutcomes": {"signIn": "ALLOW"}}. Assign a new dict
+    # to change it: in-place mutation of a JSON column is not tracked.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class ActionConfig(Base):
-    """Per-tenant, per-action rules: for now the outcome a tracked action starts in."""
-
-    __tablename__ = "action_configs"
-
-    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    action_code: Mapped[str] = mapped_column(String(100), primary_key=True)
-    default_outcome: Mapped[str] = mapped_column(String(32))
 
 
 class User(Base):

@@ -16,13 +16,6 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "action_configs",
-        sa.Column("tenant_id", sa.String(length=36), nullable=False),
-        sa.Column("action_code", sa.String(length=100), nullable=False),
-        sa.Column("default_outcome", sa.String(length=32), nullable=False),
-        sa.PrimaryKeyConstraint("tenant_id", "action_code"),
-    )
-    op.create_table(
         "actions",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
@@ -134,4 +127,3 @@ def downgrade() -> None:
         batch_op.drop_index("ix_actions_tenant_user_created")
 
     op.drop_table("actions")
-    op.drop_table("action_configs")
