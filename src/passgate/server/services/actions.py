@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.schemas import TrackAttributes
@@ -84,37 +83,31 @@ async def _insert_action(
     action_code: str,
     attributes: TrackAttributes,
 ) -> Action:
-    outcome = tenants.default_outcome(tenant, action_code)
     now = utcnow()
-    action = Action(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant.id,
-        user_id=user_id,
-        action_code=action_code,
-        idempotency_key=attributes.idempotency_key or str(uuid.uuid4()),
-        state=outcome.value,
-        state_updated_at=now,
-        created_at=now,
-        updated_at=now,
-        ip_address=attributes.ip_address,
-        user_agent=attributes.user_agent,
-        device_id=attributes.device_id,
-        custom=attributes.custom,
-        scope=attributes.scope,
-        redirect_url=attributes.redirect_url,
-        locale=attributes.locale,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(action)
-    except IntegrityError:
+    idempotency_key = attributes.idempotency_key or str(uuid.uuid4())
+    values = {
+        "id": str(uuid.uuid4()),
+        "tenant_id": tenant.id,
+        "user_id": user_id,
+        "action_code": action_code,
+        "idempotency_key": idempotency_key,
+        "state": tenants.default_outcome(tenant, action_code).value,
+        "state_updated_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "ip_address": attributes.ip_address,
+        "user_agent": attributes.user_agent,
+        "device_id": attributes.device_id,
+        "custom": attributes.custom,
+        "scope": attributes.scope,
+        "redirect_url": attributes.redirect_url,
+        "locale": attributes.locale,
+    }
+    action = await queries.insert_action(session, values)
+    if action is None:
         # A concurrent track with the same idempotency key won: return its action.
-        existing = await queries.get_action(
-            session, tenant.id, user_id, action_code, action.idempotency_key
-        )
-        if existing is None:
-            raise
-        return existing
+        action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+        assert action is not None
     return action
 
 
@@ -184,9 +177,17 @@ async def validate(
     claims = tokens.decode_token(tenant, token)
     if not claims.action_code or not claims.idempotency_key:
         return Validation(is_valid=False, action=None, error="The token is not bound to an action.")
-    action = await queries.get_action(
-        session, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
-    )
+    key = (tenant.id, claims.user_id, claims.action_code, claims.idempotency_key)
+    if (user_id is None or user_id == claims.user_id) and (
+        action_code is None or action_code == claims.action_code
+    ):
+        redeemed = await queries.redeem_action(
+            session, *key, states=[state.value for state in VALID_STATES], now=utcnow()
+        )
+        if redeemed is not None:
+            return Validation(is_valid=True, action=redeemed)
+    # Not redeemed: read the action once more to say why.
+    action = await queries.get_action(session, *key)
     if action is None:
         return Validation(is_valid=False, action=None, error="The token's action no longer exists.")
     if user_id is not None and user_id != claims.user_id:
@@ -195,8 +196,4 @@ async def validate(
         return Validation(is_valid=False, action=action, error="The token is for another action.")
     if action.state not in VALID_STATES:
         return Validation(is_valid=False, action=action)
-    if not await queries.mark_validated(session, action.id, utcnow()):
-        return Validation(
-            is_valid=False, action=action, error="The token has already been validated."
-        )
-    return Validation(is_valid=True, action=action)
+    return Validation(is_valid=False, action=action, error="The token has already been validated.")

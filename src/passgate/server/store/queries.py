@@ -12,7 +12,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.store.tables import Action, Authenticator, Tenant, User, utcnow
+from passgate.server.store.tables import Action, Authenticator, Base, Tenant, User, utcnow
+
+
+def _insert(session: AsyncSession, table: type[Base]) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both backends."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(table)
 
 
 async def tenant_by_secret_hash(session: AsyncSession, digest: str) -> Tenant | None:
@@ -45,8 +51,7 @@ async def ensure_user(session: AsyncSession, tenant_id: str, user_id: str) -> Us
         "created_at": now,
         "updated_at": now,
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(insert(User).values(values).on_conflict_do_nothing())
+    await session.execute(_insert(session, User).values(values).on_conflict_do_nothing())
     user = await get_user(session, tenant_id, user_id)
     assert user is not None
     return user
@@ -159,12 +164,36 @@ async def find_actions(
     return (await session.scalars(query)).all()
 
 
-async def mark_validated(session: AsyncSession, action_id: str, now: datetime) -> bool:
-    """Atomically redeem an action's result: True for exactly one caller, ever."""
-    result = await session.execute(
+async def insert_action(session: AsyncSession, values: dict[str, Any]) -> Action | None:
+    """Insert an action; None when one with the same idempotency key already exists."""
+    statement = _insert(session, Action).values(values).on_conflict_do_nothing().returning(Action)
+    action: Action | None = await session.scalar(statement)
+    return action
+
+
+async def redeem_action(
+    session: AsyncSession,
+    tenant_id: str,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str,
+    *,
+    states: Sequence[str],
+    now: datetime,
+) -> Action | None:
+    """Atomically mark an action's result as validated, if it is in one of `states` and was
+    never validated: the action for exactly one caller, ever; None for everyone else."""
+    statement = (
         update(Action)
-        .where(Action.id == action_id, Action.validated_at.is_(None))
+        .where(
+            Action.tenant_id == tenant_id,
+            Action.user_id == user_id,
+            Action.action_code == action_code,
+            Action.idempotency_key == idempotency_key,
+            Action.state.in_(states),
+            Action.validated_at.is_(None),
+        )
         .values(validated_at=now)
-        .execution_options(synchronize_session=False)
+        .returning(Action)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return await session.scalar(statement)
