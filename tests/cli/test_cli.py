@@ -101,6 +101,52 @@ def test_bad_arguments_get_one_line_and_nonzero_exit(sqlite_url: str, args: list
     assert "Traceback" not in result.stderr
 
 
+def test_bad_environment_setting_is_one_line(sqlite_url: str) -> None:
+    result = passgate("serve", "--port", "1", env={"PASSGATE_MAX_BODY_BYTES": "10"})
+    assert result.returncode == 1
+    assert result.stderr == (
+        "passgate: error: PASSGATE_MAX_BODY_BYTES: Input should be greater than or equal to 1024\n"
+    )
+
+
+def test_set_action_checks_the_code(sqlite_url: str) -> None:
+    created = passgate(
+        "tenant",
+        "create",
+        "--name",
+        "x",
+        "--rp-id",
+        "x.example",
+        "--database-url",
+        sqlite_url,
+        "--json",
+    )
+    tenant_id = json.loads(created.stdout)["tenantId"]
+    bad = passgate(
+        "tenant",
+        "set-action",
+        tenant_id,
+        "sign in",
+        "--outcome",
+        "ALLOW",
+        "--database-url",
+        sqlite_url,
+    )
+    assert bad.returncode == 1
+    assert "letters, digits" in bad.stderr
+    good = passgate(
+        "tenant",
+        "set-action",
+        tenant_id,
+        "signIn",
+        "--outcome",
+        "ALLOW",
+        "--database-url",
+        sqlite_url,
+    )
+    assert good.returncode == 0, good.stderr
+
+
 def test_db_upgrade(sqlite_url: str) -> None:
     first = passgate("db", "upgrade", "--database-url", sqlite_url)
     again = passgate("db", "upgrade", "--database-url", sqlite_url)

@@ -254,6 +254,15 @@ class TestMalformedInput:
             "invalid_request",
         )
 
+    def test_null_verified_flags_mean_not_verified(self, http: httpx.Client) -> None:
+        response = http.patch(
+            "/users/nulls",
+            json={"email": "n@example.com", "emailVerified": None, "phoneNumberVerified": None},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["emailVerified"] is False
+        assert http.get("/users/nulls").json()["phoneNumberVerified"] is False
+
     def test_bad_action_code_and_long_user_id(self, http: httpx.Client) -> None:
         assert_error(http.post("/users/a/actions/sign%20in", json={}), 400, "invalid_request")
         assert_error(

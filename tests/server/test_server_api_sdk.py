@@ -169,6 +169,7 @@ def test_authenticators_enroll_list_delete(authsignal: AuthsignalClient) -> None
         "heidi", {"verificationMethod": "SMS", "phoneNumber": "+6421111111"}
     )["authenticator"]
     listed = authsignal.get_authenticators("heidi")
+    assert all(value is not None for a in listed for value in a.values())
     assert [a["user_authenticator_id"] for a in listed] == [
         authenticator["user_authenticator_id"],
         sms["user_authenticator_id"],

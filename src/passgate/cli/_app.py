@@ -11,7 +11,7 @@ from passgate.cli import _database, _output
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.server.services import tenants
 from passgate.server.services.enums import ActionOutcome
-from passgate.server.settings import DEFAULT_DATABASE_URL, Settings
+from passgate.server.settings import DEFAULT_DATABASE_URL
 from passgate.server.store.migrate import upgrade
 from passgate.server.store.tables import Tenant
 
@@ -49,6 +49,13 @@ def tenant_fields(tenant: Tenant) -> dict[str, Any]:
     }
 
 
+def _reachable(host: str) -> str:
+    """An address a browser on this machine can use for what the server listens on."""
+    if host in ("0.0.0.0", "", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -64,7 +71,7 @@ def serve(
     from passgate.server.app import create_app
     from passgate.server.observability import configure_logging
 
-    settings = Settings(database_url=database_url)
+    settings = _database.load_settings(database_url=database_url)
     configure_logging(json_lines=settings.log_json)
     _database.translate_errors(lambda: asyncio.run(upgrade(database_url)))
     if dev:
@@ -73,7 +80,7 @@ def serve(
             {
                 "Dev tenant": credentials["tenantId"],
                 "Secret key": credentials["secretKey"],
-                "Base URL": f"http://{host}:{port}/v1",
+                "Base URL": f"http://{_reachable(host)}:{port}/v1",
                 "Relying party": "localhost",
             }
         )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.errors import PassgateError
+from passgate.server.settings import Settings
 from passgate.server.store.database import DatabaseUrlError, create_engine, create_sessionmaker
 from passgate.server.store.migrate import upgrade
 
@@ -19,6 +21,16 @@ T = TypeVar("T")
 
 class CommandError(typer.exceptions.TyperException):
     """A failure to report on one line, without a traceback."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from `PASSGATE_*` and the command's options; a bad value is one line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "PASSGATE_" + "_".join(str(part) for part in error["loc"]).upper()
+        raise CommandError(f"{name}: {error['msg']}") from exc
 
 
 def run(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

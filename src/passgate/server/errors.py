@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -13,7 +13,9 @@ from starlette.responses import JSONResponse
 
 from passgate.server.services.errors import PassgateError
 
-log = structlog.get_logger("passgate.errors")
+# The standard library logger: a plain traceback, never local variables (which would include
+# request headers, and so secret keys). `passgate serve` routes it through structlog.
+log = logging.getLogger("passgate.errors")
 
 _HTTP_CODES = {
     400: "invalid_request",
@@ -66,7 +68,7 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path, method=request.method)
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "An unexpected error occurred.")
 
 

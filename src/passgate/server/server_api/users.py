@@ -95,7 +95,7 @@ async def query_users(
     if token is not None:
         # A token narrows the query to its own user, and its claims are returned.
         claims = tokens.decode_token(tenant, token)
-        token_payload = {
+        payload = {
             "userId": claims.user_id,
             "actionCode": claims.action_code,
             "idempotencyKey": claims.idempotency_key,
@@ -104,6 +104,7 @@ async def query_users(
             "exp": claims.expires_at,
             "iat": claims.issued_at,
         }
+        token_payload = {key: value for key, value in payload.items() if value is not None}
         profile = await users.get_profile(session, tenant, claims.user_id)
         found = [profile.user] if profile.user else []
         cursor = None
@@ -124,7 +125,7 @@ async def query_users(
     )
 
 
-@router.get("/users/{userId}/authenticators")
+@router.get("/users/{userId}/authenticators", response_model_exclude_none=True)
 async def get_authenticators(
     user_id: UserId, tenant: SecretKeyTenant, session: Session
 ) -> list[AuthenticatorResponse]:

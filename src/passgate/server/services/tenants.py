@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 import uuid
@@ -23,6 +24,7 @@ from passgate.server.store import queries
 from passgate.server.store.tables import Tenant
 
 SECRET_KEY_PREFIX = "pg_sk_"
+ACTION_CODE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
 # Tenants change rarely and every request needs one, so each process keeps what it loaded for
 # a few seconds: a changed setting or rotated key reaches other processes within this time.
@@ -169,6 +171,10 @@ def default_outcome(tenant: Tenant, action_code: str) -> ActionOutcome:
 async def set_action_outcome(
     session: AsyncSession, tenant_id: str, action_code: str, outcome: ActionOutcome
 ) -> None:
+    if not ACTION_CODE.fullmatch(action_code):
+        raise InvalidRequest(
+            f"action code {action_code!r} may only use letters, digits and _ . : - (1-100)"
+        )
     tenant = await get_tenant(session, tenant_id)
     outcomes = {**tenant.settings.get("actionOutcomes", {}), action_code: outcome.value}
     tenant.settings = {**tenant.settings, "actionOutcomes": outcomes}

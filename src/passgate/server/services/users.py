@@ -71,6 +71,8 @@ async def update_user(
     if "phone_number" in changes and changes["phone_number"] != user.phone_number:
         user.phone_number_verified = False
     for field, value in changes.items():
+        if field in ("email_verified", "phone_number_verified"):
+            value = bool(value)  # null means "not verified"
         setattr(user, field, value)
     user.updated_at = utcnow()
     await session.flush()
