@@ -88,7 +88,10 @@ async def start(
     if not targets:
         return Started(challenge=None, no_device=True)
     open_challenge = await push_queries.action_challenge(session, action.id, pending_at=now)
-    if open_challenge is not None and open_challenge.authenticator_id in (None, authenticator_id):
+    if open_challenge is not None and (
+        None in (open_challenge.authenticator_id, authenticator_id)
+        or open_challenge.authenticator_id == authenticator_id
+    ):
         return Started(challenge=open_challenge)
     since = now - timedelta(seconds=settings.rate_limit_window_seconds)
     refused = await push_queries.count_recent(session, tenant.id, action.user_id, since) >= (

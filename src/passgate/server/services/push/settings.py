@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services import tenants
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store.tables import Tenant
 
@@ -74,15 +78,32 @@ def push_settings(tenant: Tenant) -> PushSettings:
     return PushSettings(**{name: value for name, value in stored.items() if name in _NAMES})
 
 
-def update_push_settings(tenant: Tenant, **changes: Any) -> PushSettings:
-    """Apply `changes` (None leaves a field as it is) and store them on the tenant. Setting a
-    webhook URL for the first time also makes its signing secret."""
-    current = push_settings(tenant)
+def update_push_settings(
+    tenant: Tenant, *, clear: Iterable[str] = (), **changes: Any
+) -> PushSettings:
+    """Apply `changes` (None leaves a field as it is), reset the fields named in `clear` to
+    their defaults, and store the result on the tenant. Setting a webhook URL for the first
+    time also makes its signing secret."""
+    unknown = (set(changes) | set(clear)) - _NAMES
+    if unknown:
+        raise InvalidRequest(f"unknown push settings: {', '.join(sorted(unknown))}")
+    defaults = PushSettings()
+    current = replace(push_settings(tenant), **{name: getattr(defaults, name) for name in clear})
     updated = replace(current, **{k: v for k, v in changes.items() if v is not None})
     if updated.webhook_url and not updated.webhook_secret:
         updated = replace(updated, webhook_secret=new_webhook_secret())
     # A new dict, so SQLAlchemy sees the JSON column change.
     tenant.settings = {**tenant.settings, "push": asdict(updated)}
+    return updated
+
+
+async def configure(
+    session: AsyncSession, tenant_id: str, *, clear: Iterable[str] = (), **changes: Any
+) -> PushSettings:
+    """Change a tenant's push settings (the operator's `passgate tenant update`)."""
+    tenant = await tenants.get_tenant(session, tenant_id)
+    updated = update_push_settings(tenant, clear=clear, **changes)
+    await session.flush()
     return updated
 
 
