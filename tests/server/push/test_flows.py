@@ -292,3 +292,29 @@ def test_update_credential(
     assert updated.data.user_authenticator_id == credential_id
     assert updated.data.push_token == "fcm-token-123"
     assert updated.data.last_verified_at.endswith("Z")
+
+
+async def test_the_async_client_approves_too(
+    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient, tmp_path: Any
+) -> None:
+    """`Authsignal` (the async source of the SDK) over real loopback HTTP."""
+    import asyncio
+
+    from passgate import Authsignal
+    from passgate.authenticators import DeviceKeyStore
+
+    async with Authsignal(
+        tenant.id, server.api_url, device_keys=DeviceKeyStore(tmp_path / "async.pem")
+    ) as device:
+        token = authsignal.track("ada", "enroll", {"scope": "add:authenticators"})["token"]
+        device.set_token(token)
+        assert (await device.push.add_credential()).ok  # the cached token
+        waiting = asyncio.create_task(device.push.get_challenge(wait=20))
+        await asyncio.sleep(0.3)
+        tracked = await asyncio.to_thread(authsignal.track, "ada", "signIn")
+        challenge = (await waiting).data
+        assert challenge is not None
+        answer = await device.push.update_challenge(
+            challenge.challenge_id, approved=True, verification_code=tracked["verification_code"]
+        )
+        assert answer.data is True
