@@ -25,8 +25,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await push_hub.start()
         yield
-        await push_hub.drain()
+        await push_hub.aclose()
         await push_http.aclose()
         await engine.dispose()
 

@@ -21,7 +21,13 @@ def create_hub(settings: Settings) -> tuple[PushHub, httpx.AsyncClient]:
         webhook_retry_delays=tuple(settings.push_webhook_retry_delays),
         source=settings.public_url or "passgate",
     )
-    return PushHub(deliverer, recheck_seconds=settings.push_recheck_seconds), http
+    wakeups = None
+    if settings.redis_url:
+        from passgate.server.services.push.wakeups import RedisWakeups
+
+        wakeups = RedisWakeups(settings.redis_url)
+    hub = PushHub(deliverer, wakeups=wakeups, recheck_seconds=settings.push_recheck_seconds)
+    return hub, http
 
 
 def _hub(request: Request) -> PushHub:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         description="How often a waiting long-poll looks in the database, for challenges "
         "created by another worker process.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db: wakes long-polls in every worker process when a "
+        "push challenge is created. Without it, other workers notice within "
+        "push_recheck_seconds.",
+    )
     push_fcm_url: str = Field(
         default="https://fcm.googleapis.com", description="FCM HTTP v1 endpoint (tests only)."
     )

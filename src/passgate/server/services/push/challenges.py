@@ -223,7 +223,8 @@ async def answer(
         session, challenge.id, state=state, device_id=device.device.id, now=now
     ):
         raise ChallengeAnswered("This challenge has already been answered (or just expired).")
-    await push_queries.settle_action(
+    # The backend may have settled the action meanwhile (update_action); its word stands.
+    settled = await push_queries.settle_action(
         session,
         action.id,
         state=ActionState.CHALLENGE_SUCCEEDED if verified else ActionState.CHALLENGE_FAILED,
@@ -234,8 +235,13 @@ async def answer(
     if verified:
         device.authenticator.last_verified_at = now
         await session.flush()
-    reason = None if verified else ("VERIFICATION_CODE_MISMATCH" if approved else "REJECTED")
-    return Answer(is_verified=verified, failure_reason=reason)
+    if not approved:
+        return Answer(is_verified=False, failure_reason="REJECTED")
+    if not code_ok:
+        return Answer(is_verified=False, failure_reason="VERIFICATION_CODE_MISMATCH")
+    if not settled:
+        return Answer(is_verified=False, failure_reason="ACTION_ALREADY_SETTLED")
+    return Answer(is_verified=True)
 
 
 async def status(

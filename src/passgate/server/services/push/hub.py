@@ -1,8 +1,9 @@
 """What happens after a challenge is committed: waiting long-polls wake up, and the device is
 told (webhook, APNs, FCM) in background tasks that never hold up the request.
 
-Wake-ups are in-process: a long-poll served by another worker notices a new challenge at its
-next database recheck (every `recheck_seconds`) instead of at once."""
+Wake-ups reach this process's long-polls directly, and other workers' through Redis when it is
+configured (`wakeups`); without Redis a long-poll served by another worker notices a new
+challenge at its next database recheck (every `recheck_seconds`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
     from passgate.server.services.push.delivery import Deliverer
+    from passgate.server.services.push.wakeups import RedisWakeups
 
 log = structlog.get_logger("passgate.push")
 
@@ -27,8 +29,15 @@ Delivery = Callable[[], Awaitable[None]]
 class PushHub:
     """One per app: the long-poll waiters of this process and the delivery tasks in flight."""
 
-    def __init__(self, deliverer: Deliverer | None = None, *, recheck_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        deliverer: Deliverer | None = None,
+        *,
+        wakeups: RedisWakeups | None = None,
+        recheck_seconds: float = 5.0,
+    ) -> None:
         self.deliverer = deliverer
+        self.wakeups = wakeups
         self.recheck_seconds = recheck_seconds
         self._waiters: defaultdict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -59,6 +68,9 @@ class PushHub:
 
         def committed(_session: Any) -> None:
             self.wake(tenant_id, user_id)
+            if self.wakeups is not None:
+                wakeups = self.wakeups
+                self.spawn(lambda: wakeups.publish(tenant_id, user_id))
             for delivery in deliveries:
                 self.spawn(delivery)
 
@@ -74,6 +86,15 @@ class PushHub:
             await delivery()
         except Exception:
             log.exception("push delivery failed")
+
+    async def start(self) -> None:
+        if self.wakeups is not None:
+            await self.wakeups.start(self.wake)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        if self.wakeups is not None:
+            await self.wakeups.aclose()
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Let deliveries in flight finish (tests, shutdown); cancel what is left after that."""
