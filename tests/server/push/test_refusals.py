@@ -241,3 +241,59 @@ def test_push_bombing_limit(
     tracked = authsignal.track("tom", "signIn")
     assert tracked["state"] == "CHALLENGE_REQUIRED"
     assert "challenge_id" not in tracked
+
+
+def test_the_backends_decision_stands(
+    make_device: Device, enroll: Enroll, authsignal: AuthsignalClient
+) -> None:
+    """An action the backend settled (update_action) is not changed by a late approval."""
+    device = make_device()
+    enroll(device, "uri")
+    tracked = authsignal.track("uri", "signIn")
+    authsignal.update_action("uri", "signIn", tracked["idempotency_key"], {"state": "BLOCK"})
+    answer = device.push.update_challenge(
+        tracked["challenge_id"], True, tracked["verification_code"]
+    )
+    assert (answer.data, answer.error) == (False, None)
+    assert authsignal.get_action("uri", "signIn", tracked["idempotency_key"])["state"] == "BLOCK"
+    assert authsignal.validate_challenge({"token": tracked["token"]})["is_valid"] is False
+
+
+def test_removing_the_authenticator_or_the_user_removes_the_device(
+    make_device: Device, enroll: Enroll, authsignal: AuthsignalClient
+) -> None:
+    first, second = make_device("first"), make_device("second")
+    credential_id = enroll(first, "val")
+    authsignal.delete_authenticator("val", credential_id)
+    assert first.push.get_credential().error_code == "invalid_credential"
+    enroll(second, "wyn")
+    authsignal.track("wyn", "signIn")
+    authsignal.delete_user("wyn")
+    assert second.push.get_challenge().error_code == "invalid_credential"
+
+
+def test_an_expired_credential_is_refused_until_enrolled_again(
+    server: LiveServer, make_device: Device, enroll: Enroll, configure: Any
+) -> None:
+    configure(credential_lifetime_minutes=60)
+    device = make_device()
+    credential_id = enroll(device, "xan")
+
+    async def expire(session: AsyncSession) -> None:
+        from datetime import timedelta
+
+        from sqlalchemy import update
+
+        from passgate.server.store.tables import PushDevice, utcnow
+
+        await session.execute(
+            update(PushDevice)
+            .where(PushDevice.id == credential_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+    server.run(expire)
+    assert device.push.get_challenge().error_code == "expired_credential"
+    assert device.push.update_credential("t").error_code == "expired_credential"
+    assert enroll(device, "xan") == credential_id  # the same key, renewed
+    assert device.push.get_challenge().ok

@@ -51,13 +51,19 @@ async def enroll(
 ) -> Device:
     """Enroll a device for the token's user (P2). The token is the proof; a user who is already
     enrolled needs a token with the `add:authenticators` scope. Enrolling the same key again
-    returns the existing credential."""
+    returns the existing credential, renewed."""
     public_key = keys.canonical_public_key(public_key)
     existing = await push_queries.device_by_key(session, tenant.id, public_key)
     if existing is not None:
-        if existing[0].user_id != claims.user_id:
+        device, authenticator = existing
+        if device.user_id != claims.user_id:
             raise Conflict("This device key is enrolled for another user.")
-        return Device(device=existing[0], authenticator=existing[1])
+        # Enrolling again renews the credential (and its push token, when one is sent).
+        device.expires_at = _expiry(tenant, utcnow())
+        if push_token is not None:
+            device.push_token = push_token
+        await session.flush()
+        return Device(device=device, authenticator=authenticator)
     if await queries.enrolled_methods(session, tenant.id, claims.user_id) and (
         ADD_SCOPE not in claims.scope.split()
     ):
