@@ -143,3 +143,24 @@ def test_device_enroll_watch_status_remove(
     assert not (tmp_path / "device.pem").exists()
     assert authsignal.get_authenticators("cli-user") == []
     assert device("status").returncode == 1
+
+
+def test_device_commands_work_without_the_server_extra() -> None:
+    """`pip install passgate` (no server extra): the server's libraries are missing."""
+    script = (
+        "import sys\n"
+        "for name in ('sqlalchemy', 'fastapi', 'alembic', 'uvicorn'):\n"
+        "    sys.modules[name] = None  # importing it now raises ImportError\n"
+        "from passgate.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script, "device", "--help"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "watch" in shown.stdout
+    assert "server extra" in shown.stderr
+    refused = subprocess.run(
+        [sys.executable, "-c", script, "serve"], capture_output=True, text=True
+    )
+    assert refused.returncode != 0
