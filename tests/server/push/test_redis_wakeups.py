@@ -16,6 +16,7 @@ from authsignal.client import AuthsignalClient
 
 from passgate import AuthsignalSync
 from passgate.authenticators import DeviceKeyStore
+from passgate.server.services.push.wakeups import CHANNEL
 from tests.conftest import IN_CI
 from tests.live_server import LiveServer
 
@@ -45,7 +46,7 @@ def workers(database_url: str, redis_url: str) -> Iterator[tuple[LiveServer, Liv
 
 
 def test_a_challenge_made_by_one_worker_wakes_a_long_poll_in_another(
-    workers: tuple[LiveServer, LiveServer], tmp_path: Path
+    workers: tuple[LiveServer, LiveServer], redis_url: str, tmp_path: Path
 ) -> None:
     first, second = workers
     tenant = first.create_tenant()
@@ -58,6 +59,8 @@ def test_a_challenge_made_by_one_worker_wakes_a_long_poll_in_another(
     waiter = threading.Thread(target=lambda: seen.append(device.push.get_challenge(wait=25)))
     waiter.start()
     time.sleep(0.5)
+    with redis.Redis.from_url(redis_url) as client:
+        client.publish(CHANNEL, "not a wake-up")  # ignored, and the listener carries on
     started = time.monotonic()
     tracked = backend.track("zoe", "signIn")  # served by the second worker
     waiter.join(timeout=30)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -39,15 +40,24 @@ class RedisWakeups:
         while True:
             try:
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        event = json.loads(message["data"])
-                        wake(event["tenantId"], event["userId"])
-            except (RedisError, OSError, ValueError, KeyError) as exc:
+                    self._deliver(message, wake)
+            except (RedisError, OSError) as exc:
                 log.warning("redis wake-ups interrupted", error=str(exc))
-                await asyncio.sleep(1)
-                with contextlib.suppress(RedisError, OSError):
-                    pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                    await pubsub.subscribe(CHANNEL)
+            # The subscription ended (connection lost): resubscribe after a pause.
+            await asyncio.sleep(1)
+            with contextlib.suppress(RedisError, OSError):
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(CHANNEL)
+
+    @staticmethod
+    def _deliver(message: dict[str, Any], wake: Wake) -> None:
+        if message.get("type") != "message":
+            return
+        try:
+            event = json.loads(message["data"])
+            wake(str(event["tenantId"]), str(event["userId"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed wake-up ignored")
 
     async def publish(self, tenant_id: str, user_id: str) -> None:
         try:
