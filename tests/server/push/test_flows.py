@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 from authsignal.client import AuthsignalClient
 from sqlalchemy import update
@@ -201,11 +203,25 @@ def test_long_poll_wakes_up_when_a_challenge_is_created(
     assert time.monotonic() - started < 4  # well before the 5 s database recheck
 
 
+async def open_transactions(database_url: str) -> int:
+    """Server connections to this PostgreSQL database sitting inside a transaction."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        count = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+        )
+    finally:
+        await connection.close()
+    return int(count)
+
+
 def test_long_polls_hold_no_database_connection(
-    make_device: Device, enroll: Enroll, authsignal: AuthsignalClient
+    server: LiveServer, make_device: Device, enroll: Enroll, authsignal: AuthsignalClient
 ) -> None:
     """Devices waiting in long-polls leave the database free: on SQLite a held transaction
-    would block every write (BEGIN IMMEDIATE) until the wait ended."""
+    would block every write (BEGIN IMMEDIATE) until the wait ended; on PostgreSQL no server
+    connection sits idle in a transaction meanwhile."""
     devices = [make_device(f"d{index}") for index in range(3)]
     for index, device in enumerate(devices):
         enroll(device, f"kim{index}")
@@ -221,6 +237,8 @@ def test_long_polls_hold_no_database_connection(
     for _ in range(5):
         authsignal.track("someone-else", "signIn")
     assert time.monotonic() - started < 2
+    if server.database_url.startswith("postgresql"):
+        assert asyncio.run(open_transactions(server.database_url)) == 0
     authsignal.track("kim0", "signIn")
     for waiter in waiters:
         waiter.join(timeout=20)
