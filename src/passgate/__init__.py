@@ -9,6 +9,7 @@
 from passgate._version import __version__
 from passgate.sdk._async.client import Authsignal
 from passgate.sdk._protocol import DEFAULT_BASE_URL, Region
+from passgate.sdk._push_protocol import DeviceKeys
 from passgate.sdk._sync.client import AuthsignalSync
 from passgate.sdk._types import (
     AppChallenge,
@@ -31,6 +32,7 @@ __all__ = [
     "AuthsignalResponse",
     "AuthsignalSync",
     "ChallengeUser",
+    "DeviceKeys",
     "ErrorCode",
     "Region",
     "SignInResponse",

@@ -1,4 +1,4 @@
-"""`pip install passgate` is the SDK alone: httpx, cryptography and fido2, no server."""
+"""`pip install passgate` is the SDK and the device CLI, without the server."""
 
 from __future__ import annotations
 
@@ -39,5 +39,11 @@ def test_the_sdk_installs_and_imports_without_the_server(tmp_path: Path) -> None
     cli = subprocess.run(
         [str(venv / "bin" / "passgate"), "--help"], capture_output=True, text=True, timeout=60
     )
-    assert cli.returncode == 2
+    assert cli.returncode == 0
+    assert "device" in cli.stdout
     assert 'pip install "passgate[server]"' in cli.stderr
+    serve = subprocess.run(
+        [str(venv / "bin" / "passgate"), "serve"], capture_output=True, text=True, timeout=60
+    )
+    assert serve.returncode != 0
+    assert "Traceback" not in serve.stderr

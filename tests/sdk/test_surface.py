@@ -24,6 +24,7 @@ def test_exported_members() -> None:
     }
     assert set(passgate.__all__) == public | {"__version__"}
     assert repr(Authsignal).startswith("<class 'passgate.Authsignal")
+    assert "DeviceKeys" in passgate.__all__  # the protocol `device_keys=` stores implement
 
 
 def test_sync_twin_is_generated_from_async_source() -> None:

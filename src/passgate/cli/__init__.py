@@ -1,4 +1,5 @@
-"""The `passgate` command. Needs the server extra: `pip install "passgate[server]"`."""
+"""The `passgate` command. `passgate device ...` works with the SDK alone; the server commands
+need the server extra: `pip install "passgate[server]"`."""
 
 from __future__ import annotations
 
@@ -7,19 +8,23 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app, turning every usage error into one line on stderr."""
-    try:
-        import typer
+    import typer
 
+    try:
         from passgate.cli._app import app
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        from passgate.cli._device import device_app
+
+        app = typer.Typer(no_args_is_help=True, add_completion=False)
+        app.add_typer(device_app, name="device")
         print(
-            f"passgate: the command line needs the server extra ({exc.name} is missing): "
-            'pip install "passgate[server]"',
+            f"passgate: only `passgate device` is available; the server commands need the "
+            f'server extra ({exc.name} is missing): pip install "passgate[server]"',
             file=sys.stderr,
         )
-        return 2
     try:
-        app(args=argv, prog_name="passgate", standalone_mode=False)
+        # Without standalone mode, click returns a typer.Exit's code instead of raising it.
+        result = app(args=argv, prog_name="passgate", standalone_mode=False)
     except typer.Abort:
         print("passgate: aborted", file=sys.stderr)
         return 130
@@ -28,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.exceptions.TyperException as exc:
         print(f"passgate: error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

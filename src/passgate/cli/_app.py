@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from passgate.cli import _database, _output
 from passgate.cli._dev import ensure_dev_tenant
+from passgate.cli._device import device_app
 from passgate.server.services import tenants
 from passgate.server.services.enums import ActionOutcome
+from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import DEFAULT_DATABASE_URL
 from passgate.server.store.migrate import upgrade
 from passgate.server.store.tables import Tenant
@@ -25,6 +29,7 @@ tenant_app = typer.Typer(help="Create and inspect tenants.", no_args_is_help=Tru
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(db_app, name="db")
+app.add_typer(device_app, name="device")
 
 DatabaseUrl = Annotated[
     str,
@@ -167,3 +172,97 @@ def tenant_set_action(
 
     _database.run(database_url, work)
     typer.echo(f"{action_code}: {outcome.value}")
+
+
+def push_fields(settings: push_settings.PushSettings) -> dict[str, Any]:
+    return {
+        "Push on track": settings.challenge_on_track,
+        "Challenge expiry": f"{settings.challenge_expiry_seconds} s",
+        "Number matching": (
+            f"on ({settings.code_digits} digits)" if settings.number_matching else "off"
+        ),
+        "Rate limit": f"{settings.rate_limit} per {settings.rate_limit_window_seconds} s per user",
+        "Credential lifetime": (
+            f"{settings.credential_lifetime_minutes} min"
+            if settings.credential_lifetime_minutes
+            else "unlimited"
+        ),
+        "Webhook URL": settings.webhook_url or "none",
+        "Webhook secret": settings.webhook_secret or "none",
+        "APNs": f"team {settings.apns['teamId']}, {settings.apns['bundleId']}"
+        if settings.apns
+        else "not configured",
+        "FCM": f"project {settings.fcm['project_id']}" if settings.fcm else "not configured",
+    }
+
+
+def _read_json(path: Path | None) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path else None
+
+
+@tenant_app.command("update")
+def tenant_update(
+    tenant_id: Annotated[str, typer.Argument(metavar="ID")],
+    webhook_url: Annotated[str | None, typer.Option(help="Where push.created goes.")] = None,
+    clear_webhook: Annotated[bool, typer.Option("--clear-webhook")] = False,
+    rotate_webhook_secret: Annotated[bool, typer.Option("--rotate-webhook-secret")] = False,
+    push_expiry: Annotated[int | None, typer.Option(help="Challenge lifetime, s.")] = None,
+    number_matching: Annotated[
+        bool | None, typer.Option("--number-matching/--no-number-matching")
+    ] = None,
+    code_digits: Annotated[int | None, typer.Option(help="Digits of the number.")] = None,
+    push_rate_limit: Annotated[
+        int | None, typer.Option(help="Challenges per user per window.")
+    ] = None,
+    push_rate_window: Annotated[int | None, typer.Option(help="Rate-limit window, s.")] = None,
+    push_on_track: Annotated[
+        bool | None, typer.Option("--push-on-track/--no-push-on-track")
+    ] = None,
+    credential_lifetime: Annotated[
+        int | None, typer.Option(help="Device credential lifetime, min.")
+    ] = None,
+    apns_key_file: Annotated[Path | None, typer.Option(help="APNs .p8 key.", exists=True)] = None,
+    apns_key_id: str = "",
+    apns_team_id: str = "",
+    apns_bundle_id: str = "",
+    apns_sandbox: bool = False,
+    fcm_service_account: Annotated[Path | None, typer.Option(exists=True)] = None,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Change a tenant's push settings and print them all."""
+    apns = None
+    if apns_key_file:
+        apns = {
+            "privateKey": apns_key_file.read_text(),
+            "keyId": apns_key_id,
+            "teamId": apns_team_id,
+            "bundleId": apns_bundle_id,
+            "sandbox": apns_sandbox,
+        }
+    clear = (["webhook_url", "webhook_secret"] if clear_webhook else []) + (
+        ["webhook_secret"] if rotate_webhook_secret else []
+    )
+
+    async def work(session: Any) -> push_settings.PushSettings:
+        return await push_settings.configure(
+            session,
+            tenant_id,
+            clear=clear,
+            webhook_url=webhook_url,
+            challenge_expiry_seconds=push_expiry,
+            number_matching=number_matching,
+            code_digits=code_digits,
+            rate_limit=push_rate_limit,
+            rate_limit_window_seconds=push_rate_window,
+            challenge_on_track=push_on_track,
+            credential_lifetime_minutes=credential_lifetime,
+            apns=apns,
+            fcm=_read_json(fcm_service_account),
+        )
+
+    fields = push_fields(_database.run(database_url, work))
+    if as_json:
+        _output.print_json(fields)
+    else:
+        _output.print_fields(fields)

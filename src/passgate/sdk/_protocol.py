@@ -62,6 +62,8 @@ class ApiRequest:
     body: Mapping[str, Any] | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Seconds; None uses the client's timeout. Long-polls need longer.
+    timeout: float | None = None
 
 
 def error_from_body(status_code: int, body: bytes) -> AuthsignalResponse[Any]:

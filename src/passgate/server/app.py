@@ -12,6 +12,7 @@ from passgate import __version__
 from passgate.server import client_api, errors, server_api
 from passgate.server.middleware import BodySizeLimit
 from passgate.server.observability import Metrics, MetricsMiddleware
+from passgate.server.push import create_hub
 from passgate.server.settings import Settings
 from passgate.server.store.database import create_engine, create_sessionmaker
 
@@ -21,10 +22,14 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     `passgate serve`, which migrates before it listens)."""
     settings = settings or Settings()
     engine = engine or create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    push_hub, push_http = create_hub(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await push_hub.start()
         yield
+        await push_hub.aclose()
+        await push_http.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -35,6 +40,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     )
     app.state.settings = settings
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.push_hub = push_hub
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     metrics = Metrics()

@@ -91,6 +91,9 @@ class TrackResponse(WireModel):
     allowed_verification_methods: list[str]
     default_verification_method: str | None = None
     rule_ids: list[str] = Field(default_factory=list)
+    # A push challenge started by this track, and the number to show (number matching).
+    challenge_id: str | None = None
+    verification_code: str | None = None
 
 
 class ActionResponse(WireModel):
@@ -108,6 +111,8 @@ class ActionResponse(WireModel):
     custom: CustomData | None = None
     rules: list[dict[str, Any]] = Field(default_factory=list)
     output: dict[str, Any] = Field(default_factory=dict)
+    # The number the requester shows for the action's push challenge (number matching).
+    verification_code: str | None = None
 
 
 class ValidateResponse(WireModel):

@@ -7,15 +7,18 @@ from types import TracebackType
 
 import httpx
 
+from passgate.sdk._async.push import AuthsignalPush
 from passgate.sdk._async.transport import ApiTransport
 from passgate.sdk._protocol import DEFAULT_BASE_URL, basic_auth, bearer_auth
+from passgate.sdk._push_protocol import DeviceKeys
 
 
 class Authsignal:
     """Talks to a Passgate server, or to Authsignal's hosted API, as the Flutter SDK does.
 
     `base_url` includes `/v1` (see `Region`). `device_id` identifies this installation to the
-    server; without one a random id is made for the lifetime of the object."""
+    server; without one a random id is made for the lifetime of the object. `device_keys` holds
+    the push device key (`passgate.authenticators.DeviceKeyStore`)."""
 
     def __init__(
         self,
@@ -25,6 +28,7 @@ class Authsignal:
         device_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
+        device_keys: DeviceKeys | None = None,
     ) -> None:
         if not tenant_id:
             raise ValueError("tenant_id is required")
@@ -32,7 +36,11 @@ class Authsignal:
         self.base_url = base_url.rstrip("/")
         self._device_id = device_id or str(uuid.uuid4())
         self._token: str | None = None
+        self.timeout = timeout
         self._api = ApiTransport(self.base_url, tenant_id, transport=transport, timeout=timeout)
+        # Push: this device approves actions. Its key lives in `device_keys` (default: the OS
+        # keyring where there is one, else an encrypted file; see passgate.authenticators).
+        self.push = AuthsignalPush(self, device_keys)
 
     def set_token(self, token: str) -> None:
         """Cache a token from your backend's `track`; calls that need one use it."""

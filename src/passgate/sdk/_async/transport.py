@@ -39,6 +39,9 @@ class ApiTransport:
                 json=request.body,
                 params=request.params or None,
                 headers=headers,
+                timeout=request.timeout
+                if request.timeout is not None
+                else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
             return AuthsignalResponse(

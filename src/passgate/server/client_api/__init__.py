@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter
 
-from passgate.server.client_api import public
+from passgate.server.client_api import public, push, push_web
 
 router = APIRouter(prefix="/client")
 router.include_router(public.router)
+router.include_router(push.router)
+router.include_router(push_web.router)
 
 __all__ = ["router"]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
 from passgate.server.database import Session
+from passgate.server.push import Hub
 from passgate.server.schemas import (
     ActionResponse,
     TrackAttributes,
@@ -18,6 +19,7 @@ from passgate.server.server_api.auth import SecretKeyTenant
 from passgate.server.server_api.paths import ActionCode, IdempotencyKey, UserId
 from passgate.server.services import actions
 from passgate.server.services.enums import ActionState
+from passgate.server.services.push import challenges as push_challenges
 from passgate.server.store.tables import Action
 
 router = APIRouter(tags=["actions"])
@@ -39,11 +41,13 @@ async def track(
     request: Request,
     tenant: SecretKeyTenant,
     session: Session,
+    hub: Hub,
     attributes: TrackAttributes | None = None,
 ) -> TrackResponse:
     tracked = await actions.track(
-        session, tenant, user_id, action_code, attributes or TrackAttributes()
+        session, tenant, user_id, action_code, attributes or TrackAttributes(), push_hub=hub
     )
+    challenge = tracked.push_challenge
     return TrackResponse(
         idempotency_key=tracked.action.idempotency_key,
         state=ActionState(tracked.action.state),
@@ -53,6 +57,8 @@ async def track(
         enrolled_verification_methods=tracked.enrollment.enrolled_methods,
         allowed_verification_methods=tracked.enrollment.allowed_methods,
         default_verification_method=tracked.enrollment.default_method,
+        challenge_id=challenge.id if challenge else None,
+        verification_code=challenge.verification_code if challenge else None,
     )
 
 
@@ -65,7 +71,8 @@ async def get_action(
     session: Session,
 ) -> ActionResponse:
     action = await actions.get_action(session, tenant, user_id, action_code, idempotency_key)
-    return action_response(action)
+    code = await push_challenges.verification_code(session, action)
+    return action_response(action).model_copy(update={"verification_code": code})
 
 
 @router.patch("/users/{userId}/actions/{action}/{idempotencyKey}", response_model_exclude_none=True)

@@ -13,8 +13,11 @@ from passgate.server.schemas import TrackAttributes
 from passgate.server.services import tenants, tokens, users
 from passgate.server.services.enums import ActionState
 from passgate.server.services.errors import NotFound
+from passgate.server.services.push import challenges as push_challenges
+from passgate.server.services.push.hub import PushHub
+from passgate.server.services.push.settings import push_settings
 from passgate.server.store import queries
-from passgate.server.store.tables import Action, Tenant, User, utcnow
+from passgate.server.store.tables import Action, PushChallenge, Tenant, User, utcnow
 
 # A result is redeemable by /validate only from these states.
 VALID_STATES = frozenset({ActionState.CHALLENGE_SUCCEEDED, ActionState.ALLOW})
@@ -25,6 +28,8 @@ class Tracked:
     action: Action
     token: str
     enrollment: users.Enrollment
+    # Started when the action needs a challenge and the user has a push device.
+    push_challenge: PushChallenge | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,11 +45,15 @@ async def track(
     user_id: str,
     action_code: str,
     attributes: TrackAttributes,
+    *,
+    push_hub: PushHub | None = None,
 ) -> Tracked:
     """Record an action and decide its starting state from the tenant's rules.
 
     With an `idempotencyKey` already used for this user and action, the existing action is
-    returned unchanged (with a fresh token), so a retried request never creates a second one."""
+    returned unchanged (with a fresh token), so a retried request never creates a second one.
+    An action that needs a challenge asks the user's push devices (tenant setting
+    `challenge_on_track`); over the push-bombing limit the action is still tracked, unpushed."""
     user = await queries.ensure_user(session, tenant.id, user_id)
     _apply_user_attributes(user, attributes)
     action = None
@@ -62,8 +71,19 @@ async def track(
         username=user.username,
         scope=action.scope,
     )
+    push_challenge = None
+    if (
+        push_hub is not None
+        and action.state == ActionState.CHALLENGE_REQUIRED
+        and push_settings(tenant).challenge_on_track
+    ):
+        started = await push_challenges.start(session, tenant, action, push_hub)
+        push_challenge = started.challenge
     return Tracked(
-        action=action, token=token, enrollment=await users.enrollment(session, tenant, user_id)
+        action=action,
+        token=token,
+        enrollment=await users.enrollment(session, tenant, user_id),
+        push_challenge=push_challenge,
     )
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -138,3 +148,53 @@ class Action(Base):
     locale: Mapped[str | None] = mapped_column(String(35))
     # Set once, atomically, by the first successful /validate: a result is redeemed once.
     validated_at: Mapped[datetime | None] = mapped_column()
+
+
+class PushDevice(Base):
+    """A push device: the P-256 key of one app install and where to notify it. Its `id` is the
+    id of the user's PUSH authenticator (`userAuthenticatorId`), removed along with it."""
+
+    __tablename__ = "push_devices"
+    __table_args__ = (
+        Index("ux_push_devices_key", "tenant_id", "public_key", unique=True),
+        Index("ix_push_devices_tenant_user", "tenant_id", "user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("authenticators.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(String(255))
+    # SPKI DER in standard base64 with padding (124 characters for P-256), as the SDKs send it.
+    public_key: Mapped[str] = mapped_column(String(200))
+    device_name: Mapped[str | None] = mapped_column(String(255))
+    device_platform: Mapped[str | None] = mapped_column(String(32))
+    push_token: Mapped[str | None] = mapped_column(String(4096))
+    expires_at: Mapped[datetime | None] = mapped_column()
+    # The message last handed out to sign (P4, P7); consumed by the call that proves it.
+    nonce: Mapped[str | None] = mapped_column(String(64))
+    nonce_expires_at: Mapped[datetime | None] = mapped_column()
+
+
+class PushChallenge(Base):
+    """One request to approve an action on a push device; decided once, atomically."""
+
+    __tablename__ = "push_challenges"
+    __table_args__ = (
+        Index("ix_push_challenges_user_created", "tenant_id", "user_id", "created_at"),
+        Index("ix_push_challenges_action", "action_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(String(255))
+    action_id: Mapped[str] = mapped_column(String(36), ForeignKey("actions.id", ondelete="CASCADE"))
+    # The one device asked (W1's userAuthenticatorId), or None for any of the user's devices.
+    authenticator_id: Mapped[str | None] = mapped_column(String(36))
+    # pending -> approved | rejected; `refused` records an attempt over the rate limit.
+    state: Mapped[str] = mapped_column(String(16))
+    verification_code: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decided_by_authenticator_id: Mapped[str | None] = mapped_column(String(36))

@@ -1,0 +1,157 @@
+"""Push device routes (spec §2.2 P1-P8): Basic(tenant) plus a device signature, except
+enrolment, whose proof is the Bearer token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+
+from passgate.server.client_api.auth import AnyCaller, TokenCaller
+from passgate.server.client_api.push_schemas import (
+    AddCredentialRequest,
+    ChallengeResponse,
+    CredentialResponse,
+    MessageResponse,
+    RemoveCredentialRequest,
+    RemovedResponse,
+    SigningChallengeResponse,
+    UpdateChallengeRequest,
+    UpdateChallengeResponse,
+    UpdateCredentialRequest,
+    UpdatedCredentialResponse,
+)
+from passgate.server.database import Session
+from passgate.server.push import Hub
+from passgate.server.services.push import challenges, devices
+from passgate.server.services.push.challenges import MAX_WAIT_SECONDS
+
+router = APIRouter(prefix="/user-authenticators/push", tags=["push"])
+PublicKeyQuery = Annotated[str, Query(alias="publicKey", min_length=1, max_length=1000)]
+
+
+def credential_response(found: devices.Device) -> CredentialResponse:
+    return CredentialResponse(
+        user_authenticator_id=found.device.id,
+        user_id=found.device.user_id,
+        verified_at=found.authenticator.verified_at or found.authenticator.created_at,
+        last_verified_at=found.authenticator.last_verified_at,
+        expires_at=found.device.expires_at,
+    )
+
+
+@router.get("", response_model_exclude_none=True)
+async def get_credential(
+    public_key: PublicKeyQuery, caller: AnyCaller, session: Session
+) -> CredentialResponse:
+    return credential_response(await devices.find(session, caller.tenant, public_key))
+
+
+@router.post("", response_model_exclude_none=True)
+async def add_credential(
+    body: AddCredentialRequest, caller: TokenCaller, session: Session
+) -> CredentialResponse:
+    assert caller.claims is not None
+    enrolled = await devices.enroll(
+        session,
+        caller.tenant,
+        caller.claims,
+        public_key=body.public_key,
+        device_name=body.device_name,
+        device_platform=body.device_platform,
+        push_token=body.push_token,
+    )
+    return credential_response(enrolled)
+
+
+@router.post("/remove")
+async def remove_credential(
+    body: RemoveCredentialRequest, caller: AnyCaller, session: Session
+) -> RemovedResponse:
+    removed = await devices.remove(session, caller.tenant, body.public_key, body.signature)
+    return RemovedResponse(removed_authenticator_id=removed)
+
+
+@router.post("/challenge/sign")
+async def challenge_message(
+    public_key: PublicKeyQuery, caller: AnyCaller, session: Session
+) -> MessageResponse:
+    return MessageResponse(message=await devices.issue_message(session, caller.tenant, public_key))
+
+
+@router.get("/challenge", response_model_exclude_none=True)
+async def get_challenge(
+    public_key: PublicKeyQuery,
+    caller: AnyCaller,
+    session: Session,
+    hub: Hub,
+    signature: Annotated[str | None, Header(alias="X-Authsignal-Signature", max_length=200)] = None,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+) -> ChallengeResponse:
+    pending = await challenges.pending_for_device(
+        session, caller.tenant, hub, public_key=public_key, signature=signature, wait=wait
+    )
+    challenge, action = pending.challenge, pending.action
+    if challenge is None or action is None:
+        return ChallengeResponse(user_authenticator_id=pending.device.device.id)
+    return ChallengeResponse(
+        user_authenticator_id=pending.device.device.id,
+        challenge_id=challenge.id,
+        user_id=action.user_id,
+        action_code=action.action_code,
+        idempotency_key=action.idempotency_key,
+        user_agent=action.user_agent,
+        device_id=action.device_id,
+        ip_address=action.ip_address,
+        expires_at=int(challenge.expires_at.timestamp()),
+        created_at=int(challenge.created_at.timestamp()),
+        custom=action.custom,
+    )
+
+
+@router.post("/challenge", response_model_exclude_none=True)
+async def update_challenge(
+    body: UpdateChallengeRequest, caller: AnyCaller, session: Session
+) -> UpdateChallengeResponse:
+    answer = await challenges.answer(
+        session,
+        caller.tenant,
+        public_key=body.public_key,
+        challenge_id=body.challenge_id,
+        signature=body.signature,
+        approved=body.approved,
+        verification_code=body.verification_code,
+    )
+    return UpdateChallengeResponse(
+        is_verified=answer.is_verified, failure_reason=answer.failure_reason
+    )
+
+
+@router.post("/sign")
+async def credential_message(
+    public_key: PublicKeyQuery, caller: AnyCaller, session: Session
+) -> SigningChallengeResponse:
+    message = await devices.issue_message(session, caller.tenant, public_key)
+    return SigningChallengeResponse(challenge_id=message, message=message)
+
+
+@router.patch("", response_model_exclude_none=True)
+async def update_credential(
+    body: UpdateCredentialRequest, caller: AnyCaller, session: Session
+) -> UpdatedCredentialResponse:
+    updated = await devices.update(
+        session,
+        caller.tenant,
+        body.public_key,
+        message=body.challenge_id,
+        signature=body.signature,
+        push_token=body.push_token,
+        reset_expiry=bool(body.reset_expiry),
+    )
+    return UpdatedCredentialResponse(
+        user_authenticator_id=updated.device.id,
+        user_id=updated.device.user_id,
+        last_verified_at=updated.authenticator.last_verified_at or updated.authenticator.created_at,
+        push_token=updated.device.push_token,
+        expires_at=updated.device.expires_at,
+    )

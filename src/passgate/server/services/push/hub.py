@@ -1,0 +1,104 @@
+"""What happens after a challenge is committed: waiting long-polls wake up, and the device is
+told (webhook, APNs, FCM) in background tasks that never hold up the request.
+
+Wake-ups reach this process's long-polls directly, and other workers' through Redis when it is
+configured (`wakeups`); without Redis a long-poll served by another worker notices a new
+challenge at its next database recheck (every `recheck_seconds`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from passgate.server.services.push.delivery import Deliverer
+    from passgate.server.services.push.wakeups import RedisWakeups
+
+log = structlog.get_logger("passgate.push")
+
+Delivery = Callable[[], Awaitable[None]]
+
+
+class PushHub:
+    """One per app: the long-poll waiters of this process and the delivery tasks in flight."""
+
+    def __init__(
+        self,
+        deliverer: Deliverer | None = None,
+        *,
+        wakeups: RedisWakeups | None = None,
+        recheck_seconds: float = 5.0,
+    ) -> None:
+        self.deliverer = deliverer
+        self.wakeups = wakeups
+        self.recheck_seconds = recheck_seconds
+        self._waiters: defaultdict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @contextlib.contextmanager
+    def listen(self, tenant_id: str, user_id: str) -> Iterator[asyncio.Event]:
+        """An event set when a challenge for this user is committed. Listen *before* looking
+        in the database, so a challenge created in between is not missed."""
+        key = (tenant_id, user_id)
+        wake = asyncio.Event()
+        self._waiters[key].add(wake)
+        try:
+            yield wake
+        finally:
+            self._waiters[key].discard(wake)
+            if not self._waiters[key]:
+                del self._waiters[key]
+
+    def wake(self, tenant_id: str, user_id: str) -> None:
+        for wake in self._waiters.get((tenant_id, user_id), ()):
+            wake.set()
+
+    def after_commit(
+        self, session: AsyncSession, tenant_id: str, user_id: str, deliveries: list[Delivery]
+    ) -> None:
+        """Once the session's transaction commits (and only then), wake the user's long-polls
+        and start the deliveries. A rolled-back challenge is never announced."""
+
+        def committed(_session: Any) -> None:
+            self.wake(tenant_id, user_id)
+            if self.wakeups is not None:
+                wakeups = self.wakeups
+                self.spawn(lambda: wakeups.publish(tenant_id, user_id))
+            for delivery in deliveries:
+                self.spawn(delivery)
+
+        event.listen(session.sync_session, "after_commit", committed, once=True)
+
+    def spawn(self, delivery: Delivery) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, delivery: Delivery) -> None:
+        try:
+            await delivery()
+        except Exception:
+            log.exception("push delivery failed")
+
+    async def start(self) -> None:
+        if self.wakeups is not None:
+            await self.wakeups.start(self.wake)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        if self.wakeups is not None:
+            await self.wakeups.aclose()
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Let deliveries in flight finish (tests, shutdown); cancel what is left after that."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()

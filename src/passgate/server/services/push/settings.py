@@ -1,0 +1,112 @@
+"""A tenant's push settings, kept in `tenants.settings["push"]` with these defaults."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services import tenants
+from passgate.server.services.errors import InvalidRequest
+from passgate.server.store.tables import Tenant
+
+WEBHOOK_SECRET_PREFIX = "pg_whsec_"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PushSettings:
+    """Every knob an operator can turn for one tenant (`passgate tenant update`)."""
+
+    # Start a push challenge from `track` when the outcome is CHALLENGE_REQUIRED and the user
+    # has a push device.
+    challenge_on_track: bool = True
+    challenge_expiry_seconds: int = 120
+    # The requester shows a code; the person types it on the device (beyond Authsignal).
+    number_matching: bool = True
+    code_digits: int = 2
+    # Push-bombing limit: at most `rate_limit` challenges per user per window.
+    rate_limit: int = 5
+    rate_limit_window_seconds: int = 600
+    # Device credentials expire this long after enrolment (or `resetExpiry`); None: never.
+    credential_lifetime_minutes: int | None = None
+    webhook_url: str | None = None
+    # HMAC key of the `x-signature-v2` header. Secret keys are stored hashed, so unlike
+    # Authsignal the webhook has its own secret; give it to Authsignal's `Webhook(...)`.
+    webhook_secret: str | None = None
+    # {"teamId", "keyId", "privateKey" (PEM .p8), "bundleId", "sandbox"}
+    apns: dict[str, Any] | None = field(default=None, repr=False)
+    # A Firebase service-account JSON (project_id, client_email, private_key, token_uri, ...).
+    fcm: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (5 <= self.challenge_expiry_seconds <= 3600, "challenge expiry must be 5-3600 s"),
+            (1 <= self.code_digits <= 8, "code digits must be 1-8"),
+            (self.rate_limit >= 1, "rate limit must be at least 1"),
+            (self.rate_limit_window_seconds >= 1, "rate limit window must be at least 1 s"),
+            (
+                self.credential_lifetime_minutes is None
+                or 1 <= self.credential_lifetime_minutes <= 525_600,
+                "credential lifetime must be 1-525600 minutes",
+            ),
+            (
+                self.webhook_url is None or self.webhook_url.startswith(("https://", "http://")),
+                "the webhook URL must start with https:// or http://",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidRequest(message)
+        if self.apns is not None:
+            missing = {"teamId", "keyId", "privateKey", "bundleId"} - set(self.apns)
+            if missing:
+                raise InvalidRequest(f"APNs settings need {', '.join(sorted(missing))}")
+        if self.fcm is not None and not {"project_id", "private_key", "client_email"} <= set(
+            self.fcm
+        ):
+            raise InvalidRequest("FCM settings need a service-account JSON")
+
+
+_NAMES = frozenset(f.name for f in fields(PushSettings))
+
+
+def push_settings(tenant: Tenant) -> PushSettings:
+    stored = tenant.settings.get("push") or {}
+    return PushSettings(**{name: value for name, value in stored.items() if name in _NAMES})
+
+
+def update_push_settings(
+    tenant: Tenant, *, clear: Iterable[str] = (), **changes: Any
+) -> PushSettings:
+    """Apply `changes` (None leaves a field as it is), reset the fields named in `clear` to
+    their defaults, and store the result on the tenant. Setting a webhook URL for the first
+    time also makes its signing secret."""
+    unknown = (set(changes) | set(clear)) - _NAMES
+    if unknown:
+        raise InvalidRequest(f"unknown push settings: {', '.join(sorted(unknown))}")
+    defaults = PushSettings()
+    current = replace(push_settings(tenant), **{name: getattr(defaults, name) for name in clear})
+    updated = replace(current, **{k: v for k, v in changes.items() if v is not None})
+    if updated.webhook_url and not updated.webhook_secret:
+        updated = replace(updated, webhook_secret=new_webhook_secret())
+    # A new dict, so SQLAlchemy sees the JSON column change.
+    tenant.settings = {**tenant.settings, "push": asdict(updated)}
+    return updated
+
+
+async def configure(
+    session: AsyncSession, tenant_id: str, *, clear: Iterable[str] = (), **changes: Any
+) -> PushSettings:
+    """Change a tenant's push settings (the operator's `passgate tenant update`)."""
+    tenant = await tenants.get_tenant(session, tenant_id)
+    updated = update_push_settings(tenant, clear=clear, **changes)
+    await session.flush()
+    tenants.forget(tenant_id)
+    return updated
+
+
+def new_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
