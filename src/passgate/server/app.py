@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate import __version__
-from passgate.server import client_api, errors, server_api
+from passgate.server import client_api, errors, server_api, well_known
 from passgate.server.middleware import BodySizeLimit
 from passgate.server.settings import Settings
 from passgate.server.store.database import create_engine, create_sessionmaker
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(server_api.router, prefix="/v1")
     app.include_router(client_api.router, prefix="/v1")
+    app.include_router(well_known.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -7,7 +7,9 @@ from types import TracebackType
 
 import httpx
 
+from passgate.sdk._async.passkey import Passkey
 from passgate.sdk._async.transport import ApiTransport
+from passgate.sdk._authenticator import PasskeyAuthenticator
 from passgate.sdk._protocol import DEFAULT_BASE_URL, basic_auth, bearer_auth
 
 
@@ -15,13 +17,16 @@ class Authsignal:
     """Talks to a Passgate server, or to Authsignal's hosted API, as the Flutter SDK does.
 
     `base_url` includes `/v1` (see `Region`). `device_id` identifies this installation to the
-    server; without one a random id is made for the lifetime of the object."""
+    server; without one a random id is made for the lifetime of the object.
+    `passkey_authenticator` makes and uses passkeys for `client.passkey` (see
+    `passgate.authenticators`)."""
 
     def __init__(
         self,
         tenant_id: str,
         base_url: str = DEFAULT_BASE_URL,
         *,
+        passkey_authenticator: PasskeyAuthenticator | None = None,
         device_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
@@ -33,6 +38,7 @@ class Authsignal:
         self._device_id = device_id or str(uuid.uuid4())
         self._token: str | None = None
         self._api = ApiTransport(self.base_url, tenant_id, transport=transport, timeout=timeout)
+        self.passkey = Passkey(self, passkey_authenticator)
 
     def set_token(self, token: str) -> None:
         """Cache a token from your backend's `track`; calls that need one use it."""

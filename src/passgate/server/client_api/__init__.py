@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from passgate.server.client_api import public
+from passgate.server.client_api import passkeys, public
 
 router = APIRouter(prefix="/client")
 router.include_router(public.router)
+router.include_router(passkeys.router)
 
 __all__ = ["router"]

@@ -12,13 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.schemas import TrackAttributes
 from passgate.server.services import tenants, tokens, users
-from passgate.server.services.enums import ActionState
-from passgate.server.services.errors import NotFound
+from passgate.server.services.enums import ActionState, VerificationMethod
+from passgate.server.services.errors import Forbidden, NotFound
 from passgate.server.store import queries
 from passgate.server.store.tables import Action, Tenant, User, utcnow
 
 # A result is redeemable by /validate only from these states.
 VALID_STATES = frozenset({ActionState.CHALLENGE_SUCCEEDED, ActionState.ALLOW})
+# A successful challenge does not override these: the backend (or a reviewer) decided.
+BLOCKING_STATES = frozenset(
+    {ActionState.BLOCK, ActionState.REVIEW_REQUIRED, ActionState.REVIEW_FAILED}
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -200,3 +204,44 @@ async def validate(
             is_valid=False, action=action, error="The token has already been validated."
         )
     return Validation(is_valid=True, action=action)
+
+
+async def complete_challenge(
+    session: AsyncSession,
+    tenant: Tenant,
+    *,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str | None,
+    method: VerificationMethod,
+    authenticator_id: str,
+    device_id: str | None = None,
+) -> tuple[Action, str]:
+    """A challenge for this action succeeded: move it to CHALLENGE_SUCCEEDED and return it
+    with a token `/validate` accepts. Without an idempotency key (a sign-in that started with
+    no tracked action) the action is recorded now. A blocked action stays blocked."""
+    action = None
+    if idempotency_key:
+        action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+    if action is None:
+        attributes = TrackAttributes(idempotency_key=idempotency_key, device_id=device_id)
+        action = await _insert_action(session, tenant, user_id, action_code, attributes)
+    if action.state in BLOCKING_STATES:
+        raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
+    now = utcnow()
+    if action.state != ActionState.CHALLENGE_SUCCEEDED:
+        action.state, action.state_updated_at = ActionState.CHALLENGE_SUCCEEDED.value, now
+    action.verification_method = method.value
+    action.verified_by_authenticator_id = authenticator_id
+    action.updated_at = now
+    await session.flush()
+    user = await queries.get_user(session, tenant.id, user_id)
+    token = tokens.issue_token(
+        tenant,
+        user_id=user_id,
+        action_code=action.action_code,
+        idempotency_key=action.idempotency_key,
+        username=user.username if user else None,
+        scope=action.scope,
+    )
+    return action, token
