@@ -321,12 +321,17 @@ def _normalize(credential: dict[str, Any], required: str) -> tuple[dict[str, Any
     if not isinstance(client_data, dict):
         raise CeremonyRefused("clientDataJSON is not an object.", error_code="malformed_credential")
     credential_id = credential_id_of(credential)
+    binary = {
+        name: b64url(_decode_field(credential, name))
+        for name in (required, "signature")
+        if isinstance(response.get(name), str)
+    }
     normalized = {
         **credential,
         "id": credential_id,
         "rawId": credential_id,
         "type": credential.get("type") or "public-key",
-        "response": {**response, "clientDataJSON": b64url(raw_client_data)},
+        "response": {**response, **binary, "clientDataJSON": b64url(raw_client_data)},
     }
     return normalized, client_data
 
