@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        app(args=argv, prog_name="passgate", standalone_mode=False)
+        # Without standalone mode, click returns (not raises) the code of a `typer.Exit`.
+        code = app(args=argv, prog_name="passgate", standalone_mode=False)
     except typer.Abort:
         print("passgate: aborted", file=sys.stderr)
         return 130
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.exceptions.TyperException as exc:
         print(f"passgate: error: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

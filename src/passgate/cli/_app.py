@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from passgate.cli import _database, _output
+from passgate.cli import _database, _output, _passkeys
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.server.services import tenants
 from passgate.server.services.enums import ActionOutcome
@@ -25,6 +25,9 @@ tenant_app = typer.Typer(help="Create and inspect tenants.", no_args_is_help=Tru
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(db_app, name="db")
+tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
+app.command("wellknown")(_passkeys.wellknown)
+app.command("doctor")(_passkeys.doctor)
 
 DatabaseUrl = Annotated[
     str,

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from passgate.server.database import Session
-from passgate.server.services import passkey_policy
+from passgate.server.services import passkey_policy, well_known
 from passgate.server.services.errors import NotFound
 
 router = APIRouter(prefix="/.well-known", tags=["well-known"], include_in_schema=False)
@@ -23,9 +23,9 @@ async def _policies(request: Request, session: Session) -> list[passkey_policy.P
 
 @router.get("/apple-app-site-association")
 async def apple_app_site_association(request: Request, session: Session) -> dict[str, Any]:
-    return passkey_policy.apple_app_site_association(await _policies(request, session))
+    return well_known.apple_app_site_association(await _policies(request, session))
 
 
 @router.get("/assetlinks.json")
 async def asset_links(request: Request, session: Session) -> list[dict[str, Any]]:
-    return passkey_policy.asset_links(await _policies(request, session))
+    return well_known.asset_links(await _policies(request, session))

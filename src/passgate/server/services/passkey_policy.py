@@ -1,6 +1,6 @@
 """A tenant's passkey settings: parsed once per settings version into a `PasskeyPolicy`, which
-the relying party checks against, and from which the `.well-known` files for native apps
-(spec §6) are produced.
+the relying party checks against, and from which `well_known` makes the files native apps
+need (spec §6).
 
 The settings live in the tenant row's `settings` JSON under `"passkeys"`, camelCase:
 
@@ -31,10 +31,6 @@ SETTINGS_KEY = "passkeys"
 FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
 IOS_APP_ID = re.compile(r"^[A-Z0-9]{10}\.[A-Za-z0-9.\-]+$")
 ANDROID_PACKAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
-ASSET_LINK_RELATIONS = [
-    "delegate_permission/common.handle_all_urls",
-    "delegate_permission/common.get_login_creds",
-]
 
 
 class AndroidApp(BaseModel):
@@ -165,30 +161,6 @@ def _build(tenant: Tenant, settings: PasskeySettings) -> PasskeyPolicy:
         ios_apps=tuple(settings.ios_apps),
         android_apps=tuple(settings.android_apps),
     )
-
-
-# The .well-known files (spec §6) ---------------------------------------------------------
-
-
-def apple_app_site_association(policies: Sequence[PasskeyPolicy]) -> dict[str, Any]:
-    apps = sorted({app for p in policies for app in p.ios_apps})
-    return {"webcredentials": {"apps": apps}}
-
-
-def asset_links(policies: Sequence[PasskeyPolicy]) -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = []
-    for app in (app for p in policies for app in p.android_apps):
-        statement = {
-            "relation": ASSET_LINK_RELATIONS,
-            "target": {
-                "namespace": "android_app",
-                "package_name": app.package_name,
-                "sha256_cert_fingerprints": list(app.sha256_cert_fingerprints),
-            },
-        }
-        if statement not in statements:
-            statements.append(statement)
-    return statements
 
 
 async def hosted_policies(session: AsyncSession, host: str) -> list[PasskeyPolicy]:
