@@ -152,7 +152,7 @@ class SoftwareCtapDevice(CtapDevice):
     def _make_credential(self, request: Mapping[int, Any]) -> dict[int, Any]:
         client_data_hash, rp, user = request[1], request[2], request[3]
         options = request.get(7) or {}
-        if self._matching(rp["id"], request.get(5)):
+        if request.get(5) and self._matching(rp["id"], request[5]):
             raise CtapError(CtapError.ERR.CREDENTIAL_EXCLUDED)
         offered = [p["alg"] for p in request[4] if p.get("type") == "public-key"]
         algorithm = next((alg for alg in self._algorithms if alg in offered), None)

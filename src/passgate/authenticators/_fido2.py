@@ -16,6 +16,7 @@ from fido2.client import (
     WebAuthnClient,
 )
 from fido2.ctap import CtapDevice
+from fido2.rpid import verify_rp_id
 from fido2.webauthn import PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions
 
 from passgate.sdk._authenticator import AuthenticatorError, AuthenticatorErrorCode
@@ -44,7 +45,8 @@ class Fido2Authenticator:
         device = self._device()
         if device is None:
             raise AuthenticatorError(Code.NOT_SUPPORTED, "no authenticator is connected")
-        return Fido2Client(device, DefaultClientDataCollector(origin), self._interaction)
+        collector = DefaultClientDataCollector(origin, verify=_origin_may_use)
+        return Fido2Client(device, collector, self._interaction)
 
     def _origin_for(self, rp_id: str) -> str:
         return self._origin or f"https://{rp_id}"
@@ -83,6 +85,13 @@ class Fido2Authenticator:
     def _fresh_event(self) -> threading.Event:
         self._cancel = threading.Event()
         return self._cancel
+
+
+def _origin_may_use(rp_id: str, origin: str) -> bool:
+    """fido2's rule (https origin on the rpId or a subdomain of it), plus what Android's
+    Credential Manager does for an app the site's assetlinks.json vouches for: origin
+    `android:apk-key-hash:<signing cert hash>`; the relying party checks that hash."""
+    return origin.startswith("android:apk-key-hash:") or verify_rp_id(rp_id, origin)
 
 
 def _json(response: Any) -> dict[str, Any]:

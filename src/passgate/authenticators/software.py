@@ -23,7 +23,9 @@ class SoftwareAuthenticator(Fido2Authenticator):
     - `algorithms`: what it may create, preferred first: "ES256" (default), "EdDSA", "RS256".
     - `synced=True`: sets the backup-eligible and backed-up flags and a sign count of 0, as
       iCloud Keychain or Google Password Manager passkeys do.
-    - `origin`: clientDataJSON's origin; default `https://<rpId>`."""
+    - `origin`: clientDataJSON's origin; default `https://<rpId>` (what a browser on the
+      relying party's site, or an iOS app associated with it, reports). An Android app
+      reports `android:apk-key-hash:<base64url SHA-256 of its signing certificate>`."""
 
     def __init__(
         self,
