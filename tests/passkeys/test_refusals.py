@@ -6,10 +6,12 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from authsignal.client import AuthsignalClient
 from sqlalchemy import update
@@ -19,7 +21,7 @@ from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import tenants, tokens
 from passgate.server.store.tables import PasskeyChallenge, utcnow
 from tests.live_server import LiveServer, Tenant
-from tests.passkeys.helpers import Ceremony, b64url, bearer, with_client_data
+from tests.passkeys.helpers import Ceremony, b64url, basic, bearer, with_client_data
 from tests.server.test_refusals import assert_error
 
 
@@ -223,3 +225,22 @@ def test_excluded_and_duplicate_credentials(
     )
     options = response.json()["options"]
     assert [c["id"] for c in options["excludeCredentials"]] == [added["credentialId"]]
+
+
+def test_racing_verifications_have_one_winner(
+    ceremony: Ceremony, device: SoftwareAuthenticator
+) -> None:
+    ceremony.register(device, "u-race")
+    challenge_id, assertion = ceremony.assertion(device)
+    body = {"challengeId": challenge_id, "authenticationCredential": assertion}
+    url = str(ceremony.http.base_url).rstrip("/") + "/client/verify/passkey"
+
+    def attempt(_: int) -> httpx.Response:
+        return httpx.post(url, json=body, headers=basic(ceremony.tenant_id), timeout=30)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(attempt, range(8)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] + [400] * 7, [r.text for r in responses]
+    losers = [r.json()["errorCode"] for r in responses if r.status_code == 400]
+    assert set(losers) == {"challenge_already_used"}

@@ -223,20 +223,18 @@ def client_authenticator(
             authenticator_attachment=row.authenticator_attachment,
             verified_at=authenticator.verified_at,
         )
-    return ClientAuthenticator.model_validate(
-        {
-            **{
-                name: getattr(authenticator, name)
-                for name in ("verification_method", "created_at", "verified_at", "is_default")
-            },
-            **{
-                name: getattr(authenticator, name)
-                for name in ("last_verified_at", "email", "phone_number", "username")
-            },
-            "display_name": authenticator.display_name,
-            "user_authenticator_id": authenticator.id,
-            "webauthn_credential": webauthn,
-            "errored_at": row.flagged_at if row else None,
-            "error_code": row.flag_reason if row else None,
-        }
+    return ClientAuthenticator(
+        user_authenticator_id=authenticator.id,
+        verification_method=authenticator.verification_method,
+        created_at=authenticator.created_at,
+        verified_at=authenticator.verified_at,
+        last_verified_at=authenticator.last_verified_at,
+        is_default=authenticator.is_default,
+        email=authenticator.email,
+        phone_number=authenticator.phone_number,
+        username=authenticator.username,
+        display_name=authenticator.display_name,
+        webauthn_credential=webauthn,
+        errored_at=row.flagged_at if row else None,
+        error_code=row.flag_reason if row else None,
     )

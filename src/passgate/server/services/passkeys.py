@@ -34,6 +34,7 @@ from passgate.server.store.tables import (
 )
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
+PRUNE_ONE_IN = 64
 # The action recorded for a sign-in that started without one. [inferred: Authsignal's name]
 DEFAULT_SIGN_IN_ACTION = "signInWithPasskey"
 ADD_SCOPE = "add:authenticators"
@@ -98,6 +99,10 @@ async def _new_challenge(
         **bound,
     )
     session.add(challenge)
+    if (
+        secrets.randbelow(PRUNE_ONE_IN) == 0
+    ):  # expired challenges are useless: drop them now and then
+        await store.delete_expired_challenges(session, now - CHALLENGE_LIFETIME)
     await session.flush()
     return challenge
 
