@@ -126,3 +126,19 @@ async def test_async_client(
         signed_in = await client.passkey.sign_in()
         assert signed_in.data is not None and signed_in.data.user_id == "frank"
         assert (await client.passkey.is_available_on_device()).data is True
+
+
+def test_deleting_the_authenticator_or_the_user_forgets_the_passkey(
+    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient, app: AuthsignalSync
+) -> None:
+    sign_up(authsignal, app, "gina")
+    (passkey,) = authsignal.get_authenticators("gina")
+    authsignal.delete_authenticator("gina", passkey["user_authenticator_id"])
+    fresh = AuthsignalSync(
+        tenant.id, server.api_url, passkey_authenticator=app.passkey._authenticator
+    )
+    assert fresh.passkey.sign_in().error_code == "unknown_credential"
+    sign_up(authsignal, fresh, "gina")
+    authsignal.delete_user("gina")
+    assert fresh.passkey.sign_in(action="again").error_code == "unknown_credential"
+    fresh.close()

@@ -264,3 +264,14 @@ def test_es384_is_never_advertised() -> None:
     assert options["authenticatorSelection"]["requireResidentKey"] is False
     assert options["excludeCredentials"] == []
     assert options["timeout"] == 300_000
+
+
+def test_direct_attestation_refuses_none() -> None:
+    vector = REGISTRATIONS[0]
+    assert vector["format"] == "none"
+    with pytest.raises(CeremonyRefused, match="requires attestation"):
+        relying_party.verify_registration(
+            policy(vector["rpId"], [vector["origin"]], attestation="direct"),
+            vector["credential"],
+            expected_challenge=b64decode_any(vector["challenge"]),
+        )

@@ -28,7 +28,7 @@ def _failed(response: AuthsignalResponse[Any]) -> AuthsignalResponse[T]:
 
 
 def _authenticator_failed(exc: AuthenticatorError) -> AuthsignalResponse[T]:
-    return AuthsignalResponse(error=exc.message, error_code=exc.code.value)
+    return AuthsignalResponse(error=exc.message, error_code=str(exc.code))
 
 
 class Passkey:
