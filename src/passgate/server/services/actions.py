@@ -219,22 +219,37 @@ async def complete_challenge(
 ) -> tuple[Action, str]:
     """A challenge for this action succeeded: move it to CHALLENGE_SUCCEEDED and return it
     with a token `/validate` accepts. Without an idempotency key (a sign-in that started with
-    no tracked action) the action is recorded now. A blocked action stays blocked."""
+    no tracked action) the action is recorded now, already succeeded, unless the tenant's
+    rule for it blocks. A blocked action stays blocked."""
+    now = utcnow()
     action = None
     if idempotency_key:
         action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
     if action is None:
-        attributes = TrackAttributes(idempotency_key=idempotency_key, device_id=device_id)
-        action = await _insert_action(session, tenant, user_id, action_code, attributes)
+        outcome = await tenants.default_outcome(session, tenant.id, action_code)
+        state = ActionState(outcome.value)
+        if state not in BLOCKING_STATES:
+            state = ActionState.CHALLENGE_SUCCEEDED
+        action = Action(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant.id,
+            user_id=user_id,
+            action_code=action_code,
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+            state=state.value,
+            state_updated_at=now,
+            created_at=now,
+            updated_at=now,
+            device_id=device_id,
+        )
+        session.add(action)
     if action.state in BLOCKING_STATES:
         raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
-    now = utcnow()
     if action.state != ActionState.CHALLENGE_SUCCEEDED:
         action.state, action.state_updated_at = ActionState.CHALLENGE_SUCCEEDED.value, now
     action.verification_method = method.value
     action.verified_by_authenticator_id = authenticator_id
     action.updated_at = now
-    await session.flush()
     user = await queries.get_user(session, tenant.id, user_id)
     token = tokens.issue_token(
         tenant,
