@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import passkey_policy, relying_party, tenants
+from passgate.server.services.enums import ActionOutcome
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, basic, bearer
 from tests.server.test_refusals import assert_error
@@ -142,3 +143,21 @@ def test_cap_and_enrolment_scope(
         json={},
     )
     assert_error(response, 403, "passkey_limit_reached")
+
+
+def test_a_blocked_action_stays_blocked(
+    server: LiveServer, tenant: Tenant, ceremony: Ceremony, tmp_path: Path
+) -> None:
+    device = SoftwareAuthenticator(tmp_path / "blocked.bin")
+    ceremony.register(device, "blocked-user")
+
+    async def block(session: AsyncSession) -> None:
+        await tenants.set_action_outcome(
+            session, tenant.id, "signInWithPasskey", ActionOutcome.BLOCK
+        )
+
+    server.run(block)
+    challenge_id, assertion = ceremony.assertion(device)
+    assert_error(ceremony.verify(challenge_id, assertion), 403, "forbidden")
+    tracked = ceremony.authsignal.track("blocked-user", "signInWithPasskey")
+    assert tracked["state"] == "BLOCK"
