@@ -12,9 +12,9 @@ from passgate.server.services.errors import PassgateError
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Commit when the route returns, roll back when it raises (unless the error says its
-    writes must stand). Routes and services never
-    commit; a 200 therefore always means the transaction is durable."""
+    """Commit when the route returns, roll back when it raises (unless the domain error says
+    its writes must stand). Routes and services never commit; a 200 therefore always means
+    the transaction is durable."""
     async with request.app.state.sessionmaker() as session:
         try:
             yield session
