@@ -290,6 +290,18 @@ class TestMalformedInput:
         assert http.get("/users", params={"username": "big"}).json()["users"] == []
         assert http.get("/users/big/actions").json() == []
 
+    def test_nul_characters_are_refused(self, http: httpx.Client) -> None:
+        assert_error(
+            http.patch("/users/nul", json={"displayName": "a\x00b"}), 400, "invalid_request"
+        )
+        assert_error(
+            http.post("/users/nul/actions/signIn", json={"custom": {"k\x00": "v"}}),
+            400,
+            "invalid_request",
+        )
+        assert_error(http.get("/users/a%00b"), 400, "invalid_request")
+        assert_error(http.get("/users", params={"email": "a\x00b"}), 400, "invalid_request")
+
     def test_unknown_paths_and_methods(self, http: httpx.Client) -> None:
         assert_error(http.get("/nowhere"), 404, "not_found")
         assert_error(http.put("/validate", json={}), 405, "method_not_allowed")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from passgate.cli import _database, _output
+from passgate.cli import _database, _output, _passkeys
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
 from passgate.server.services import tenants
@@ -30,6 +30,9 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
+tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
+app.command("wellknown")(_passkeys.wellknown)
+app.command("doctor")(_passkeys.doctor)
 
 DatabaseUrl = Annotated[
     str,

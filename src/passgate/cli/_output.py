@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -28,4 +29,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 def print_fields(fields: dict[str, Any]) -> None:
     width = max(len(name) for name in fields)
     for name, value in fields.items():
-        console.print(f"[bold]{name.ljust(width)}[/bold]  {value}", highlight=False)
+        # Values are data: no Rich markup or :emoji: codes (fingerprints are full of ":cd:").
+        console.print(
+            f"[bold]{name.ljust(width)}[/bold]  {escape(str(value))}", highlight=False, emoji=False
+        )

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate import __version__
-from passgate.server import client_api, errors, server_api
-from passgate.server.middleware import BodySizeLimit
+from passgate.server import client_api, errors, server_api, well_known
+from passgate.server.middleware import BodySizeLimit, RefuseNulInUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.push import create_hub
 from passgate.server.settings import Settings
@@ -43,11 +43,13 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.push_hub = push_hub
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RefuseNulInUrl)
     metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(server_api.router, prefix="/v1")
     app.include_router(client_api.router, prefix="/v1")
+    app.include_router(well_known.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

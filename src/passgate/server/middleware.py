@@ -8,6 +8,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from passgate.server.errors import error_response
 
 
+class RefuseNulInUrl:
+    """A NUL character in the path or query is never meaningful here, and PostgreSQL cannot
+    store one: refuse it with 400 before any route sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope["query_string"].lower()
+        ):
+            response = error_response(
+                400, "invalid_request", "The URL may not contain NUL characters."
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class BodySizeLimit:
     """Refuse request bodies over `max_bytes` with 413 in Authsignal's error shape.
 

@@ -7,13 +7,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 from passgate.server.services.enums import ActionState, VerificationMethod
 
 ShortText = Annotated[str, StringConstraints(max_length=255)]
 CustomData = dict[str, Any]
+
+
+def contains_nul(value: Any) -> bool:
+    """True if a NUL character hides anywhere in `value` (PostgreSQL cannot store one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
 
 
 class WireModel(BaseModel):
@@ -24,6 +35,13 @@ class WireModel(BaseModel):
         serialize_by_alias=True,
         extra="ignore",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul_characters(cls, data: Any) -> Any:
+        if isinstance(data, dict) and contains_nul(data):
+            raise ValueError("text may not contain NUL characters")
+        return data
 
 
 # Requests --------------------------------------------------------------------------------

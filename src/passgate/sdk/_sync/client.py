@@ -7,8 +7,10 @@ from types import TracebackType
 
 import httpx
 
+from passgate.sdk._sync.passkey import Passkey
 from passgate.sdk._sync.push import AuthsignalPush
 from passgate.sdk._sync.transport import ApiTransport
+from passgate.sdk._authenticator import PasskeyAuthenticator
 from passgate.sdk._protocol import DEFAULT_BASE_URL, basic_auth, bearer_auth
 from passgate.sdk._push_protocol import DeviceKeys
 
@@ -17,18 +19,20 @@ class AuthsignalSync:
     """Talks to a Passgate server, or to Authsignal's hosted API, as the Flutter SDK does.
 
     `base_url` includes `/v1` (see `Region`). `device_id` identifies this installation to the
-    server; without one a random id is made for the lifetime of the object. `device_keys` holds
-    the push device key (`passgate.authenticators.DeviceKeyStore`)."""
+    server; without one a random id is made for the lifetime of the object.
+    `passkey_authenticator` makes and uses passkeys for `client.passkey`, and `device_keys`
+    holds the push device key for `client.push` (see `passgate.authenticators`)."""
 
     def __init__(
         self,
         tenant_id: str,
         base_url: str = DEFAULT_BASE_URL,
         *,
+        passkey_authenticator: PasskeyAuthenticator | None = None,
+        device_keys: DeviceKeys | None = None,
         device_id: str | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
-        device_keys: DeviceKeys | None = None,
     ) -> None:
         if not tenant_id:
             raise ValueError("tenant_id is required")
@@ -38,6 +42,7 @@ class AuthsignalSync:
         self._token: str | None = None
         self.timeout = timeout
         self._api = ApiTransport(self.base_url, tenant_id, transport=transport, timeout=timeout)
+        self.passkey = Passkey(self, passkey_authenticator)
         # Push: this device approves actions. Its key lives in `device_keys` (default: the OS
         # keyring where there is one, else an encrypted file; see passgate.authenticators).
         self.push = AuthsignalPush(self, device_keys)

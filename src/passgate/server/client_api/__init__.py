@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from passgate.server.client_api import public, push, push_web
+from passgate.server.client_api import passkeys, public, push, push_web
 
 router = APIRouter(prefix="/client")
 router.include_router(public.router)
+router.include_router(passkeys.router)
 router.include_router(push.router)
 router.include_router(push_web.router)
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.schemas import TrackAttributes
 from passgate.server.services import tenants, tokens, users
-from passgate.server.services.enums import ActionState
-from passgate.server.services.errors import NotFound
+from passgate.server.services.enums import ActionState, VerificationMethod
+from passgate.server.services.errors import Forbidden, NotFound
 from passgate.server.services.push import challenges as push_challenges
 from passgate.server.services.push.hub import PushHub
 from passgate.server.services.push.settings import push_settings
@@ -21,6 +21,10 @@ from passgate.server.store.tables import Action, PushChallenge, Tenant, User, ut
 
 # A result is redeemable by /validate only from these states.
 VALID_STATES = frozenset({ActionState.CHALLENGE_SUCCEEDED, ActionState.ALLOW})
+# A successful challenge does not override these: the backend (or a reviewer) decided.
+BLOCKING_STATES = frozenset(
+    {ActionState.BLOCK, ActionState.REVIEW_REQUIRED, ActionState.REVIEW_FAILED}
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -217,3 +221,59 @@ async def validate(
     if action.state not in VALID_STATES:
         return Validation(is_valid=False, action=action)
     return Validation(is_valid=False, action=action, error="The token has already been validated.")
+
+
+async def complete_challenge(
+    session: AsyncSession,
+    tenant: Tenant,
+    *,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str | None,
+    method: VerificationMethod,
+    authenticator_id: str,
+    device_id: str | None = None,
+) -> tuple[Action, str]:
+    """A challenge for this action succeeded: move it to CHALLENGE_SUCCEEDED and return it
+    with a token `/validate` accepts. Without an idempotency key (a sign-in that started with
+    no tracked action) the action is recorded now, already succeeded, unless the tenant's
+    rule for it blocks. A blocked action stays blocked."""
+    now = utcnow()
+    action = None
+    if idempotency_key:
+        action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+    if action is None:
+        outcome = tenants.default_outcome(tenant, action_code)
+        state = ActionState(outcome.value)
+        if state not in BLOCKING_STATES:
+            state = ActionState.CHALLENGE_SUCCEEDED
+        action = Action(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant.id,
+            user_id=user_id,
+            action_code=action_code,
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+            state=state.value,
+            state_updated_at=now,
+            created_at=now,
+            updated_at=now,
+            device_id=device_id,
+        )
+        session.add(action)
+    if action.state in BLOCKING_STATES:
+        raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
+    if action.state != ActionState.CHALLENGE_SUCCEEDED:
+        action.state, action.state_updated_at = ActionState.CHALLENGE_SUCCEEDED.value, now
+    action.verification_method = method.value
+    action.verified_by_authenticator_id = authenticator_id
+    action.updated_at = now
+    user = await queries.get_user(session, tenant.id, user_id)
+    token = tokens.issue_token(
+        tenant,
+        user_id=user_id,
+        action_code=action.action_code,
+        idempotency_key=action.idempotency_key,
+        username=user.username if user else None,
+        scope=action.scope,
+    )
+    return action, token

@@ -16,6 +16,9 @@ from __future__ import annotations
 class PassgateError(Exception):
     status_code = 400
     error_code = "invalid_request"
+    # True when the request's writes must be committed even though it fails (for example a
+    # passkey flagged as possibly cloned while its sign-in is refused).
+    keep_changes = False
 
     def __init__(self, description: str, *, error_code: str | None = None) -> None:
         super().__init__(description)

@@ -12,7 +12,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.store.tables import Action, Authenticator, Base, Tenant, User, utcnow
+from passgate.server.store.tables import (
+    Action,
+    Authenticator,
+    Base,
+    PasskeyCredential,
+    Tenant,
+    User,
+    utcnow,
+)
 
 
 def _insert(session: AsyncSession, table: type[Base]) -> Any:
@@ -23,6 +31,10 @@ def _insert(session: AsyncSession, table: type[Base]) -> Any:
 
 async def tenant_by_secret_hash(session: AsyncSession, digest: str) -> Tenant | None:
     return await session.scalar(select(Tenant).where(Tenant.secret_key_hash == digest))
+
+
+async def tenants_by_rp_id(session: AsyncSession, rp_id: str) -> Sequence[Tenant]:
+    return (await session.scalars(select(Tenant).where(Tenant.rp_id == rp_id))).all()
 
 
 async def all_tenants(session: AsyncSession) -> Sequence[Tenant]:
@@ -81,7 +93,7 @@ async def find_users(
 
 async def delete_user(session: AsyncSession, tenant_id: str, user_id: str) -> bool:
     """Delete a user with everything hanging off it. True if the user existed."""
-    for table in (Action, Authenticator):
+    for table in (Action, Authenticator, PasskeyCredential):
         await session.execute(
             delete(table).where(table.tenant_id == tenant_id, table.user_id == user_id)
         )
@@ -118,6 +130,13 @@ async def enrolled_methods(session: AsyncSession, tenant_id: str, user_id: str) 
 async def delete_authenticator(
     session: AsyncSession, tenant_id: str, user_id: str, authenticator_id: str
 ) -> bool:
+    await session.execute(
+        delete(PasskeyCredential).where(
+            PasskeyCredential.authenticator_id == authenticator_id,
+            PasskeyCredential.tenant_id == tenant_id,
+            PasskeyCredential.user_id == user_id,
+        )
+    )
     result = await session.execute(
         delete(Authenticator).where(
             Authenticator.id == authenticator_id,

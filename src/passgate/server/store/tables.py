@@ -7,11 +7,13 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -55,6 +57,8 @@ class Tenant(Base):
     """One relying party / app: its keys, origins and settings. Tenants never see each other."""
 
     __tablename__ = "tenants"
+    # The .well-known files are served by the Host header: one lookup by relying party id.
+    __table_args__ = (Index("ix_tenants_rp_id", "rp_id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -148,6 +152,62 @@ class Action(Base):
     locale: Mapped[str | None] = mapped_column(String(35))
     # Set once, atomically, by the first successful /validate: a result is redeemed once.
     validated_at: Mapped[datetime | None] = mapped_column()
+
+
+class PasskeyCredential(Base):
+    """The WebAuthn half of a PASSKEY authenticator: one row per credential, sharing the
+    `authenticators` row's id. Credential ids are unique within a tenant, not across tenants."""
+
+    __tablename__ = "passkey_credentials"
+    __table_args__ = (
+        Index(
+            "ux_passkey_credentials_tenant_credential", "tenant_id", "credential_id", unique=True
+        ),
+        Index("ix_passkey_credentials_tenant_user", "tenant_id", "user_id"),
+    )
+
+    authenticator_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(String(255))
+    # base64url, no padding, exactly as the credential's `id` arrives on the wire.
+    credential_id: Mapped[str] = mapped_column(String(1400))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    aaguid: Mapped[str] = mapped_column(String(36))
+    attestation_format: Mapped[str] = mapped_column(String(32))
+    device_type: Mapped[str] = mapped_column(String(16))
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    transports: Mapped[list[str]] = mapped_column(default=list)
+    authenticator_attachment: Mapped[str | None] = mapped_column(String(32))
+    device_id: Mapped[str | None] = mapped_column(String(255))
+    user_agent: Mapped[str | None] = mapped_column(String(1024))
+    # Set when a verified assertion carried a counter lower than the stored one: a copy of
+    # the key may exist. Shown as `erroredAt` / `errorCode` in the Client API.
+    flagged_at: Mapped[datetime | None] = mapped_column()
+    flag_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class PasskeyChallenge(Base):
+    """A WebAuthn challenge: single-use, expiring, bound to its tenant and, when known, to its
+    user and action. Consumed by one conditional UPDATE (`state = 'pending'` -> `'used'`)."""
+
+    __tablename__ = "passkey_challenges"
+    __table_args__ = (Index("ix_passkey_challenges_expires", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    # "registration" or "authentication".
+    purpose: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    action_code: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    username: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
 
 
 class PushDevice(Base):

@@ -1,0 +1,223 @@
+"""A CTAP2 authenticator in software: a `fido2.ctap.CtapDevice`, so fido2's own `Ctap2` and
+`Fido2Client` drive it exactly as they drive a USB key (spec/webauthn-notes.md §3.3-§3.4).
+
+It answers authenticatorGetInfo, authenticatorMakeCredential and authenticatorGetAssertion;
+credentials are discoverable, user verification is always performed (the process is the
+user), attestation is `packed` self-attestation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from threading import Event
+from typing import Any, cast
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from fido2 import cbor
+from fido2.cose import ES256, RS256, CoseKey, EdDSA
+from fido2.ctap import STATUS, CtapDevice, CtapError
+from fido2.hid import CAPABILITY, CTAPHID
+from fido2.webauthn import AttestedCredentialData, AuthenticatorData
+
+from passgate.authenticators._store import CredentialFile, StoredCredential, Vault
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+ALGORITHMS: dict[str, int] = {"ES256": ES256.ALGORITHM, "EdDSA": EdDSA.ALGORITHM, "RS256": -257}
+FLAG = AuthenticatorData.FLAG
+MAKE_CREDENTIAL, GET_ASSERTION, GET_INFO = 0x01, 0x02, 0x04
+
+
+def _new_key(algorithm: int) -> PrivateKey:
+    if algorithm == ES256.ALGORITHM:
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == EdDSA.ALGORITHM:
+        return ed25519.Ed25519PrivateKey.generate()
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _cose_key(algorithm: int, key: PrivateKey) -> CoseKey:
+    cose: type[CoseKey] = {ES256.ALGORITHM: ES256, EdDSA.ALGORITHM: EdDSA}.get(algorithm, RS256)  # type: ignore[assignment]
+    convert = cast(Callable[[Any], CoseKey], cose.from_cryptography_key)  # untyped in fido2
+    return convert(key.public_key())
+
+
+def _sign(key: PrivateKey, message: bytes) -> bytes:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(message, ec.ECDSA(hashes.SHA256()))  # ASN.1 DER
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(message)
+    return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+
+
+def _load_key(pem: str) -> PrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(
+        key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+    )
+    return key
+
+
+class SoftwareCtapDevice(CtapDevice):
+    """The device half of `SoftwareAuthenticator`. `algorithms` are the ones it will create,
+    in its order of preference; `backup_eligible`/`backed_up` make it look like a synced
+    passkey provider, which (like them) always reports a sign count of 0."""
+
+    def __init__(
+        self,
+        store: CredentialFile,
+        *,
+        algorithms: Sequence[str] = ("ES256",),
+        backup_eligible: bool = False,
+        backed_up: bool = False,
+    ) -> None:
+        unknown = set(algorithms) - set(ALGORITHMS)
+        if unknown or not algorithms:
+            raise ValueError(f"algorithms must be among {sorted(ALGORITHMS)}, not {algorithms}")
+        if backed_up and not backup_eligible:
+            raise ValueError("a backed-up credential must be backup eligible")
+        self._store = store
+        self._vault: Vault = store.load()
+        self._algorithms = [ALGORITHMS[name] for name in algorithms]
+        self._backup_flags = (FLAG.BE if backup_eligible else 0) | (FLAG.BS if backed_up else 0)
+        self._synced = backed_up
+
+    @property
+    def capabilities(self) -> int:
+        return CAPABILITY.CBOR
+
+    @classmethod
+    def list_devices(cls) -> Iterator[CtapDevice]:
+        return iter(())  # never discovered: it is constructed with its file
+
+    @property
+    def vault(self) -> Vault:
+        return self._vault
+
+    def call(
+        self,
+        cmd: int,
+        data: bytes = b"",
+        event: Event | None = None,
+        on_keepalive: Callable[[STATUS], None] | None = None,
+    ) -> bytes:
+        if cmd != CTAPHID.CBOR or not data:
+            raise CtapError(CtapError.ERR.INVALID_COMMAND)
+        handlers = {
+            GET_INFO: self._get_info,
+            MAKE_CREDENTIAL: self._make_credential,
+            GET_ASSERTION: self._get_assertion,
+        }
+        handler = handlers.get(data[0])
+        if handler is None:
+            return bytes([CtapError.ERR.INVALID_COMMAND])
+        try:
+            request = cbor.decode(data[1:]) if len(data) > 1 else {}
+            if not isinstance(request, Mapping):
+                raise CtapError(CtapError.ERR.INVALID_CBOR)
+            return b"\x00" + cbor.encode(handler(request))
+        except CtapError as exc:
+            return bytes([exc.code])
+        except (ValueError, KeyError, TypeError):
+            return bytes([CtapError.ERR.INVALID_CBOR])
+
+    def _get_info(self, _request: Mapping[Any, Any]) -> dict[int, Any]:
+        return {
+            1: ["FIDO_2_0", "FIDO_2_1"],
+            3: bytes.fromhex(self._vault.aaguid),
+            4: {"rk": True, "up": True, "uv": True, "plat": False},
+            5: 2048,
+            6: [2, 1],  # Fido2Client insists on PIN/UV protocols when uv is offered
+            9: ["internal"],
+            10: [{"type": "public-key", "alg": alg} for alg in self._algorithms],
+        }
+
+    def _flags(self, options: Mapping[str, Any], *extra: int) -> FLAG:
+        flags = self._backup_flags | (FLAG.UP if options.get("up", True) else 0)
+        flags |= FLAG.UV if options.get("uv") else 0
+        for value in extra:
+            flags |= value
+        return FLAG(flags)
+
+    def _matching(self, rp_id: str, descriptors: Sequence[Any] | None) -> list[StoredCredential]:
+        mine = [c for c in self._vault.credentials if c.rp_id == rp_id]
+        if descriptors:
+            wanted = {bytes(d["id"]) for d in descriptors}
+            mine = [c for c in mine if _id_bytes(c.credential_id) in wanted]
+        return sorted(mine, key=lambda c: c.created_at, reverse=True)
+
+    def _make_credential(self, request: Mapping[int, Any]) -> dict[int, Any]:
+        client_data_hash, rp, user = request[1], request[2], request[3]
+        options = request.get(7) or {}
+        if request.get(5) and self._matching(rp["id"], request[5]):
+            raise CtapError(CtapError.ERR.CREDENTIAL_EXCLUDED)
+        offered = [p["alg"] for p in request[4] if p.get("type") == "public-key"]
+        algorithm = next((alg for alg in self._algorithms if alg in offered), None)
+        if algorithm is None:
+            raise CtapError(CtapError.ERR.UNSUPPORTED_ALGORITHM)
+        key = _new_key(algorithm)
+        credential_id = secrets.token_bytes(32)
+        attested = AttestedCredentialData.create(
+            bytes.fromhex(self._vault.aaguid), credential_id, _cose_key(algorithm, key)
+        )
+        auth_data = AuthenticatorData.create(
+            hashlib.sha256(rp["id"].encode()).digest(),
+            self._flags({"uv": True, **options}, FLAG.AT),
+            0,
+            attested,
+        )
+        self._vault.credentials.append(
+            StoredCredential(
+                credential_id=_b64url(credential_id),
+                rp_id=rp["id"],
+                user_id=_b64url(bytes(user["id"])),
+                user_name=user.get("name"),
+                display_name=user.get("displayName"),
+                algorithm=algorithm,
+                private_key=key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ).decode(),
+                created_at=time.time(),
+            )
+        )
+        self._store.save(self._vault)
+        signature = _sign(key, bytes(auth_data) + client_data_hash)
+        return {1: "packed", 2: bytes(auth_data), 3: {"alg": algorithm, "sig": signature}}
+
+    def _get_assertion(self, request: Mapping[int, Any]) -> dict[int, Any]:
+        rp_id, client_data_hash = request[1], request[2]
+        options = request.get(5) or {}
+        found = self._matching(rp_id, request.get(3))
+        if not found:
+            raise CtapError(CtapError.ERR.NO_CREDENTIALS)
+        credential = found[0]  # the newest: this device shows no account chooser
+        if not self._synced and options.get("up", True):
+            credential.sign_count += 1
+            self._store.save(self._vault)
+        auth_data = AuthenticatorData.create(
+            hashlib.sha256(rp_id.encode()).digest(),
+            self._flags({"uv": True, **options}),
+            0 if self._synced else credential.sign_count,
+        )
+        signature = _sign(_load_key(credential.private_key), bytes(auth_data) + client_data_hash)
+        response: dict[int, Any] = {
+            1: {"type": "public-key", "id": _id_bytes(credential.credential_id)},
+            2: bytes(auth_data),
+            3: signature,
+        }
+        if not request.get(3):  # discoverable: say whose credential it is
+            response[4] = {"id": _id_bytes(credential.user_id)}
+        return response
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _id_bytes(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,108 @@
+"""Where a software authenticator keeps its credentials: one file, encrypted with Fernet
+(AES-128-CBC + HMAC-SHA256) under a key derived by scrypt from a passphrase. Without a
+passphrase a random key is kept beside the file (`<path>.key`, mode 0600): that protects
+against a copied credentials file, not against someone who can read the whole directory."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from passgate.sdk._authenticator import AuthenticatorError, AuthenticatorErrorCode
+
+FORMAT = "passgate-software-authenticator/1"
+
+
+@dataclass(kw_only=True, slots=True)
+class StoredCredential:
+    credential_id: str  # base64url
+    rp_id: str
+    user_id: str  # base64url of the user handle bytes
+    user_name: str | None
+    display_name: str | None
+    algorithm: int  # COSE
+    private_key: str  # PKCS#8 PEM
+    sign_count: int = 0
+    created_at: float = 0.0
+
+
+@dataclass(kw_only=True, slots=True)
+class Vault:
+    aaguid: str
+    credentials: list[StoredCredential] = field(default_factory=list)
+
+
+def _derive(passphrase: str, salt: bytes) -> bytes:
+    key = Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(passphrase.encode())
+    return base64.urlsafe_b64encode(key)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class CredentialFile:
+    def __init__(self, path: str | os.PathLike[str], passphrase: str | None) -> None:
+        self.path = Path(path)
+        self._passphrase = passphrase
+        self._salt: bytes | None = None
+
+    def _fernet(self, salt: bytes) -> Fernet:
+        if self._passphrase is not None:
+            return Fernet(_derive(self._passphrase, salt))
+        key_path = self.path.with_name(self.path.name + ".key")
+        if not key_path.exists():
+            _write_private(key_path, Fernet.generate_key())
+        return Fernet(key_path.read_bytes().strip())
+
+    def load(self) -> Vault:
+        if not self.path.exists():
+            self._salt = secrets.token_bytes(16)
+            return Vault(aaguid=secrets.token_hex(16))
+        envelope = json.loads(self.path.read_text())
+        if envelope.get("format") != FORMAT:
+            raise AuthenticatorError(
+                AuthenticatorErrorCode.SDK_ERROR, f"{self.path} is not a credentials file"
+            )
+        self._salt = base64.b64decode(envelope["salt"])
+        try:
+            plain = self._fernet(self._salt).decrypt(envelope["data"].encode())
+        except InvalidToken as exc:
+            raise AuthenticatorError(
+                AuthenticatorErrorCode.SDK_ERROR,
+                f"cannot decrypt {self.path}: wrong passphrase or key file",
+            ) from exc
+        data: dict[str, Any] = json.loads(plain)
+        return Vault(
+            aaguid=data["aaguid"],
+            credentials=[StoredCredential(**item) for item in data["credentials"]],
+        )
+
+    def save(self, vault: Vault) -> None:
+        salt = self._salt or secrets.token_bytes(16)
+        self._salt = salt
+        plain = json.dumps(
+            {"aaguid": vault.aaguid, "credentials": [asdict(c) for c in vault.credentials]}
+        )
+        envelope = {
+            "format": FORMAT,
+            "kdf": "scrypt" if self._passphrase is not None else "keyfile",
+            "salt": base64.b64encode(salt).decode(),
+            "data": self._fernet(salt).encrypt(plain.encode()).decode(),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(self.path, json.dumps(envelope).encode())

@@ -1,0 +1,53 @@
+"""`SoftwareAuthenticator`: a passkey provider in a file, for programs, tests and servers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from fido2.ctap import CtapDevice
+
+from passgate.authenticators._device import SoftwareCtapDevice
+from passgate.authenticators._fido2 import Fido2Authenticator
+from passgate.authenticators._store import CredentialFile
+
+
+class SoftwareAuthenticator(Fido2Authenticator):
+    """A CTAP2 authenticator whose credentials live encrypted in the file at `path` and
+    survive restarts. It is driven by fido2's `Fido2Client`, the same code that drives a USB
+    security key, and answers like a platform passkey: discoverable credentials, user
+    verification, `packed` self-attestation.
+
+    - `passphrase`: derives the file's encryption key (scrypt); without one, a random key is
+      kept in `<path>.key`.
+    - `algorithms`: what it may create, preferred first: "ES256" (default), "EdDSA", "RS256".
+    - `synced=True`: sets the backup-eligible and backed-up flags and a sign count of 0, as
+      iCloud Keychain or Google Password Manager passkeys do.
+    - `origin`: clientDataJSON's origin; default `https://<rpId>` (what a browser on the
+      relying party's site, or an iOS app associated with it, reports). An Android app
+      reports `android:apk-key-hash:<base64url SHA-256 of its signing certificate>`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        passphrase: str | None = None,
+        *,
+        algorithms: Sequence[str] = ("ES256",),
+        synced: bool = False,
+        origin: str | None = None,
+    ) -> None:
+        super().__init__(origin=origin)
+        self.path = os.fspath(path)
+        self.device = SoftwareCtapDevice(
+            CredentialFile(path, passphrase),
+            algorithms=algorithms,
+            backup_eligible=synced,
+            backed_up=synced,
+        )
+
+    def _device(self) -> CtapDevice:
+        return self.device
+
+    def credential_ids(self) -> list[str]:
+        credentials = sorted(self.device.vault.credentials, key=lambda c: -c.created_at)
+        return [credential.credential_id for credential in credentials]

@@ -1,0 +1,240 @@
+"""Passkey routes of the Client API (spec §2.2 C1-C7): parse, call the service, shape."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+
+from passgate.server.client_api.auth import AnyCaller, TokenCaller
+from passgate.server.database import Session
+from passgate.server.schemas import ShortText, WireModel
+from passgate.server.services import passkeys
+from passgate.server.services.errors import InvalidRequest
+from passgate.server.store.tables import Authenticator, PasskeyCredential
+
+router = APIRouter(tags=["passkeys"])
+PASSKEY = "/user-authenticators/passkey"
+Credential = Annotated[dict[str, Any], Field(max_length=16)]
+
+
+class ChallengeRequest(WireModel):
+    action: ShortText | None = None
+    idempotency_key: ShortText | None = None
+
+
+class RegistrationOptionsRequest(WireModel):
+    username: ShortText | None = None
+    display_name: ShortText | None = None
+    authenticator_attachment: ShortText | None = None
+
+
+class AddPasskeyRequest(WireModel):
+    challenge_id: ShortText
+    registration_credential: Credential
+    device_id: ShortText | None = None
+    conditional_create: bool | None = None
+
+
+class AuthenticationOptionsRequest(WireModel):
+    challenge_id: ShortText | None = None
+
+
+class VerifyPasskeyRequest(WireModel):
+    challenge_id: ShortText
+    authentication_credential: Credential
+    device_id: ShortText | None = None
+
+
+class ChallengeResponse(WireModel):
+    challenge_id: str
+
+
+class OptionsResponse(WireModel):
+    challenge_id: str
+    options: dict[str, Any]
+
+
+class VerifiedResponse(WireModel):
+    is_verified: bool
+    access_token: str | None = None
+    user_id: str | None = None
+    user_authenticator_id: str | None = None
+    credential_id: str | None = None
+    username: str | None = None
+    user_display_name: str | None = None
+
+
+class PasskeyLookupResponse(WireModel):
+    credential_id: str
+    verified_at: datetime | None = None
+
+
+class WebauthnCredential(WireModel):
+    credential_id: str
+    device_id: str | None = None
+    name: str | None = None
+    aaguid: str | None = None
+    credential_backed_up: bool
+    credential_device_type: str | None = None
+    authenticator_attachment: str | None = None
+    verified_at: datetime | None = None
+
+
+class ClientAuthenticator(WireModel):
+    user_authenticator_id: str
+    verification_method: str
+    created_at: datetime
+    verified_at: datetime | None = None
+    last_verified_at: datetime | None = None
+    is_default: bool = False
+    email: str | None = None
+    phone_number: str | None = None
+    username: str | None = None
+    display_name: str | None = None
+    webauthn_credential: WebauthnCredential | None = None
+    errored_at: datetime | None = None
+    error_code: str | None = None
+
+
+@router.post("/challenge")
+async def challenge(
+    caller: AnyCaller, session: Session, body: ChallengeRequest | None = None
+) -> ChallengeResponse:
+    body = body or ChallengeRequest()
+    created = await passkeys.create_challenge(
+        session,
+        caller.tenant,
+        caller.claims,
+        action_code=body.action,
+        idempotency_key=body.idempotency_key,
+    )
+    return ChallengeResponse(challenge_id=created.id)
+
+
+@router.post(f"{PASSKEY}/registration-options")
+async def registration_options(
+    caller: TokenCaller, session: Session, body: RegistrationOptionsRequest | None = None
+) -> OptionsResponse:
+    body = body or RegistrationOptionsRequest()
+    assert caller.claims is not None
+    options = await passkeys.registration_options(
+        session,
+        caller.tenant,
+        caller.claims,
+        username=body.username,
+        display_name=body.display_name,
+    )
+    return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
+
+
+@router.post(PASSKEY, response_model_exclude_none=True)
+async def add_passkey(
+    caller: TokenCaller, session: Session, body: AddPasskeyRequest, request: Request
+) -> VerifiedResponse:
+    assert caller.claims is not None
+    added = await passkeys.add_passkey(
+        session,
+        caller.tenant,
+        caller.claims,
+        challenge_id=body.challenge_id,
+        credential=body.registration_credential,
+        device_id=body.device_id,
+        user_agent=request.headers.get("user-agent", "")[:1024] or None,
+    )
+    return verified_response(added)
+
+
+@router.post(f"{PASSKEY}/authentication-options")
+async def authentication_options(
+    caller: AnyCaller, session: Session, body: AuthenticationOptionsRequest | None = None
+) -> OptionsResponse:
+    challenge_id = body.challenge_id if body else None
+    options = await passkeys.authentication_options(
+        session, caller.tenant, caller.claims, challenge_id
+    )
+    return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
+
+
+@router.post("/verify/passkey", response_model_exclude_none=True)
+async def verify_passkey(
+    caller: AnyCaller, session: Session, body: VerifyPasskeyRequest
+) -> VerifiedResponse:
+    verified = await passkeys.verify(
+        session,
+        caller.tenant,
+        caller.claims,
+        challenge_id=body.challenge_id,
+        credential=body.authentication_credential,
+        device_id=body.device_id,
+    )
+    return verified_response(verified)
+
+
+@router.get(PASSKEY, response_model_exclude_none=True)
+async def find_passkey(
+    caller: AnyCaller,
+    session: Session,
+    credential_id: Annotated[str | None, Query(alias="credentialId", max_length=1400)] = None,
+    credential_ids: Annotated[str | None, Query(alias="credentialIds", max_length=8000)] = None,
+) -> PasskeyLookupResponse:
+    wanted = [credential_id] if credential_id else (credential_ids or "").split(",")
+    wanted = [value.strip() for value in wanted if value.strip()][:50]
+    if not wanted:
+        raise InvalidRequest("Give credentialId or credentialIds.")
+    row, authenticator = await passkeys.find_credential(session, caller.tenant, wanted)
+    return PasskeyLookupResponse(
+        credential_id=row.credential_id, verified_at=authenticator.verified_at
+    )
+
+
+@router.get("/user-authenticators", response_model_exclude_none=True)
+async def list_authenticators(caller: TokenCaller, session: Session) -> list[ClientAuthenticator]:
+    assert caller.claims is not None
+    listed = await passkeys.user_authenticators(session, caller.tenant, caller.claims.user_id)
+    return [client_authenticator(authenticator, row) for authenticator, row in listed]
+
+
+def verified_response(verified: passkeys.Verified) -> VerifiedResponse:
+    return VerifiedResponse(
+        is_verified=True,
+        access_token=verified.token,
+        user_id=verified.user.user_id,
+        user_authenticator_id=verified.authenticator.id,
+        credential_id=verified.credential.credential_id,
+        username=verified.user.username or verified.authenticator.username,
+        user_display_name=verified.user.display_name or verified.authenticator.display_name,
+    )
+
+
+def client_authenticator(
+    authenticator: Authenticator, row: PasskeyCredential | None
+) -> ClientAuthenticator:
+    webauthn = None
+    if row is not None:
+        webauthn = WebauthnCredential(
+            credential_id=row.credential_id,
+            device_id=row.device_id,
+            aaguid=row.aaguid,
+            credential_backed_up=row.backed_up,
+            credential_device_type=row.device_type,
+            authenticator_attachment=row.authenticator_attachment,
+            verified_at=authenticator.verified_at,
+        )
+    return ClientAuthenticator(
+        user_authenticator_id=authenticator.id,
+        verification_method=authenticator.verification_method,
+        created_at=authenticator.created_at,
+        verified_at=authenticator.verified_at,
+        last_verified_at=authenticator.last_verified_at,
+        is_default=authenticator.is_default,
+        email=authenticator.email,
+        phone_number=authenticator.phone_number,
+        username=authenticator.username,
+        display_name=authenticator.display_name,
+        webauthn_credential=webauthn,
+        errored_at=row.flagged_at if row else None,
+        error_code=row.flag_reason if row else None,
+    )

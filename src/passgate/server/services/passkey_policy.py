@@ -1,0 +1,180 @@
+"""A tenant's passkey settings: parsed once per settings version into a `PasskeyPolicy`, which
+the relying party checks against, and from which `well_known` makes the files native apps
+need (spec §6).
+
+The settings live in the tenant row's `settings` JSON under `"passkeys"`, camelCase:
+
+    {"userVerification": "preferred", "attestation": "none", "attestationRoots": {"packed":
+     ["-----BEGIN CERTIFICATE-----..."]}, "authenticatorAttachment": null,
+     "residentKeyRequired": true, "maxPasskeysPerUser": 10, "iosApps": ["TEAMID.bundle"],
+     "androidApps": [{"packageName": "com.example", "sha256CertFingerprints": ["AA:BB:..."]}]}
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services import tenants
+from passgate.server.services.errors import InvalidRequest
+from passgate.server.store import queries
+from passgate.server.store.tables import Tenant
+
+SETTINGS_KEY = "passkeys"
+FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
+IOS_APP_ID = re.compile(r"^[A-Z0-9]{10}\.[A-Za-z0-9.\-]+$")
+ANDROID_PACKAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
+
+
+class AndroidApp(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, frozen=True)
+
+    package_name: str
+    sha256_cert_fingerprints: tuple[str, ...]
+
+    @field_validator("package_name")
+    @classmethod
+    def _package(cls, value: str) -> str:
+        if not ANDROID_PACKAGE.match(value):
+            raise ValueError(f"{value!r} is not an Android package name such as com.example.app")
+        return value
+
+    @field_validator("sha256_cert_fingerprints")
+    @classmethod
+    def _fingerprints(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        normal = tuple(value.strip().upper() for value in values)
+        for value in normal:
+            if not FINGERPRINT.match(value):
+                raise ValueError(f"{value!r} is not a SHA-256 fingerprint (32 hex pairs with ':')")
+        if not normal:
+            raise ValueError("an Android app needs at least one SHA-256 signing-cert fingerprint")
+        return normal
+
+    def origins(self) -> list[str]:
+        """`android:apk-key-hash:<base64url(SHA-256 of the signing cert)>` per fingerprint."""
+        return [apk_key_hash_origin(fingerprint) for fingerprint in self.sha256_cert_fingerprints]
+
+
+class PasskeySettings(BaseModel):
+    """What an operator may set per tenant (`passgate tenant passkeys ...`)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, serialize_by_alias=True, extra="forbid"
+    )
+
+    user_verification: Literal["preferred", "required"] = "preferred"
+    attestation: Literal["none", "direct"] = "none"
+    attestation_roots: dict[str, list[str]] = Field(default_factory=dict)
+    authenticator_attachment: Literal["platform", "cross-platform"] | None = None
+    resident_key_required: bool = True
+    max_passkeys_per_user: int = Field(default=10, ge=1, le=100)
+    ios_apps: list[str] = Field(default_factory=list)
+    android_apps: list[AndroidApp] = Field(default_factory=list)
+
+    @field_validator("ios_apps")
+    @classmethod
+    def _ios(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not IOS_APP_ID.match(value):
+                raise ValueError(f"{value!r} is not an iOS app id such as ABCDE12345.com.example")
+        return values
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PasskeyPolicy:
+    """Everything the relying party checks for one tenant, ready to use on the request path."""
+
+    rp_id: str
+    rp_name: str
+    # Web origins from the tenant, then the Android apps' apk-key-hash origins.
+    expected_origins: tuple[str, ...]
+    user_verification_required: bool
+    attestation: Literal["none", "direct"]
+    attestation_roots: Mapping[str, Sequence[bytes]] = field(default_factory=dict)
+    authenticator_attachment: str | None
+    resident_key_required: bool
+    max_passkeys_per_user: int
+    ios_apps: tuple[str, ...]
+    android_apps: tuple[AndroidApp, ...]
+
+
+def apk_key_hash_origin(fingerprint: str) -> str:
+    digest = bytes.fromhex(fingerprint.replace(":", ""))
+    return "android:apk-key-hash:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def read_settings(tenant: Tenant) -> PasskeySettings:
+    return PasskeySettings.model_validate(tenant.settings.get(SETTINGS_KEY) or {})
+
+
+def validated_settings(changes: Mapping[str, Any], current: PasskeySettings) -> PasskeySettings:
+    """`current` with `changes` applied, checked; bad values are an `InvalidRequest`."""
+    merged = {**current.model_dump(by_alias=True), **changes}
+    try:
+        return PasskeySettings.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise InvalidRequest(f"invalid passkey settings: {problems}") from exc
+
+
+# Policies by tenant and settings version: parsed once per process, not per request.
+_policies: dict[tuple[str, str], PasskeyPolicy] = {}
+
+
+def policy(tenant: Tenant) -> PasskeyPolicy:
+    version = json.dumps(
+        [tenant.rp_id, tenant.rp_name, tenant.origins, tenant.settings.get(SETTINGS_KEY)],
+        sort_keys=True,
+    )
+    cached = _policies.get((tenant.id, version))
+    if cached is None:
+        cached = _build(tenant, read_settings(tenant))
+        _policies[(tenant.id, version)] = cached
+    return cached
+
+
+def _build(tenant: Tenant, settings: PasskeySettings) -> PasskeyPolicy:
+    origins = list(tenant.origins)
+    for app in settings.android_apps:
+        origins.extend(origin for origin in app.origins() if origin not in origins)
+    return PasskeyPolicy(
+        rp_id=tenant.rp_id,
+        rp_name=tenant.rp_name,
+        expected_origins=tuple(origins),
+        user_verification_required=settings.user_verification == "required",
+        attestation=settings.attestation,
+        attestation_roots={
+            fmt: [pem.encode() for pem in pems] for fmt, pems in settings.attestation_roots.items()
+        },
+        authenticator_attachment=settings.authenticator_attachment,
+        resident_key_required=settings.resident_key_required,
+        max_passkeys_per_user=settings.max_passkeys_per_user,
+        ios_apps=tuple(settings.ios_apps),
+        android_apps=tuple(settings.android_apps),
+    )
+
+
+async def hosted_policies(session: AsyncSession, host: str) -> list[PasskeyPolicy]:
+    """The policies of every tenant whose relying party id is `host` (port ignored)."""
+    rp_id = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return [policy(tenant) for tenant in await queries.tenants_by_rp_id(session, rp_id.lower())]
+
+
+async def update_settings(
+    session: AsyncSession, tenant: Tenant, changes: Mapping[str, Any]
+) -> PasskeySettings:
+    settings = validated_settings(changes, read_settings(tenant))
+    tenant.settings = {**tenant.settings, SETTINGS_KEY: settings.model_dump(by_alias=True)}
+    await session.flush()
+    tenants.forget(tenant.id)
+    return settings

@@ -1,0 +1,246 @@
+"""Every refused passkey ceremony is a 4xx with its own error code, and changes nothing
+(except a possible clone, which stays flagged)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from authsignal.client import AuthsignalClient
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.authenticators import SoftwareAuthenticator
+from passgate.server.services import tenants, tokens
+from passgate.server.store.tables import PasskeyChallenge, utcnow
+from tests.live_server import LiveServer, Tenant
+from tests.passkeys.helpers import Ceremony, b64url, basic, bearer, with_client_data
+from tests.server.test_refusals import assert_error
+
+
+@pytest.fixture
+def ceremony(
+    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
+) -> Iterator[Ceremony]:
+    flow = Ceremony(server.api_url, tenant.id, authsignal)
+    yield flow
+    flow.close()
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> SoftwareAuthenticator:
+    return SoftwareAuthenticator(tmp_path / "device.bin")
+
+
+def test_wrong_origin(ceremony: Ceremony, tmp_path: Path) -> None:
+    phishing = SoftwareAuthenticator(tmp_path / "p.bin", origin="https://login.localhost")
+    token, challenge_id, options = ceremony.registration_options("u-origin")
+    response = ceremony.add(token, challenge_id, phishing.create(options))
+    assert_error(response, 400, "origin_mismatch")
+
+
+def test_wrong_rp_id(server: LiveServer, authsignal: AuthsignalClient, tmp_path: Path) -> None:
+    tenant = server.create_tenant(origins=["https://sub.localhost"])
+    client = AuthsignalClient(api_secret_key=tenant.secret_key, api_url=server.api_url)
+    flow = Ceremony(server.api_url, tenant.id, client)
+    token, challenge_id, options = flow.registration_options("u-rp")
+    device = SoftwareAuthenticator(tmp_path / "rp.bin")
+    credential = device.create({**options, "rp": {**options["rp"], "id": "sub.localhost"}})
+    assert_error(flow.add(token, challenge_id, credential), 400, "rp_id_mismatch")
+    flow.close()
+    client.session.close()
+
+
+def test_cross_origin_is_refused(ceremony: Ceremony, device: SoftwareAuthenticator) -> None:
+    token, challenge_id, options = ceremony.registration_options("u-iframe")
+    credential = with_client_data(device.create(options), crossOrigin=True)
+    assert_error(ceremony.add(token, challenge_id, credential), 400, "cross_origin_refused")
+
+
+def test_replayed_challenge(ceremony: Ceremony, device: SoftwareAuthenticator) -> None:
+    ceremony.register(device, "u-replay")
+    challenge_id, assertion = ceremony.assertion(device)
+    assert ceremony.verify(challenge_id, assertion).status_code == 200
+    assert_error(ceremony.verify(challenge_id, assertion), 400, "challenge_already_used")
+
+
+def test_replayed_registration(ceremony: Ceremony, device: SoftwareAuthenticator) -> None:
+    token, challenge_id, options = ceremony.registration_options("u-replay-reg")
+    credential = device.create(options)
+    assert ceremony.add(token, challenge_id, credential).status_code == 200
+    assert_error(ceremony.add(token, challenge_id, credential), 400, "challenge_already_used")
+
+
+def test_expired_challenge(
+    server: LiveServer, ceremony: Ceremony, device: SoftwareAuthenticator
+) -> None:
+    ceremony.register(device, "u-expired")
+    challenge_id, assertion = ceremony.assertion(device)
+
+    async def expire(session: AsyncSession) -> None:
+        await session.execute(
+            update(PasskeyChallenge)
+            .where(PasskeyChallenge.id == challenge_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+    server.run(expire)
+    assert_error(ceremony.verify(challenge_id, assertion), 400, "challenge_expired")
+
+
+def test_unknown_challenge(ceremony: Ceremony, device: SoftwareAuthenticator) -> None:
+    ceremony.register(device, "u-unknown-challenge")
+    _challenge_id, assertion = ceremony.assertion(device)
+    response = ceremony.verify("00000000-0000-0000-0000-000000000000", assertion)
+    assert_error(response, 400, "challenge_not_found")
+
+
+def test_another_tenants_credential(
+    server: LiveServer, ceremony: Ceremony, device: SoftwareAuthenticator
+) -> None:
+    ceremony.register(device, "u-tenant-a")
+    other = server.create_tenant(name="other")
+    client = AuthsignalClient(api_secret_key=other.secret_key, api_url=server.api_url)
+    flow = Ceremony(server.api_url, other.id, client)
+    challenge_id, assertion = flow.assertion(device)  # same rpId, other tenant
+    assert_error(flow.verify(challenge_id, assertion), 400, "unknown_credential")
+    # and the challenge of one tenant means nothing to the other
+    mine, _options = ceremony.authentication_options()
+    assert_error(flow.verify(mine, assertion), 400, "challenge_not_found")
+    flow.close()
+    client.session.close()
+
+
+def test_counter_going_backwards_flags_the_passkey(
+    ceremony: Ceremony, device: SoftwareAuthenticator, tmp_path: Path
+) -> None:
+    added = ceremony.register(device, "u-clone")
+    challenge_id, assertion = ceremony.assertion(device)
+    assert ceremony.verify(challenge_id, assertion).status_code == 200
+    shutil.copy(tmp_path / "device.bin", tmp_path / "clone.bin")
+    shutil.copy(tmp_path / "device.bin.key", tmp_path / "clone.bin.key")
+    challenge_id, assertion = ceremony.assertion(device)  # counter 2
+    assert ceremony.verify(challenge_id, assertion).status_code == 200
+    clone = SoftwareAuthenticator(tmp_path / "clone.bin")  # still at 1, will say 2
+    challenge_id, assertion = ceremony.assertion(clone)
+    assert_error(ceremony.verify(challenge_id, assertion), 400, "sign_count_regressed")
+    listed = ceremony.http.get("/client/user-authenticators", headers=bearer(added["accessToken"]))
+    (passkey,) = listed.json()
+    assert passkey["errorCode"] == "possible_clone"
+    assert passkey["erroredAt"]
+
+
+def test_synced_passkeys_may_send_zero_forever(ceremony: Ceremony, tmp_path: Path) -> None:
+    synced = SoftwareAuthenticator(tmp_path / "synced.bin", synced=True)
+    added = ceremony.register(synced, "u-synced")
+    for _ in range(3):
+        challenge_id, assertion = ceremony.assertion(synced)
+        assert ceremony.verify(challenge_id, assertion).status_code == 200
+    listed = ceremony.http.get("/client/user-authenticators", headers=bearer(added["accessToken"]))
+    credential = listed.json()[0]["webauthnCredential"]
+    assert credential["credentialBackedUp"] is True
+    assert credential["credentialDeviceType"] == "multi_device"
+
+
+def _bend(credential: dict[str, Any], field: str, value: str) -> dict[str, Any]:
+    return {**credential, "response": {**credential["response"], field: value}}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("attestationObject", b64url(b"\xff\x00 not cbor")),
+        ("attestationObject", "***not base64***"),
+        ("clientDataJSON", "***not base64***"),
+        ("clientDataJSON", b64url(b"not json")),
+    ],
+)
+def test_malformed_registration(
+    ceremony: Ceremony, device: SoftwareAuthenticator, field: str, value: str
+) -> None:
+    token, challenge_id, options = ceremony.registration_options("u-malformed")
+    credential = _bend(device.create(options), field, value)
+    assert_error(ceremony.add(token, challenge_id, credential), 400, "malformed_credential")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("authenticatorData", b64url(b"short")), ("signature", "***"), ("clientDataJSON", "%%")],
+)
+def test_malformed_assertion(
+    ceremony: Ceremony, device: SoftwareAuthenticator, field: str, value: str
+) -> None:
+    ceremony.register(device, f"u-malformed-{field}")
+    challenge_id, assertion = ceremony.assertion(device)
+    assert_error(
+        ceremony.verify(challenge_id, _bend(assertion, field, value)), 400, "malformed_credential"
+    )
+
+
+def test_tampered_signature(ceremony: Ceremony, device: SoftwareAuthenticator) -> None:
+    ceremony.register(device, "u-tampered")
+    challenge_id, assertion = ceremony.assertion(device)
+    tampered = with_client_data(assertion, extra="x")
+    assert_error(ceremony.verify(challenge_id, tampered), 400, "verification_failed")
+
+
+def test_sign_up_needs_a_token(ceremony: Ceremony) -> None:
+    response = ceremony.http.post(
+        "/client/user-authenticators/passkey/registration-options", json={}
+    )
+    assert_error(response, 401, "unauthorized")
+
+
+def test_expired_token(server: LiveServer, ceremony: Ceremony, tenant: Tenant) -> None:
+    async def old_token(session: AsyncSession) -> str:
+        row = await tenants.get_tenant(session, tenant.id)
+        an_hour_ago = int(time.time()) - 3600
+        return tokens.issue_token(
+            row, user_id="u-exp", action_code="signUp", idempotency_key="k", now=an_hour_ago
+        )
+
+    response = ceremony.http.post(
+        "/client/user-authenticators/passkey/registration-options",
+        headers=bearer(server.run(old_token)),
+        json={},
+    )
+    assert_error(response, 401, "expired_token")
+
+
+def test_excluded_and_duplicate_credentials(
+    ceremony: Ceremony, device: SoftwareAuthenticator
+) -> None:
+    added = ceremony.register(device, "u-dup")
+    response = ceremony.http.post(
+        "/client/user-authenticators/passkey/registration-options",
+        headers=bearer(added["accessToken"]),
+        json={},
+    )
+    options = response.json()["options"]
+    assert [c["id"] for c in options["excludeCredentials"]] == [added["credentialId"]]
+
+
+def test_racing_verifications_have_one_winner(
+    ceremony: Ceremony, device: SoftwareAuthenticator
+) -> None:
+    ceremony.register(device, "u-race")
+    challenge_id, assertion = ceremony.assertion(device)
+    body = {"challengeId": challenge_id, "authenticationCredential": assertion}
+    url = str(ceremony.http.base_url).rstrip("/") + "/client/verify/passkey"
+
+    def attempt(_: int) -> httpx.Response:
+        return httpx.post(url, json=body, headers=basic(ceremony.tenant_id), timeout=30)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(attempt, range(8)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] + [400] * 7, [r.text for r in responses]
+    losers = [r.json()["errorCode"] for r in responses if r.status_code == 400]
+    assert set(losers) == {"challenge_already_used"}
