@@ -133,6 +133,10 @@ def test_deleting_the_authenticator_or_the_user_forgets_the_passkey(
 ) -> None:
     sign_up(authsignal, app, "gina")
     (passkey,) = authsignal.get_authenticators("gina")
+    # The Server API shows the WebAuthn half too, as Authsignal's UserAuthenticator does.
+    assert passkey["verification_method"] == "PASSKEY"
+    assert passkey["webauthn_credential"]["credential_id"]
+    assert passkey["webauthn_credential"]["credential_backed_up"] is False
     authsignal.delete_authenticator("gina", passkey["user_authenticator_id"])
     fresh = AuthsignalSync(
         tenant.id, server.api_url, passkey_authenticator=app.passkey._authenticator

@@ -176,7 +176,21 @@ class QueryUsersResponse(WireModel):
     token_payload: dict[str, Any] | None = None
 
 
+class WebauthnCredential(WireModel):
+    credential_id: str
+    device_id: str | None = None
+    name: str | None = None
+    aaguid: str | None = None
+    credential_backed_up: bool
+    credential_device_type: str | None = None
+    authenticator_attachment: str | None = None
+    verified_at: datetime | None = None
+
+
 class AuthenticatorResponse(WireModel):
+    """A user authenticator as both APIs show it (Server API `UserAuthenticator`, Client API
+    C7); `errored_at`/`error_code` flag a passkey whose counter went backwards."""
+
     user_id: str
     user_authenticator_id: str
     verification_method: str
@@ -188,6 +202,9 @@ class AuthenticatorResponse(WireModel):
     phone_number: str | None = None
     username: str | None = None
     display_name: str | None = None
+    webauthn_credential: WebauthnCredential | None = None
+    errored_at: datetime | None = None
+    error_code: str | None = None
 
 
 class EnrollAuthenticatorResponse(WireModel):

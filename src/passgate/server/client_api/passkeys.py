@@ -10,10 +10,10 @@ from pydantic import Field
 
 from passgate.server.client_api.auth import AnyCaller, TokenCaller
 from passgate.server.database import Session
-from passgate.server.schemas import ShortText, WireModel
-from passgate.server.services import passkeys
+from passgate.server.schemas import AuthenticatorResponse, ShortText, WireModel
+from passgate.server.services import passkeys, users
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store.tables import Authenticator, PasskeyCredential
+from passgate.server.views import authenticator_response
 
 router = APIRouter(tags=["passkeys"])
 PASSKEY = "/user-authenticators/passkey"
@@ -70,33 +70,6 @@ class VerifiedResponse(WireModel):
 class PasskeyLookupResponse(WireModel):
     credential_id: str
     verified_at: datetime | None = None
-
-
-class WebauthnCredential(WireModel):
-    credential_id: str
-    device_id: str | None = None
-    name: str | None = None
-    aaguid: str | None = None
-    credential_backed_up: bool
-    credential_device_type: str | None = None
-    authenticator_attachment: str | None = None
-    verified_at: datetime | None = None
-
-
-class ClientAuthenticator(WireModel):
-    user_authenticator_id: str
-    verification_method: str
-    created_at: datetime
-    verified_at: datetime | None = None
-    last_verified_at: datetime | None = None
-    is_default: bool = False
-    email: str | None = None
-    phone_number: str | None = None
-    username: str | None = None
-    display_name: str | None = None
-    webauthn_credential: WebauthnCredential | None = None
-    errored_at: datetime | None = None
-    error_code: str | None = None
 
 
 @router.post("/challenge")
@@ -191,10 +164,10 @@ async def find_passkey(
 
 
 @router.get("/user-authenticators", response_model_exclude_none=True)
-async def list_authenticators(caller: TokenCaller, session: Session) -> list[ClientAuthenticator]:
+async def list_authenticators(caller: TokenCaller, session: Session) -> list[AuthenticatorResponse]:
     assert caller.claims is not None
-    listed = await passkeys.user_authenticators(session, caller.tenant, caller.claims.user_id)
-    return [client_authenticator(authenticator, row) for authenticator, row in listed]
+    listed = await users.list_authenticators(session, caller.tenant, caller.claims.user_id)
+    return [authenticator_response(authenticator, passkey) for authenticator, passkey in listed]
 
 
 def verified_response(verified: passkeys.Verified) -> VerifiedResponse:
@@ -206,35 +179,4 @@ def verified_response(verified: passkeys.Verified) -> VerifiedResponse:
         credential_id=verified.credential.credential_id,
         username=verified.user.username or verified.authenticator.username,
         user_display_name=verified.user.display_name or verified.authenticator.display_name,
-    )
-
-
-def client_authenticator(
-    authenticator: Authenticator, row: PasskeyCredential | None
-) -> ClientAuthenticator:
-    webauthn = None
-    if row is not None:
-        webauthn = WebauthnCredential(
-            credential_id=row.credential_id,
-            device_id=row.device_id,
-            aaguid=row.aaguid,
-            credential_backed_up=row.backed_up,
-            credential_device_type=row.device_type,
-            authenticator_attachment=row.authenticator_attachment,
-            verified_at=authenticator.verified_at,
-        )
-    return ClientAuthenticator(
-        user_authenticator_id=authenticator.id,
-        verification_method=authenticator.verification_method,
-        created_at=authenticator.created_at,
-        verified_at=authenticator.verified_at,
-        last_verified_at=authenticator.last_verified_at,
-        is_default=authenticator.is_default,
-        email=authenticator.email,
-        phone_number=authenticator.phone_number,
-        username=authenticator.username,
-        display_name=authenticator.display_name,
-        webauthn_credential=webauthn,
-        errored_at=row.flagged_at if row else None,
-        error_code=row.flag_reason if row else None,
     )

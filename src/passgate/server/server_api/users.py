@@ -21,7 +21,8 @@ from passgate.server.server_api.auth import SecretKeyTenant
 from passgate.server.server_api.paths import UserId
 from passgate.server.services import tokens, users
 from passgate.server.services.users import UserProfile
-from passgate.server.store.tables import Authenticator, User
+from passgate.server.store.tables import User
+from passgate.server.views import authenticator_response
 
 router = APIRouter(tags=["users"])
 
@@ -36,22 +37,6 @@ def user_response(profile: UserProfile) -> UserResponse:
         allowed_verification_methods=enrollment.allowed_methods,
         default_verification_method=enrollment.default_method,
         **(attributes.model_dump(by_alias=False, exclude_none=True) if attributes else {}),
-    )
-
-
-def authenticator_response(authenticator: Authenticator) -> AuthenticatorResponse:
-    return AuthenticatorResponse(
-        user_id=authenticator.user_id,
-        user_authenticator_id=authenticator.id,
-        verification_method=authenticator.verification_method,
-        created_at=authenticator.created_at,
-        verified_at=authenticator.verified_at,
-        last_verified_at=authenticator.last_verified_at,
-        is_default=authenticator.is_default,
-        email=authenticator.email,
-        phone_number=authenticator.phone_number,
-        username=authenticator.username,
-        display_name=authenticator.display_name,
     )
 
 
@@ -129,8 +114,8 @@ async def query_users(
 async def get_authenticators(
     user_id: UserId, tenant: SecretKeyTenant, session: Session
 ) -> list[AuthenticatorResponse]:
-    found = await users.list_authenticators(session, tenant, user_id)
-    return [authenticator_response(authenticator) for authenticator in found]
+    listed = await users.list_authenticators(session, tenant, user_id)
+    return [authenticator_response(authenticator, passkey) for authenticator, passkey in listed]
 
 
 @router.post("/users/{userId}/authenticators", response_model_exclude_none=True)

@@ -380,13 +380,3 @@ async def find_credential(
     if found is None:
         raise InvalidRequest("No such passkey.", error_code="invalid_credential")
     return found
-
-
-async def user_authenticators(
-    session: AsyncSession, tenant: Tenant, user_id: str
-) -> list[tuple[Authenticator, PasskeyCredential | None]]:
-    listed = await queries.user_authenticators(session, tenant.id, user_id)
-    passkeys = await store.credentials_by_authenticator(
-        session, tenant.id, [authenticator.id for authenticator in listed]
-    )
-    return [(authenticator, passkeys.get(authenticator.id)) for authenticator in listed]

@@ -15,8 +15,9 @@ from passgate.server.services.enums import (
     VerificationMethod,
 )
 from passgate.server.services.errors import InvalidRequest, NotFound
+from passgate.server.store import passkeys as passkey_store
 from passgate.server.store import queries
-from passgate.server.store.tables import Authenticator, Tenant, User, utcnow
+from passgate.server.store.tables import Authenticator, PasskeyCredential, Tenant, User, utcnow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -110,8 +111,13 @@ async def query_users(
 
 async def list_authenticators(
     session: AsyncSession, tenant: Tenant, user_id: str
-) -> Sequence[Authenticator]:
-    return await queries.user_authenticators(session, tenant.id, user_id)
+) -> list[tuple[Authenticator, PasskeyCredential | None]]:
+    """A user's authenticators in creation order, each with its passkey credential if any."""
+    listed = await queries.user_authenticators(session, tenant.id, user_id)
+    passkeys = await passkey_store.credentials_by_authenticator(
+        session, tenant.id, [authenticator.id for authenticator in listed]
+    )
+    return [(authenticator, passkeys.get(authenticator.id)) for authenticator in listed]
 
 
 async def enroll_verified_authenticator(

@@ -1,0 +1,38 @@
+"""Rows to wire shapes that more than one API returns."""
+
+from __future__ import annotations
+
+from passgate.server.schemas import AuthenticatorResponse, WebauthnCredential
+from passgate.server.store.tables import Authenticator, PasskeyCredential
+
+
+def authenticator_response(
+    authenticator: Authenticator, passkey: PasskeyCredential | None = None
+) -> AuthenticatorResponse:
+    webauthn = None
+    if passkey is not None:
+        webauthn = WebauthnCredential(
+            credential_id=passkey.credential_id,
+            device_id=passkey.device_id,
+            aaguid=passkey.aaguid,
+            credential_backed_up=passkey.backed_up,
+            credential_device_type=passkey.device_type,
+            authenticator_attachment=passkey.authenticator_attachment,
+            verified_at=authenticator.verified_at,
+        )
+    return AuthenticatorResponse(
+        user_id=authenticator.user_id,
+        user_authenticator_id=authenticator.id,
+        verification_method=authenticator.verification_method,
+        created_at=authenticator.created_at,
+        verified_at=authenticator.verified_at,
+        last_verified_at=authenticator.last_verified_at,
+        is_default=authenticator.is_default,
+        email=authenticator.email,
+        phone_number=authenticator.phone_number,
+        username=authenticator.username,
+        display_name=authenticator.display_name,
+        webauthn_credential=webauthn,
+        errored_at=passkey.flagged_at if passkey else None,
+        error_code=passkey.flag_reason if passkey else None,
+    )
