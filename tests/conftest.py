@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -15,6 +18,7 @@ from authsignal.client import AuthsignalClient
 
 from tests.live_server import LiveServer, Tenant
 
+NODE_DIR = Path(__file__).parent / "compat" / "node"
 POSTGRES_ADMIN_URL = os.environ.get(
     "PASSGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -81,3 +85,20 @@ def http(server: LiveServer, tenant: Tenant) -> Iterator[httpx.Client]:
     """Plain HTTP with the tenant's secret key, for what the SDK does not cover."""
     with httpx.Client(base_url=server.api_url, auth=(tenant.secret_key, ""), timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def node_sdk() -> Path:
+    """Authsignal's Node SDK, installed from tests/compat/node/package-lock.json."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        if IN_CI:
+            pytest.fail("node and npm are required under CI")
+        pytest.skip("node and npm are not installed")
+    if not (NODE_DIR / "node_modules" / "@authsignal" / "node").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=300,
+        )
+    return NODE_DIR

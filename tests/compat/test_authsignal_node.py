@@ -5,33 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import IN_CI
 from tests.live_server import LiveServer, Tenant
-
-NODE_DIR = Path(__file__).with_name("node")
-
-
-@pytest.fixture(scope="session")
-def node_sdk() -> Path:
-    if not (shutil.which("node") and shutil.which("npm")):
-        if IN_CI:
-            pytest.fail("node and npm are required under CI")
-        pytest.skip("node and npm are not installed")
-    if not (NODE_DIR / "node_modules" / "@authsignal" / "node").exists():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
-            cwd=NODE_DIR,
-            check=True,
-            timeout=300,
-        )
-    return NODE_DIR
 
 
 def run_node(node_sdk: Path, server: LiveServer, tenant: Tenant) -> dict[str, Any]:

@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -103,6 +105,7 @@ def test_push_created_webhook_is_signed_and_retried(
     authsignal: AuthsignalClient,
     configure: Any,
     tenant: Tenant,
+    node_sdk: Path,
 ) -> None:
     settings = configure(webhook_url=f"{receiver.url}/hooks/push")
     assert settings.webhook_secret and settings.webhook_secret.startswith("pg_whsec_")
@@ -130,6 +133,29 @@ def test_push_created_webhook_is_signed_and_retried(
         construct_event("pg_whsec_wrong", body.decode(), headers["x-signature-v2"])
     with pytest.raises(InvalidSignatureError):
         construct_event(settings.webhook_secret, body.decode() + " ", headers["x-signature-v2"])
+
+    # And as Authsignal's own Node SDK checks it (`webhook.constructEvent`).
+    def node_construct_event(secret: str, payload: bytes) -> dict[str, Any]:
+        result = subprocess.run(
+            ["node", "webhook.mjs"],
+            cwd=node_sdk,
+            input=payload,
+            capture_output=True,
+            timeout=60,
+            env={
+                **os.environ,
+                "WEBHOOK_SECRET": secret,
+                "WEBHOOK_SIGNATURE": headers["x-signature-v2"],
+            },
+        )
+        assert result.returncode == 0, result.stderr
+        return dict(json.loads(result.stdout))
+
+    assert node_construct_event(settings.webhook_secret, body)["event"] == event
+    assert node_construct_event("pg_whsec_wrong", body) == {"error": "Signature mismatch."}
+    assert node_construct_event(settings.webhook_secret, body + b" ") == {
+        "error": "Signature mismatch."
+    }
 
 
 def _challenge() -> tuple[PushChallenge, Action]:
