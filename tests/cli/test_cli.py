@@ -152,3 +152,55 @@ def test_db_upgrade(sqlite_url: str) -> None:
     again = passgate("db", "upgrade", "--database-url", sqlite_url)
     assert first.returncode == again.returncode == 0
     assert "up to date" in again.stdout
+
+
+def test_unreadable_files_and_bad_settings_are_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    created = passgate(
+        "tenant",
+        "create",
+        "--name",
+        "x",
+        "--rp-id",
+        "x.example",
+        "--database-url",
+        sqlite_url,
+        "--json",
+    )
+    tenant_id = json.loads(created.stdout)["tenantId"]
+    (tmp_path / "account.json").write_text("not json")
+    (tmp_path / "key.p8").write_text("-----BEGIN PRIVATE KEY-----")
+    runs = [
+        passgate(
+            "tenant",
+            "update",
+            tenant_id,
+            "--fcm-service-account",
+            str(tmp_path / "account.json"),
+            "--database-url",
+            sqlite_url,
+        ),
+        passgate(
+            "tenant",
+            "update",
+            tenant_id,
+            "--apns-key-file",
+            str(tmp_path / "key.p8"),
+            "--database-url",
+            sqlite_url,
+        ),
+        passgate(
+            "tenant",
+            "passkeys",
+            tenant_id,
+            "--attestation-root",
+            f"packed={tmp_path / 'missing.pem'}",
+            "--database-url",
+            sqlite_url,
+        ),
+        passgate("serve", "--port", "1", env={"PASSGATE_PUSH_WEBHOOK_RETRY_DELAYS": "1,5"}),
+    ]
+    for result in runs:
+        assert result.returncode == 1
+        assert result.stderr.startswith("passgate: error: ")
+        assert result.stderr.count("\n") == 1, result.stderr
+    assert "APNs settings need bundleId, keyId, teamId" in runs[1].stderr

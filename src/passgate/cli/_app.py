@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-tenant_app = typer.Typer(help="Create and inspect tenants.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Create, inspect and configure tenants.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(db_app, name="db")
@@ -199,8 +199,23 @@ def push_fields(settings: push_settings.PushSettings) -> dict[str, Any]:
     }
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _database.CommandError(f"cannot read {path}: {exc}") from exc
+
+
 def _read_json(path: Path | None) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path else None
+    if path is None:
+        return None
+    try:
+        data = json.loads(_read_text(path))
+    except ValueError as exc:
+        raise _database.CommandError(f"{path}: not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise _database.CommandError(f"{path}: expected a JSON object")
+    return data
 
 
 @tenant_app.command("update")
@@ -237,7 +252,7 @@ def tenant_update(
     apns = None
     if apns_key_file:
         apns = {
-            "privateKey": apns_key_file.read_text(),
+            "privateKey": _read_text(apns_key_file),
             "keyId": apns_key_id,
             "teamId": apns_team_id,
             "bundleId": apns_bundle_id,

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,8 @@ def load_settings(**overrides: Any) -> Settings:
     """Settings from `PASSGATE_*` and the command's options; a bad value is one line."""
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        raise CommandError(f"bad PASSGATE_* setting: {exc}") from exc
     except ValidationError as exc:
         error = exc.errors()[0]
         name = "PASSGATE_" + "_".join(str(part) for part in error["loc"]).upper()

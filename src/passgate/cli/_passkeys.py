@@ -39,7 +39,11 @@ def _roots(values: list[str]) -> dict[str, list[str]]:
         fmt, _, path = value.partition("=")
         if not fmt or not path:
             raise CommandError(f"--attestation-root {value!r}: write FORMAT=PEM_FILE")
-        roots.setdefault(fmt, []).append(Path(path).read_text())
+        try:
+            pem = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"--attestation-root {value!r}: cannot read {path}: {exc}") from exc
+        roots.setdefault(fmt, []).append(pem)
     return roots
 
 

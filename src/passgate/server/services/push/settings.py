@@ -61,7 +61,8 @@ class PushSettings:
             if not ok:
                 raise InvalidRequest(message)
         if self.apns is not None:
-            missing = {"teamId", "keyId", "privateKey", "bundleId"} - set(self.apns)
+            required = ("teamId", "keyId", "privateKey", "bundleId")
+            missing = {name for name in required if not self.apns.get(name)}
             if missing:
                 raise InvalidRequest(f"APNs settings need {', '.join(sorted(missing))}")
         if self.fcm is not None and not {"project_id", "private_key", "client_email"} <= set(

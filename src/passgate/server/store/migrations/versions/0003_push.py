@@ -1,7 +1,7 @@
 """push devices and push challenges
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-28 18:30:00.000000
 """
 
