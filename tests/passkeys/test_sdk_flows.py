@@ -95,6 +95,24 @@ def test_sign_in_with_a_tracked_token(authsignal: AuthsignalClient, app: Authsig
     assert action["state"] == "CHALLENGE_SUCCEEDED"
 
 
+def test_a_decided_action_is_not_overturned_by_a_passkey(
+    authsignal: AuthsignalClient, app: AuthsignalSync
+) -> None:
+    """The one rule for challenge results (services/actions.settle), shared with push: only
+    an action waiting for a challenge takes a result."""
+    sign_up(authsignal, app, "erin")
+    tracked = authsignal.track("erin", "withdraw")
+    authsignal.update_action(
+        "erin", "withdraw", tracked["idempotency_key"], {"state": "CHALLENGE_FAILED"}
+    )
+    result = app.passkey.sign_in(token=tracked["token"])
+    assert result.data is None
+    assert result.error_code == "forbidden"
+    action = authsignal.get_action("erin", "withdraw", tracked["idempotency_key"])
+    assert action["state"] == "CHALLENGE_FAILED"
+    assert authsignal.validate_challenge({"token": tracked["token"]})["is_valid"] is False
+
+
 def test_authenticator_restarts_from_its_file(
     server: LiveServer,
     tenant: Tenant,

@@ -128,6 +128,26 @@ def test_a_wrong_number_fails_the_challenge_for_good(
     assert authsignal.validate_challenge({"token": tracked["token"]})["is_valid"] is False
 
 
+def test_the_backends_decision_stands(
+    make_device: Device, enroll: Enroll, authsignal: AuthsignalClient
+) -> None:
+    """The one rule for challenge results (services/actions.settle), shared with passkeys:
+    once the backend has decided the action, a late approval changes nothing."""
+    device = make_device()
+    enroll(device, "ivy")
+    tracked = authsignal.track("ivy", "payment")
+    challenge = pending(device)
+    authsignal.update_action("ivy", "payment", tracked["idempotency_key"], {"state": "BLOCK"})
+
+    answer = device.push.update_challenge(
+        challenge.challenge_id, True, tracked["verification_code"]
+    )
+    assert (answer.data, answer.error) == (False, None)
+    action = authsignal.get_action("ivy", "payment", tracked["idempotency_key"])
+    assert action["state"] == "BLOCK"
+    assert authsignal.validate_challenge({"token": tracked["token"]})["is_valid"] is False
+
+
 def test_number_matching_off(
     make_device: Device, enroll: Enroll, authsignal: AuthsignalClient, configure: Any
 ) -> None:

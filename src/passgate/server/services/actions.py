@@ -223,6 +223,29 @@ async def validate(
     return Validation(is_valid=False, action=action, error="The token has already been validated.")
 
 
+async def settle(
+    session: AsyncSession,
+    action: Action,
+    *,
+    succeeded: bool,
+    method: VerificationMethod,
+    authenticator_id: str,
+) -> bool:
+    """Record a challenge's result on an action. Only an action waiting for a challenge
+    (CHALLENGE_REQUIRED) takes one, once, atomically; any other state was set by the tenant's
+    rules, the backend or an earlier challenge, and stands. True when this call settled it."""
+    outcome = ActionState.CHALLENGE_SUCCEEDED if succeeded else ActionState.CHALLENGE_FAILED
+    return await queries.settle_action(
+        session,
+        action.id,
+        state=outcome.value,
+        from_state=ActionState.CHALLENGE_REQUIRED.value,
+        verification_method=method.value,
+        authenticator_id=authenticator_id,
+        now=utcnow(),
+    )
+
+
 async def complete_challenge(
     session: AsyncSession,
     tenant: Tenant,
@@ -234,39 +257,24 @@ async def complete_challenge(
     authenticator_id: str,
     device_id: str | None = None,
 ) -> tuple[Action, str]:
-    """A challenge for this action succeeded: move it to CHALLENGE_SUCCEEDED and return it
-    with a token `/validate` accepts. Without an idempotency key (a sign-in that started with
-    no tracked action) the action is recorded now, already succeeded, unless the tenant's
-    rule for it blocks. A blocked action stays blocked."""
-    now = utcnow()
+    """A challenge for this action succeeded: settle it (see `settle`) and return it with a
+    token `/validate` accepts. Without an idempotency key (a sign-in that started with no
+    tracked action) the action is recorded now, already succeeded, unless the tenant's rule
+    for it blocks. An action already decided otherwise is refused."""
     action = None
     if idempotency_key:
         action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
     if action is None:
-        outcome = tenants.default_outcome(tenant, action_code)
-        state = ActionState(outcome.value)
-        if state not in BLOCKING_STATES:
-            state = ActionState.CHALLENGE_SUCCEEDED
-        action = Action(
-            id=str(uuid.uuid4()),
-            tenant_id=tenant.id,
-            user_id=user_id,
-            action_code=action_code,
-            idempotency_key=idempotency_key or str(uuid.uuid4()),
-            state=state.value,
-            state_updated_at=now,
-            created_at=now,
-            updated_at=now,
-            device_id=device_id,
+        action = _record_verified_action(
+            session, tenant, user_id, action_code, idempotency_key, method, authenticator_id
         )
-        session.add(action)
-    if action.state in BLOCKING_STATES:
+        action.device_id = device_id
+    elif action.state == ActionState.CHALLENGE_REQUIRED:
+        await settle(
+            session, action, succeeded=True, method=method, authenticator_id=authenticator_id
+        )
+    if action.state not in VALID_STATES:
         raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
-    if action.state != ActionState.CHALLENGE_SUCCEEDED:
-        action.state, action.state_updated_at = ActionState.CHALLENGE_SUCCEEDED.value, now
-    action.verification_method = method.value
-    action.verified_by_authenticator_id = authenticator_id
-    action.updated_at = now
     user = await queries.get_user(session, tenant.id, user_id)
     token = tokens.issue_token(
         tenant,
@@ -277,3 +285,34 @@ async def complete_challenge(
         scope=action.scope,
     )
     return action, token
+
+
+def _record_verified_action(
+    session: AsyncSession,
+    tenant: Tenant,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str | None,
+    method: VerificationMethod,
+    authenticator_id: str,
+) -> Action:
+    """An action that starts verified (a usernameless sign-in), unless the tenant's rule for
+    its code blocks it."""
+    now = utcnow()
+    outcome = ActionState(tenants.default_outcome(tenant, action_code).value)
+    state = outcome if outcome in BLOCKING_STATES else ActionState.CHALLENGE_SUCCEEDED
+    action = Action(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant.id,
+        user_id=user_id,
+        action_code=action_code,
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
+        state=state.value,
+        state_updated_at=now,
+        created_at=now,
+        updated_at=now,
+        verification_method=method.value,
+        verified_by_authenticator_id=authenticator_id,
+    )
+    session.add(action)
+    return action

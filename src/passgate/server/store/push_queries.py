@@ -138,28 +138,3 @@ async def decide(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def settle_action(
-    session: AsyncSession,
-    action_id: str,
-    *,
-    state: str,
-    from_state: str,
-    authenticator_id: str,
-    now: datetime,
-) -> bool:
-    """Move an action to the challenge's outcome, unless the backend changed it meanwhile."""
-    result = await session.execute(
-        update(Action)
-        .where(Action.id == action_id, Action.state == from_state)
-        .values(
-            state=state,
-            state_updated_at=now,
-            updated_at=now,
-            verification_method="PUSH",
-            verified_by_authenticator_id=authenticator_id,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -216,3 +216,30 @@ async def redeem_action(
         .returning(Action)
     )
     return await session.scalar(statement)
+
+
+async def settle_action(
+    session: AsyncSession,
+    action_id: str,
+    *,
+    state: str,
+    from_state: str,
+    verification_method: str,
+    authenticator_id: str,
+    now: datetime,
+) -> bool:
+    """Move an action from `from_state` to `state`, atomically: True for exactly one caller,
+    False when the action was no longer in `from_state`."""
+    result = await session.execute(
+        update(Action)
+        .where(Action.id == action_id, Action.state == from_state)
+        .values(
+            state=state,
+            state_updated_at=now,
+            updated_at=now,
+            verification_method=verification_method,
+            verified_by_authenticator_id=authenticator_id,
+        )
+        .execution_options(synchronize_session="fetch")
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

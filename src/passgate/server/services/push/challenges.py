@@ -14,8 +14,8 @@ from datetime import timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import tokens
-from passgate.server.services.enums import ActionState
+from passgate.server.services import actions, tokens
+from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
 from passgate.server.services.push import devices, keys
 from passgate.server.services.push.errors import (
@@ -224,13 +224,12 @@ async def answer(
     ):
         raise ChallengeAnswered("This challenge has already been answered (or just expired).")
     # The backend may have settled the action meanwhile (update_action); its word stands.
-    settled = await push_queries.settle_action(
+    settled = await actions.settle(
         session,
-        action.id,
-        state=ActionState.CHALLENGE_SUCCEEDED if verified else ActionState.CHALLENGE_FAILED,
-        from_state=ActionState.CHALLENGE_REQUIRED,
+        action,
+        succeeded=verified,
+        method=VerificationMethod.PUSH,
         authenticator_id=device.device.id,
-        now=now,
     )
     if verified:
         device.authenticator.last_verified_at = now
