@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from passgate.cli import _database, _output, _passkeys
+from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
 from passgate.server.services import tenants
@@ -34,14 +35,6 @@ tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
 app.command("wellknown")(_passkeys.wellknown)
 app.command("doctor")(_passkeys.doctor)
 
-DatabaseUrl = Annotated[
-    str,
-    typer.Option(
-        "--database-url",
-        envvar="PASSGATE_DATABASE_URL",
-        help="sqlite:///path or postgresql://user@host/db",
-    ),
-]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +18,16 @@ from passgate.server.store.database import DatabaseUrlError, create_engine, crea
 from passgate.server.store.migrate import upgrade
 
 T = TypeVar("T")
+
+# The option every command that touches the database takes.
+DatabaseUrl = Annotated[
+    str,
+    typer.Option(
+        "--database-url",
+        envvar="PASSGATE_DATABASE_URL",
+        help="sqlite:///path or postgresql://user@host/db",
+    ),
+]
 
 
 class CommandError(typer.exceptions.TyperException):

@@ -11,18 +11,10 @@ import httpx
 import typer
 
 from passgate.cli import _database, _output
-from passgate.cli._database import CommandError
+from passgate.cli._database import CommandError, DatabaseUrl
 from passgate.server.services import passkey_policy, tenants, well_known
 from passgate.server.settings import DEFAULT_DATABASE_URL
 
-DatabaseUrl = Annotated[
-    str,
-    typer.Option(
-        "--database-url",
-        envvar="PASSGATE_DATABASE_URL",
-        help="sqlite:///path or postgresql://user@host/db",
-    ),
-]
 TenantId = Annotated[str, typer.Argument(metavar="TENANT")]
 
 
