@@ -67,14 +67,7 @@ async def track(
         )
     if action is None:
         action = await _insert_action(session, tenant, user_id, action_code, attributes)
-    token = tokens.issue_token(
-        tenant,
-        user_id=user_id,
-        action_code=action_code,
-        idempotency_key=action.idempotency_key,
-        username=user.username,
-        scope=action.scope,
-    )
+    token = action_token(tenant, action, user.username)
     push_challenge = None
     if (
         push_hub is not None
@@ -88,6 +81,18 @@ async def track(
         token=token,
         enrollment=await users.enrollment(session, tenant, user_id),
         push_challenge=push_challenge,
+    )
+
+
+def action_token(tenant: Tenant, action: Action, username: str | None) -> str:
+    """The token for an action: the Client API's Bearer token and what `/validate` redeems."""
+    return tokens.issue_token(
+        tenant,
+        user_id=action.user_id,
+        action_code=action.action_code,
+        idempotency_key=action.idempotency_key,
+        username=username,
+        scope=action.scope,
     )
 
 
@@ -276,15 +281,7 @@ async def complete_challenge(
     if action.state not in VALID_STATES:
         raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
     user = await queries.get_user(session, tenant.id, user_id)
-    token = tokens.issue_token(
-        tenant,
-        user_id=user_id,
-        action_code=action.action_code,
-        idempotency_key=action.idempotency_key,
-        username=user.username if user else None,
-        scope=action.scope,
-    )
-    return action, token
+    return action, action_token(tenant, action, user.username if user else None)
 
 
 def _record_verified_action(

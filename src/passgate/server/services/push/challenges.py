@@ -14,7 +14,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import actions, tokens
+from passgate.server.services import actions
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
 from passgate.server.services.push import devices, keys
@@ -259,15 +259,7 @@ async def status(
     challenge, action = found
     verified = challenge.state == APPROVED
     consumed = challenge.state != PENDING or challenge.expires_at <= utcnow()
-    token = None
-    if verified:
-        token = tokens.issue_token(
-            tenant,
-            user_id=action.user_id,
-            action_code=action.action_code,
-            idempotency_key=action.idempotency_key,
-            scope=action.scope,
-        )
+    token = actions.action_token(tenant, action, claims.username) if verified else None
     return Status(is_verified=verified, is_consumed=consumed, access_token=token)
 
 
