@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./.passgate/passgate.db"
@@ -19,8 +21,16 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(
         default=None,
-        description="The URL clients reach this server at, e.g. https://auth.example.com. "
-        "Used for hosted-page links in track responses; defaults to the request's own URL.",
+        description="The URL browsers reach this server at, e.g. https://auth.example.com: "
+        "the origin of the hosted challenge pages and the admin console, and the base of the "
+        "`url` in track responses. `passgate serve` defaults it to its listen address; it is "
+        "never taken from a request's Host header.",
+    )
+    console: bool = Field(
+        default=True, description="Serve the admin console at /admin (false turns it off)."
+    )
+    cors_max_age_seconds: int = Field(
+        default=600, ge=0, le=86_400, description="How long browsers may cache a CORS preflight."
     )
     max_body_bytes: int = Field(
         default=100_000, ge=1024, description="Requests with a larger body get 413."
@@ -49,3 +59,27 @@ class Settings(BaseSettings):
     push_fcm_url: str = Field(
         default="https://fcm.googleapis.com", description="FCM HTTP v1 endpoint (tests only)."
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://auth.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{value!r} may not have a query or fragment")
+        return value.strip().rstrip("/")
+
+    @property
+    def public_origin(self) -> str | None:
+        """`scheme://host[:port]` of `public_url`: the origin the hosted pages run on."""
+        if self.public_url is None:
+            return None
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_url and self.public_url.startswith("https://"))

@@ -74,6 +74,11 @@ class Tenant(Base):
     # to change it: in-place mutation of a JSON column is not tracked.
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped by every change, so each process can tell its index of origins is stale.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # After a rotation the old secret key keeps working until this time (a grace period).
+    previous_secret_key_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    previous_secret_key_expires_at: Mapped[datetime | None] = mapped_column()
 
 
 class User(Base):
@@ -185,6 +190,8 @@ class PasskeyCredential(Base):
     # the key may exist. Shown as `erroredAt` / `errorCode` in the Client API.
     flagged_at: Mapped[datetime | None] = mapped_column()
     flag_reason: Mapped[str | None] = mapped_column(String(64))
+    # A name an operator gave it in the console; else the AAGUID's name is shown.
+    name: Mapped[str | None] = mapped_column(String(100))
 
 
 class PasskeyChallenge(Base):
@@ -208,6 +215,9 @@ class PasskeyChallenge(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
+    # SHA-256 of the HttpOnly cookie a `/web` route set with this challenge: the call that
+    # answers it must come from the same browser. None for challenges made without a cookie.
+    binding_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class PushDevice(Base):
@@ -258,3 +268,119 @@ class PushChallenge(Base):
     expires_at: Mapped[datetime] = mapped_column()
     decided_at: Mapped[datetime | None] = mapped_column()
     decided_by_authenticator_id: Mapped[str | None] = mapped_column(String(36))
+
+
+# The admin console -------------------------------------------------------------------------
+
+
+class Admin(Base):
+    """An operator of this Passgate server (not of one tenant): signs in to /admin with a
+    passkey on the relying party of Passgate's public URL."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # WebAuthn user handle: a UUID string, as for users.
+    handle: Mapped[str] = mapped_column(String(36), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdminPasskey(Base):
+    __tablename__ = "admin_passkeys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("admins.id", ondelete="CASCADE"), index=True
+    )
+    # base64url, no padding. Unique across the server: admins share one relying party.
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    aaguid: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class AdminLink(Base):
+    """A one-time enrolment link (`passgate admin create` / `admin link`): stored as a hash,
+    valid for minutes, used once."""
+
+    __tablename__ = "admin_links"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("admins.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class AdminSession(Base):
+    """A signed-in console session; the cookie holds a random token, the row its hash."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("admins.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(1024))
+
+
+class AdminChallenge(Base):
+    """A WebAuthn challenge of the console: single-use, expiring, bound by an HttpOnly cookie
+    to the browser that asked for it; consumed by one conditional UPDATE."""
+
+    __tablename__ = "admin_challenges"
+    __table_args__ = (Index("ix_admin_challenges_expires", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # "registration" or "authentication".
+    purpose: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    admin_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("admins.id", ondelete="CASCADE")
+    )
+    # The enrolment link (or signed-in session) a registration was started from.
+    link_id: Mapped[str | None] = mapped_column(String(36))
+    binding_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditEvent(Base):
+    """The one audit log: who (an admin, the API, a user or the system) did what to which
+    object, when and from where. Never cascaded away: it has no foreign keys."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_occurred", "occurred_at"),
+        Index("ix_audit_events_tenant_occurred", "tenant_id", "occurred_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "admin", "api", "user" or "system".
+    actor_type: Mapped[str] = mapped_column(String(16))
+    # The admin's email, the tenant id for the API, the user id, or a component's name.
+    actor_id: Mapped[str | None] = mapped_column(String(320))
+    # A dotted verb, e.g. "tenant.origins.changed".
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(255))
+    tenant_id: Mapped[str | None] = mapped_column(String(36))
+    # Where it came from: an IP address, or "cli".
+    source: Mapped[str | None] = mapped_column(String(255))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
