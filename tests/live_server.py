@@ -13,7 +13,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.app import create_app
-from passgate.server.services import tenants
+from passgate.server.services import tenants, tokens
 from passgate.server.settings import Settings
 from passgate.server.store.migrate import upgrade
 
@@ -24,10 +24,14 @@ class LiveServer:
     def __init__(self, database_url: str, **settings: Any) -> None:
         self.database_url = database_url
         asyncio.run(upgrade(database_url))
-        self.app = create_app(Settings(database_url=database_url, **settings))
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        # As `passgate serve` does: the hosted pages' origin is the listen address, named
+        # `localhost` so that tenants with the rp id localhost can use it.
+        settings.setdefault("public_url", f"http://localhost:{self.port}")
+        self.settings = Settings(database_url=database_url, **settings)
+        self.app = create_app(self.settings)
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
@@ -38,6 +42,12 @@ class LiveServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """Where a browser reaches the hosted pages and the console."""
+        assert self.settings.public_url is not None
+        return self.settings.public_url
 
     @property
     def api_url(self) -> str:
@@ -79,6 +89,27 @@ class LiveServer:
                 session, name=name, rp_id=rp_id, **kwargs
             )
             return Tenant(tenant.id, secret_key, rp_id)
+
+        return self.run(work)
+
+
+    def update_tenant(self, tenant_id: str, **changes: Any) -> None:
+        """What an operator does with `passgate tenant origins` or the console."""
+
+        async def work(session: AsyncSession) -> None:
+            await tenants.update_tenant(session, tenant_id, tenants.TenantChanges(**changes))
+
+        self.run(work)
+
+    def expired_token(self, tenant_id: str, user_id: str, action_code: str = "signIn") -> str:
+        """A genuine token of the tenant's, issued long enough ago to have expired."""
+
+        async def work(session: AsyncSession) -> str:
+            tenant = await tenants.get_tenant(session, tenant_id)
+            issued = int(time.time()) - tenant.token_lifetime_seconds - 60
+            return tokens.issue_token(
+                tenant, user_id=user_id, action_code=action_code, idempotency_key="old", now=issued
+            )
 
         return self.run(work)
 

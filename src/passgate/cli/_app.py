@@ -65,24 +65,39 @@ def serve(
     dev: Annotated[
         bool, typer.Option("--dev", help="Create (or reuse) a dev tenant and print its keys.")
     ] = False,
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --dev: another origin for the dev tenant, such as a local web dev "
+            "server (http://localhost:5173). Repeatable."
+        ),
+    ] = None,
 ) -> None:
-    """Apply migrations, then serve the Client API and Server API."""
+    """Apply migrations, then serve the Client API, the Server API, the hosted challenge
+    pages and the admin console."""
     import uvicorn
 
     from passgate.server.app import create_app
     from passgate.server.observability import configure_logging
 
+    if origin and not dev:
+        raise _database.CommandError("--origin needs --dev (for other tenants: tenant origins)")
     settings = _database.load_settings(database_url=database_url)
+    if settings.public_url is None:
+        # The hosted pages and the console run on this origin; in dev, the listen address.
+        settings = settings.model_copy(update={"public_url": f"http://localhost:{port}"})
     configure_logging(json_lines=settings.log_json)
     _database.translate_errors(lambda: asyncio.run(upgrade(database_url)))
     if dev:
-        credentials = ensure_dev_tenant(database_url, port)
+        credentials = ensure_dev_tenant(database_url, port, origin or [])
         _output.print_fields(
             {
                 "Dev tenant": credentials["tenantId"],
                 "Secret key": credentials["secretKey"],
                 "Base URL": f"http://{_reachable(host)}:{port}/v1",
                 "Relying party": "localhost",
+                "Origins": ", ".join(credentials["origins"]),
+                "Hosted pages": f"{settings.public_url}/challenge",
             }
         )
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
@@ -152,6 +167,46 @@ def tenant_show(
         _output.print_json(found)
     else:
         _output.print_fields(found)
+
+
+@tenant_app.command("origins")
+def tenant_origins(
+    tenant_id: Annotated[str, typer.Argument(metavar="ID")],
+    add: Annotated[
+        list[str] | None, typer.Option("--add", help="An origin to allow (repeatable).")
+    ] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="An origin to drop (repeatable).")
+    ] = None,
+    rp_id: Annotated[str | None, typer.Option("--rp-id", help="A new relying party id.")] = None,
+    rp_name: Annotated[str | None, typer.Option("--rp-name", help="A new rp name.")] = None,
+    confirm_passkeys: Annotated[
+        int | None,
+        typer.Option(
+            help="A new rp id orphans the tenant's passkeys: give their count to confirm."
+        ),
+    ] = None,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Change a tenant's origins (browsers on them may call the Client API and use its
+    passkeys) and relying party; print the tenant."""
+
+    async def work(session: Any) -> dict[str, Any]:
+        changes = tenants.TenantChanges(
+            add_origins=add or [],
+            remove_origins=remove or [],
+            rp_id=rp_id,
+            rp_name=rp_name,
+            confirm_orphaned_passkeys=confirm_passkeys,
+        )
+        return tenant_fields(await tenants.update_tenant(session, tenant_id, changes))
+
+    changed = _database.run(database_url, work)
+    if as_json:
+        _output.print_json(changed)
+    else:
+        _output.print_fields(changed)
 
 
 @tenant_app.command("set-action")

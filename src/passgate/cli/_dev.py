@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from passgate.cli import _database
-from passgate.server.services import tenants
+from passgate.server.services import origins, tenants
 from passgate.server.services.errors import PassgateError
 
 
@@ -22,34 +23,60 @@ def state_file(database_url: str) -> Path:
     return Path(".passgate") / "dev-tenant.json"
 
 
-def ensure_dev_tenant(database_url: str, port: int) -> dict[str, str]:
+def ensure_dev_tenant(
+    database_url: str, port: int, extra_origins: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The dev tenant's id and secret key; `extra_origins` (a local web dev server, say) are
+    added to its origins, which always include Passgate's own `http://localhost:<port>`."""
     path = state_file(database_url)
     saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = [f"http://localhost:{port}", *extra_origins]
 
-    async def work(session: Any) -> dict[str, str]:
-        if saved.get("secretKey"):
-            try:
-                tenant = await tenants.authenticate(session, saved["secretKey"])
-                return {"tenantId": tenant.id, "secretKey": saved["secretKey"]}
-            except PassgateError:
-                pass
-        if saved.get("tenantId"):
-            try:
-                secret_key = await tenants.rotate_secret_key(session, saved["tenantId"])
-                return {"tenantId": saved["tenantId"], "secretKey": secret_key}
-            except PassgateError:
-                pass
-        tenant, secret_key = await tenants.create_tenant(
-            session,
-            name="Dev",
-            rp_id="localhost",
-            origins=[f"http://localhost:{port}", f"http://127.0.0.1:{port}"],
-        )
-        return {"tenantId": tenant.id, "secretKey": secret_key}
+    async def work(session: Any) -> dict[str, Any]:
+        credentials = await _existing(session, saved)
+        if credentials is None:
+            tenant, secret_key = await tenants.create_tenant(
+                session, name="Dev", rp_id="localhost", origins=wanted
+            )
+            return {"tenantId": tenant.id, "secretKey": secret_key, "origins": tenant.origins}
+        tenant = await tenants.get_tenant(session, credentials["tenantId"])
+        missing = [o for o in origins.normalize_all(wanted) if o not in tenant.origins]
+        # Dev tenants made by older versions listed http://127.0.0.1, which cannot use the
+        # rp id localhost: drop what does not fit rather than refuse to start.
+        unfit = [o for o in tenant.origins if not _fits(tenant.rp_id, o)]
+        if missing or unfit:
+            tenant = await tenants.update_tenant(
+                session,
+                tenant.id,
+                tenants.TenantChanges(add_origins=missing, remove_origins=unfit),
+            )
+        return {**credentials, "origins": tenant.origins}
 
     credentials = _database.run(database_url, work)
-    if credentials != {k: saved.get(k) for k in credentials}:
+    keys = {key: credentials[key] for key in ("tenantId", "secretKey")}
+    if keys != {key: saved.get(key) for key in keys}:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(credentials, indent=2) + "\n")
+        path.write_text(json.dumps(keys, indent=2) + "\n")
         os.chmod(path, 0o600)
     return credentials
+
+
+async def _existing(session: Any, saved: dict[str, Any]) -> dict[str, str] | None:
+    if saved.get("secretKey"):
+        try:
+            tenant = await tenants.authenticate(session, saved["secretKey"])
+            return {"tenantId": tenant.id, "secretKey": saved["secretKey"]}
+        except PassgateError:
+            pass
+    if saved.get("tenantId"):
+        try:
+            secret_key = await tenants.rotate_secret_key(session, saved["tenantId"])
+            return {"tenantId": saved["tenantId"], "secretKey": secret_key}
+        except PassgateError:
+            pass
+    return None
+
+
+def _fits(rp_id: str, origin: str) -> bool:
+    host = origins.host_of(origin)
+    return host is None or origins.is_registrable_suffix(rp_id, host)

@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate import __version__
 from passgate.server import client_api, errors, server_api, well_known
+from passgate.server.cors import ClientApiCors
 from passgate.server.middleware import BodySizeLimit, RefuseNulInUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.push import create_hub
+from passgate.server.services.origins import OriginIndex
 from passgate.server.settings import Settings
 from passgate.server.store.database import create_engine, create_sessionmaker
 
@@ -41,11 +43,16 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.settings = settings
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.push_hub = push_hub
+    app.state.origin_index = OriginIndex(app.state.sessionmaker)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseNulInUrl)
     metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Outermost of ours: its headers go on every Client API response, errors included.
+    app.add_middleware(
+        ClientApiCors, index=app.state.origin_index, max_age=settings.cors_max_age_seconds
+    )
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(server_api.router, prefix="/v1")
     app.include_router(client_api.router, prefix="/v1")

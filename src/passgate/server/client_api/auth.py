@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 from fastapi import Depends, Request
 
+from passgate.server.cors import TENANT_ORIGINS
 from passgate.server.database import Session
 from passgate.server.services import tenants, tokens
 from passgate.server.services.errors import InvalidToken, Unauthorized
@@ -61,7 +62,9 @@ def _unverified_tenant_id(token: str) -> str | None:
     return tenant_id if isinstance(tenant_id, str) else None
 
 
-async def _tenant(session: Session, tenant_id: str | None, code: str, message: str) -> Tenant:
+async def _tenant(
+    request: Request, session: Session, tenant_id: str | None, code: str, message: str
+) -> Tenant:
     tenant = (
         await tenants.find_tenant(session, tenant_id)
         if tenant_id and len(tenant_id) <= 36
@@ -69,6 +72,8 @@ async def _tenant(session: Session, tenant_id: str | None, code: str, message: s
     )
     if tenant is None:
         raise Unauthorized(message, error_code=code)
+    # From here on, even an error (an expired token, say) is readable by the tenant's origins.
+    setattr(request.state, TENANT_ORIGINS, tenant.origins)
     return tenant
 
 
@@ -78,7 +83,11 @@ async def _client_caller(request: Request, session: Session) -> ClientCaller:
     if scheme == "bearer" and credentials.strip():
         token = credentials.strip()
         tenant = await _tenant(
-            session, _unverified_tenant_id(token), "invalid_token", "The token is not valid."
+            request,
+            session,
+            _unverified_tenant_id(token),
+            "invalid_token",
+            "The token is not valid.",
         )
         try:
             claims = tokens.decode_token(tenant, token)
@@ -88,7 +97,7 @@ async def _client_caller(request: Request, session: Session) -> ClientCaller:
     if scheme == "basic" and credentials.strip():
         tenant_id = tenant_id_from_basic(credentials)
         return ClientCaller(
-            await _tenant(session, tenant_id, "unauthorized", "Unknown tenant id."), None
+            await _tenant(request, session, tenant_id, "unauthorized", "Unknown tenant id."), None
         )
     raise Unauthorized(MISSING_TENANT)
 

@@ -9,9 +9,11 @@ import secrets
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from passgate.server.services import origins as origin_rules
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import (
     UNAUTHORIZED_SECRET_KEY,
@@ -21,9 +23,10 @@ from passgate.server.services.errors import (
 )
 from passgate.server.services.tokens import generate_signing_key
 from passgate.server.store import queries
-from passgate.server.store.tables import Tenant
+from passgate.server.store.tables import Tenant, utcnow
 
 SECRET_KEY_PREFIX = "pg_sk_"
+MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME = 60, 86_400
 ACTION_CODE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
 # Tenants change rarely and every request needs one, so each process keeps what it loaded for
@@ -67,21 +70,10 @@ def _new_secret_key() -> str:
 
 
 def expected_origins(rp_id: str, extra_origins: Sequence[str]) -> list[str]:
-    origins = [f"https://{rp_id}"]
-    for origin in extra_origins:
-        origin = origin.rstrip("/")
-        if not origin.startswith(("https://", "http://", "android:apk-key-hash:")):
-            raise InvalidRequest(
-                f"origin {origin!r} must start with https://, http:// or android:apk-key-hash:"
-            )
-        if origin not in origins:
-            origins.append(origin)
-    return origins
-
-
-def _check_rp_id(rp_id: str) -> None:
-    if not rp_id or "://" in rp_id or "/" in rp_id or ":" in rp_id or rp_id != rp_id.strip():
-        raise InvalidRequest(f"rp id {rp_id!r} must be a bare domain such as example.com")
+    """`https://<rp id>` and the extra origins, each normalized and checked against the rp id."""
+    normal = origin_rules.normalize_all([f"https://{rp_id}", *extra_origins])
+    origin_rules.check_origins_fit(rp_id, normal)
+    return normal
 
 
 async def create_tenant(
@@ -95,7 +87,7 @@ async def create_tenant(
     """Create a tenant. Returns it with its secret key, which is never retrievable again."""
     if not name.strip():
         raise InvalidRequest("a tenant needs a name")
-    _check_rp_id(rp_id)
+    rp_id = origin_rules.check_rp_id(rp_id)
     secret_key = _new_secret_key()
     key_id, private_key = generate_signing_key()
     tenant = Tenant(
@@ -113,7 +105,75 @@ async def create_tenant(
     )
     session.add(tenant)
     await session.flush()
+    origin_rules.tenants_changed()
     return tenant, secret_key
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TenantChanges:
+    """What `update_tenant` may change; None leaves a field as it is."""
+
+    name: str | None = None
+    rp_id: str | None = None
+    rp_name: str | None = None
+    add_origins: Sequence[str] = ()
+    remove_origins: Sequence[str] = ()
+    # Replaces the whole list (then add/remove apply to it).
+    origins: Sequence[str] | None = None
+    token_lifetime_seconds: int | None = None
+    # A new rp id orphans every passkey made for the old one: the caller must name how many.
+    confirm_orphaned_passkeys: int | None = None
+
+
+async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantChanges) -> Tenant:
+    """Change a tenant's name, relying party or origins, all checked before anything is
+    written: a bad value raises `InvalidRequest` naming it and nothing is saved."""
+    tenant = await get_tenant(session, tenant_id)
+    name = tenant.name if changes.name is None else changes.name.strip()
+    if not name or len(name) > 200:
+        raise InvalidRequest("a tenant needs a name of at most 200 characters")
+    rp_id = tenant.rp_id if changes.rp_id is None else origin_rules.check_rp_id(changes.rp_id)
+    rp_name = tenant.rp_name if changes.rp_name is None else changes.rp_name.strip()
+    if not rp_name or len(rp_name) > 200:
+        raise InvalidRequest("the relying party needs a name of at most 200 characters")
+    listed = list(tenant.origins if changes.origins is None else changes.origins)
+    if rp_id != tenant.rp_id:
+        listed = [f"https://{rp_id}" if o == f"https://{tenant.rp_id}" else o for o in listed]
+    removed = set(origin_rules.normalize_all(changes.remove_origins))
+    unknown = removed - set(origin_rules.normalize_all(listed))
+    if unknown:
+        raise InvalidRequest(f"not one of the tenant's origins: {', '.join(sorted(unknown))}")
+    new_origins = [
+        o for o in origin_rules.normalize_all([*listed, *changes.add_origins]) if o not in removed
+    ]
+    origin_rules.check_origins_fit(rp_id, new_origins)
+    lifetime = changes.token_lifetime_seconds
+    if lifetime is not None and not MIN_TOKEN_LIFETIME <= lifetime <= MAX_TOKEN_LIFETIME:
+        raise InvalidRequest(
+            f"token lifetime must be {MIN_TOKEN_LIFETIME}-{MAX_TOKEN_LIFETIME} seconds"
+        )
+    if rp_id != tenant.rp_id:
+        await _check_rp_change(session, tenant, rp_id, changes.confirm_orphaned_passkeys)
+    tenant.name, tenant.rp_id, tenant.rp_name, tenant.origins = name, rp_id, rp_name, new_origins
+    if lifetime is not None:
+        tenant.token_lifetime_seconds = lifetime
+    tenant.updated_at = utcnow()
+    await session.flush()
+    forget(tenant.id)
+    origin_rules.tenants_changed()
+    return tenant
+
+
+async def _check_rp_change(
+    session: AsyncSession, tenant: Tenant, rp_id: str, confirmed: int | None
+) -> None:
+    count = await queries.count_tenant_passkeys(session, tenant.id)
+    if count and confirmed != count:
+        raise InvalidRequest(
+            f"the tenant has {count} passkeys made for {tenant.rp_id!r}; none of them will work "
+            f"with {rp_id!r}. Confirm with the count ({count}) to change it anyway.",
+            error_code="rp_id_change_unconfirmed",
+        )
 
 
 async def rotate_secret_key(session: AsyncSession, tenant_id: str) -> str:

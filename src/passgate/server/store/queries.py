@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,21 @@ async def tenant_by_secret_hash(session: AsyncSession, digest: str) -> Tenant | 
 
 async def tenants_by_rp_id(session: AsyncSession, rp_id: str) -> Sequence[Tenant]:
     return (await session.scalars(select(Tenant).where(Tenant.rp_id == rp_id))).all()
+
+
+async def tenant_origins(session: AsyncSession) -> list[tuple[str, list[str]]]:
+    """(id, origins) of every tenant: what the CORS index is built from."""
+    rows = await session.execute(select(Tenant.id, Tenant.origins))
+    return [(tenant_id, list(origins or ())) for tenant_id, origins in rows]
+
+
+async def count_tenant_passkeys(session: AsyncSession, tenant_id: str) -> int:
+    found = await session.scalar(
+        select(func.count())
+        .select_from(PasskeyCredential)
+        .where(PasskeyCredential.tenant_id == tenant_id)
+    )
+    return int(found or 0)
 
 
 async def all_tenants(session: AsyncSession) -> Sequence[Tenant]:

@@ -25,7 +25,9 @@ def upgrade() -> None:
         )
     op.execute("UPDATE tenants SET updated_at = created_at")
     with op.batch_alter_table("tenants") as batch_op:
-        batch_op.alter_column("updated_at", existing_type=sa.DateTime(timezone=True), nullable=False)
+        batch_op.alter_column(
+            "updated_at", existing_type=sa.DateTime(timezone=True), nullable=False
+        )
         batch_op.create_index(
             "ix_tenants_previous_secret_key_hash", ["previous_secret_key_hash"], unique=False
         )
@@ -120,9 +122,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_audit_events_occurred", "audit_events", ["occurred_at"])
-    op.create_index(
-        "ix_audit_events_tenant_occurred", "audit_events", ["tenant_id", "occurred_at"]
-    )
+    op.create_index("ix_audit_events_tenant_occurred", "audit_events", ["tenant_id", "occurred_at"])
 
 
 def downgrade() -> None:
