@@ -92,7 +92,6 @@ class LiveServer:
 
         return self.run(work)
 
-
     def update_tenant(self, tenant_id: str, **changes: Any) -> None:
         """What an operator does with `passgate tenant origins` or the console."""
 

@@ -4,9 +4,7 @@ the backend validates the results with Authsignal's Python server SDK."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,21 +12,10 @@ from authsignal.client import AuthsignalClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import passkey_policy, tenants
-from tests.conftest import IN_CI
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, add_virtual_authenticator, require_chromium
 from tests.live_server import LiveServer
 
-CHROMIUM = Path(os.environ.get("PASSGATE_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-if not CHROMIUM.exists() and not IN_CI:
-    pytest.skip(f"no chromium at {CHROMIUM} (CI installs it)", allow_module_level=True)
+require_chromium()
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
@@ -68,7 +55,6 @@ def browser_page() -> Iterator[tuple[Page, Any]]:
         )
         page = browser.new_page()
         cdp = page.context.new_cdp_session(page)
-        cdp.send("WebAuthn.enable", {"enableUI": False})
         yield page, cdp
         browser.close()
 
@@ -86,20 +72,7 @@ def test_sign_up_and_sign_in_in_chromium(
 
     server.run(require_user_verification)
     authsignal = AuthsignalClient(api_secret_key=tenant.secret_key, api_url=server.api_url)
-    authenticator = cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "ctap2Version": "ctap2_1",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-                "automaticPresenceSimulation": True,
-            }
-        },
-    )["authenticatorId"]
+    authenticator = add_virtual_authenticator(cdp)
     try:
         page.goto(f"{origin}/health")
         token = authsignal.track("browser-user", "signUp")["token"]

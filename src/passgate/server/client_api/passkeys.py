@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
 from passgate.server.client_api.auth import AnyCaller, TokenCaller
+from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
 from passgate.server.database import Session
 from passgate.server.schemas import AuthenticatorResponse, ShortText, WireModel
 from passgate.server.services import passkeys, users
@@ -65,6 +66,8 @@ class VerifiedResponse(WireModel):
     credential_id: str | None = None
     username: str | None = None
     user_display_name: str | None = None
+    # C3 only: the authenticator just added, as C7 lists it.
+    user_authenticator: AuthenticatorResponse | None = None
 
 
 class PasskeyLookupResponse(WireModel):
@@ -87,9 +90,33 @@ async def challenge(
     return ChallengeResponse(challenge_id=created.id)
 
 
+@router.post("/challenge/web")
+async def challenge_web(
+    caller: AnyCaller,
+    session: Session,
+    request: Request,
+    response: Response,
+    body: ChallengeRequest | None = None,
+) -> ChallengeResponse:
+    """C1 for the browser SDK's `useCookies`: the challenge is bound to this browser."""
+    body = body or ChallengeRequest()
+    created = await passkeys.create_challenge(
+        session,
+        caller.tenant,
+        caller.claims,
+        action_code=body.action,
+        idempotency_key=body.idempotency_key,
+        binding_hash=bind(request, response),
+    )
+    return ChallengeResponse(challenge_id=created.id)
+
+
 @router.post(f"{PASSKEY}/registration-options")
 async def registration_options(
-    caller: TokenCaller, session: Session, body: RegistrationOptionsRequest | None = None
+    caller: TokenCaller,
+    session: Session,
+    hosted_origin: HostedOrigin,
+    body: RegistrationOptionsRequest | None = None,
 ) -> OptionsResponse:
     body = body or RegistrationOptionsRequest()
     assert caller.claims is not None
@@ -99,13 +126,43 @@ async def registration_options(
         caller.claims,
         username=body.username,
         display_name=body.display_name,
+        hosted_origin=hosted_origin,
+    )
+    return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
+
+
+@router.post(f"{PASSKEY}/registration-options/web")
+async def registration_options_web(
+    caller: TokenCaller,
+    session: Session,
+    hosted_origin: HostedOrigin,
+    request: Request,
+    response: Response,
+    body: RegistrationOptionsRequest | None = None,
+) -> OptionsResponse:
+    """C2 for the browser SDK's `useCookies`: the challenge is bound to this browser."""
+    body = body or RegistrationOptionsRequest()
+    assert caller.claims is not None
+    options = await passkeys.registration_options(
+        session,
+        caller.tenant,
+        caller.claims,
+        username=body.username,
+        display_name=body.display_name,
+        hosted_origin=hosted_origin,
+        binding_hash=bind(request, response),
     )
     return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
 
 
 @router.post(PASSKEY, response_model_exclude_none=True)
 async def add_passkey(
-    caller: TokenCaller, session: Session, body: AddPasskeyRequest, request: Request
+    caller: TokenCaller,
+    session: Session,
+    body: AddPasskeyRequest,
+    request: Request,
+    hosted_origin: HostedOrigin,
+    binding: PresentedBinding,
 ) -> VerifiedResponse:
     assert caller.claims is not None
     added = await passkeys.add_passkey(
@@ -116,24 +173,55 @@ async def add_passkey(
         credential=body.registration_credential,
         device_id=body.device_id,
         user_agent=request.headers.get("user-agent", "")[:1024] or None,
+        hosted_origin=hosted_origin,
+        binding_hash=binding,
     )
-    return verified_response(added)
+    return verified_response(added).model_copy(
+        update={"user_authenticator": authenticator_response(added.authenticator, added.credential)}
+    )
 
 
 @router.post(f"{PASSKEY}/authentication-options")
 async def authentication_options(
-    caller: AnyCaller, session: Session, body: AuthenticationOptionsRequest | None = None
+    caller: AnyCaller,
+    session: Session,
+    hosted_origin: HostedOrigin,
+    body: AuthenticationOptionsRequest | None = None,
 ) -> OptionsResponse:
     challenge_id = body.challenge_id if body else None
     options = await passkeys.authentication_options(
-        session, caller.tenant, caller.claims, challenge_id
+        session, caller.tenant, caller.claims, challenge_id, hosted_origin=hosted_origin
+    )
+    return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
+
+
+@router.post(f"{PASSKEY}/authentication-options/web")
+async def authentication_options_web(
+    caller: AnyCaller,
+    session: Session,
+    hosted_origin: HostedOrigin,
+    request: Request,
+    response: Response,
+) -> OptionsResponse:
+    """C4 for the browser SDK's `useCookies`: a new challenge, bound to this browser."""
+    options = await passkeys.authentication_options(
+        session,
+        caller.tenant,
+        caller.claims,
+        None,
+        hosted_origin=hosted_origin,
+        binding_hash=bind(request, response),
     )
     return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
 
 
 @router.post("/verify/passkey", response_model_exclude_none=True)
 async def verify_passkey(
-    caller: AnyCaller, session: Session, body: VerifyPasskeyRequest
+    caller: AnyCaller,
+    session: Session,
+    body: VerifyPasskeyRequest,
+    hosted_origin: HostedOrigin,
+    binding: PresentedBinding,
 ) -> VerifiedResponse:
     verified = await passkeys.verify(
         session,
@@ -142,6 +230,8 @@ async def verify_passkey(
         challenge_id=body.challenge_id,
         credential=body.authentication_credential,
         device_id=body.device_id,
+        hosted_origin=hosted_origin,
+        binding_hash=binding,
     )
     return verified_response(verified)
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import tenants
+from passgate.server.services import origins, tenants
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store import queries
 from passgate.server.store.tables import Tenant
@@ -104,6 +104,14 @@ class PasskeyPolicy:
     max_passkeys_per_user: int
     ios_apps: tuple[str, ...]
     android_apps: tuple[AndroidApp, ...]
+    # Passgate's own origin (its public URL), where the hosted challenge page runs, when the
+    # rp id is a registrable suffix of its host; else None and the page offers no passkey.
+    hosted_origin: str | None = None
+
+    @property
+    def web_origins(self) -> tuple[str, ...]:
+        """The tenant's own http(s) origins: the pages that may frame the hosted page."""
+        return tuple(o for o in self.expected_origins if o.startswith(("https://", "http://")))
 
 
 def apk_key_hash_origin(fingerprint: str) -> str:
@@ -131,19 +139,39 @@ def validated_settings(changes: Mapping[str, Any], current: PasskeySettings) -> 
 _policies: dict[tuple[str, str], PasskeyPolicy] = {}
 
 
-def policy(tenant: Tenant) -> PasskeyPolicy:
+def policy(tenant: Tenant, hosted_origin: str | None = None) -> PasskeyPolicy:
+    """The tenant's policy. `hosted_origin` is Passgate's own public origin: accepted as the
+    hosted page's origin when the tenant's rp id can be used there."""
     version = json.dumps(
-        [tenant.rp_id, tenant.rp_name, tenant.origins, tenant.settings.get(SETTINGS_KEY)],
+        [
+            tenant.rp_id,
+            tenant.rp_name,
+            tenant.origins,
+            tenant.settings.get(SETTINGS_KEY),
+            hosted_origin,
+        ],
         sort_keys=True,
     )
     cached = _policies.get((tenant.id, version))
     if cached is None:
-        cached = _build(tenant, read_settings(tenant))
+        cached = _build(tenant, read_settings(tenant), hosted_origin)
+        if len(_policies) > 10_000:
+            _policies.clear()  # old versions of changed tenants; rebuilt on demand
         _policies[(tenant.id, version)] = cached
     return cached
 
 
-def _build(tenant: Tenant, settings: PasskeySettings) -> PasskeyPolicy:
+def hosted_origin_for(rp_id: str, public_origin: str | None) -> str | None:
+    """`public_origin` when a page there may use passkeys scoped to `rp_id`, else None."""
+    host = origins.host_of(public_origin) if public_origin else None
+    if host is None or not origins.is_registrable_suffix(rp_id, host):
+        return None
+    return public_origin
+
+
+def _build(
+    tenant: Tenant, settings: PasskeySettings, hosted_origin: str | None = None
+) -> PasskeyPolicy:
     origins = list(tenant.origins)
     for app in settings.android_apps:
         origins.extend(origin for origin in app.origins() if origin not in origins)
@@ -161,6 +189,7 @@ def _build(tenant: Tenant, settings: PasskeySettings) -> PasskeyPolicy:
         max_passkeys_per_user=settings.max_passkeys_per_user,
         ios_apps=tuple(settings.ios_apps),
         android_apps=tuple(settings.android_apps),
+        hosted_origin=hosted_origin_for(tenant.rp_id, hosted_origin),
     )
 
 

@@ -6,6 +6,7 @@ conditional UPDATE before the response is verified, so two racing requests never
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -67,8 +68,10 @@ async def create_challenge(
     *,
     action_code: str | None,
     idempotency_key: str | None = None,
+    binding_hash: str | None = None,
 ) -> PasskeyChallenge:
-    """An authentication challenge to use later in authentication-options and verify."""
+    """An authentication challenge to use later in authentication-options and verify.
+    `binding_hash` ties it to the browser holding a cookie (the `/web` routes)."""
     if claims is not None:
         same_action = action_code in (None, claims.action_code)
         return await _new_challenge(
@@ -78,9 +81,15 @@ async def create_challenge(
             user_id=claims.user_id,
             action_code=claims.action_code if same_action else action_code,
             idempotency_key=claims.idempotency_key if same_action else idempotency_key,
+            binding_hash=binding_hash,
         )
     return await _new_challenge(
-        session, tenant, AUTHENTICATION, action_code=action_code, idempotency_key=idempotency_key
+        session,
+        tenant,
+        AUTHENTICATION,
+        action_code=action_code,
+        idempotency_key=idempotency_key,
+        binding_hash=binding_hash,
     )
 
 
@@ -108,11 +117,16 @@ async def _new_challenge(
 
 
 async def _consume(
-    session: AsyncSession, tenant: Tenant, challenge_id: str, purpose: str
+    session: AsyncSession,
+    tenant: Tenant,
+    challenge_id: str,
+    purpose: str,
+    binding_hash: str | None,
 ) -> PasskeyChallenge:
     now = utcnow()
     challenge = await store.consume_challenge(session, tenant.id, challenge_id, purpose, now)
     if challenge is not None:
+        _check_binding(challenge, binding_hash)
         return challenge
     existing = await store.get_challenge(session, tenant.id, challenge_id)
     if existing is None or existing.purpose != purpose:
@@ -122,6 +136,19 @@ async def _consume(
             "The challenge has already been used.", error_code="challenge_already_used"
         )
     raise InvalidRequest("The challenge has expired.", error_code="challenge_expired")
+
+
+def _check_binding(challenge: PasskeyChallenge, binding_hash: str | None) -> None:
+    """A challenge a `/web` route started is answered only by the browser holding its cookie.
+    [inferred: Authsignal's cookie sessions are not documented; this is Passgate's rule]"""
+    if challenge.binding_hash is None:
+        return
+    if binding_hash is None or not hmac.compare_digest(challenge.binding_hash, binding_hash):
+        raise Forbidden(
+            "The challenge was started with a cookie this request does not carry; answer it "
+            "from the same browser, with credentials included.",
+            error_code="challenge_cookie_mismatch",
+        )
 
 
 # C2 / C3: registration --------------------------------------------------------------------
@@ -134,8 +161,10 @@ async def registration_options(
     *,
     username: str | None,
     display_name: str | None,
+    hosted_origin: str | None = None,
+    binding_hash: str | None = None,
 ) -> Options:
-    policy = passkey_policy(tenant)
+    policy = passkey_policy(tenant, hosted_origin)
     user = await queries.ensure_user(session, tenant.id, claims.user_id)
     existing = await store.user_credentials(session, tenant.id, user.user_id)
     await _check_may_add(session, tenant, claims, user, len(existing), policy.max_passkeys_per_user)
@@ -150,6 +179,7 @@ async def registration_options(
         idempotency_key=claims.idempotency_key,
         username=name,
         display_name=display,
+        binding_hash=binding_hash,
     )
     options = relying_party.registration_options(
         policy,
@@ -202,14 +232,16 @@ async def add_passkey(
     credential: dict[str, Any],
     device_id: str | None,
     user_agent: str | None,
+    hosted_origin: str | None = None,
+    binding_hash: str | None = None,
 ) -> Verified:
-    challenge = await _consume(session, tenant, challenge_id, REGISTRATION)
+    challenge = await _consume(session, tenant, challenge_id, REGISTRATION, binding_hash)
     if challenge.user_id != claims.user_id or challenge.action_code != claims.action_code:
         raise InvalidRequest(
             "The challenge was issued for another user or action.",
             error_code="challenge_not_found",
         )
-    policy = passkey_policy(tenant)
+    policy = passkey_policy(tenant, hosted_origin)
     verified = relying_party.verify_registration(
         policy, credential, expected_challenge=challenge.challenge
     )
@@ -283,7 +315,13 @@ async def _insert_passkey(
 
 
 async def authentication_options(
-    session: AsyncSession, tenant: Tenant, claims: TokenClaims | None, challenge_id: str | None
+    session: AsyncSession,
+    tenant: Tenant,
+    claims: TokenClaims | None,
+    challenge_id: str | None,
+    *,
+    hosted_origin: str | None = None,
+    binding_hash: str | None = None,
 ) -> Options:
     """Options for a challenge from C1, or a new one. Bound to a user (a token's, or C1's),
     they list that user's passkeys; otherwise the sign-in is discoverable (usernameless)."""
@@ -298,12 +336,14 @@ async def authentication_options(
         if challenge.expires_at <= utcnow():
             raise InvalidRequest("The challenge has expired.", error_code="challenge_expired")
     else:
-        challenge = await create_challenge(session, tenant, claims, action_code=None)
+        challenge = await create_challenge(
+            session, tenant, claims, action_code=None, binding_hash=binding_hash
+        )
     allowed: Sequence[PasskeyCredential] = ()
     if challenge.user_id:
         allowed = await store.user_credentials(session, tenant.id, challenge.user_id)
     options = relying_party.authentication_options(
-        passkey_policy(tenant),
+        passkey_policy(tenant, hosted_origin),
         challenge=challenge.challenge,
         allow_credential_ids=[credential.credential_id for credential in allowed],
     )
@@ -318,8 +358,10 @@ async def verify(
     challenge_id: str,
     credential: dict[str, Any],
     device_id: str | None,
+    hosted_origin: str | None = None,
+    binding_hash: str | None = None,
 ) -> Verified:
-    challenge = await _consume(session, tenant, challenge_id, AUTHENTICATION)
+    challenge = await _consume(session, tenant, challenge_id, AUTHENTICATION, binding_hash)
     if claims is not None and challenge.user_id not in (None, claims.user_id):
         raise InvalidRequest(
             "The challenge was issued for another user.", error_code="challenge_not_found"
@@ -344,7 +386,7 @@ async def verify(
         )
     try:
         asserted = relying_party.verify_assertion(
-            passkey_policy(tenant),
+            passkey_policy(tenant, hosted_origin),
             credential,
             expected_challenge=challenge.challenge,
             public_key=row.public_key,

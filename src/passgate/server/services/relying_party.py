@@ -226,7 +226,7 @@ def verify_registration(
             credential=normalized,
             expected_challenge=expected_challenge,
             expected_rp_id=policy.rp_id,
-            expected_origin=list(policy.expected_origins),
+            expected_origin=_accepted_origins(policy),
             require_user_verification=policy.user_verification_required,
             supported_pub_key_algs=ALGORITHMS,
             pem_root_certs_bytes_by_fmt={
@@ -280,7 +280,7 @@ def verify_assertion(
             credential=normalized,
             expected_challenge=expected_challenge,
             expected_rp_id=policy.rp_id,
-            expected_origin=list(policy.expected_origins),
+            expected_origin=_accepted_origins(policy),
             credential_public_key=public_key,
             credential_current_sign_count=0,  # the counter rule is ours, below
             require_user_verification=policy.user_verification_required,
@@ -345,18 +345,33 @@ def _decode_field(credential: dict[str, Any], name: str) -> bytes:
         ) from exc
 
 
+def _accepted_origins(policy: PasskeyPolicy) -> list[str]:
+    hosted = [policy.hosted_origin] if policy.hosted_origin else []
+    return [*policy.expected_origins, *hosted]
+
+
 def _check_client_data(policy: PasskeyPolicy, client_data: dict[str, Any]) -> None:
-    if client_data.get("crossOrigin") is True:
-        raise CeremonyRefused(
-            "Credentials made inside a cross-origin iframe are refused.",
-            error_code="cross_origin_refused",
-        )
+    """The origin must be the tenant's (or Passgate's own hosted page). A ceremony inside a
+    cross-origin iframe is refused, except Passgate's hosted page framed by one of the
+    tenant's own pages (the browser SDK's popup mode): then `topOrigin` must be one of them."""
     origin = client_data.get("origin")
-    if origin not in policy.expected_origins:
+    if origin not in _accepted_origins(policy):
         raise CeremonyRefused(
             f"The origin {origin!r} is not one of this tenant's expected origins.",
             error_code="origin_mismatch",
         )
+    top_origin = client_data.get("topOrigin")
+    if client_data.get("crossOrigin") is True or top_origin is not None:
+        framed_hosted_page = (
+            policy.hosted_origin is not None
+            and origin == policy.hosted_origin
+            and top_origin in policy.web_origins
+        )
+        if not framed_hosted_page:
+            raise CeremonyRefused(
+                "Credentials made inside a cross-origin iframe are refused.",
+                error_code="cross_origin_refused",
+            )
 
 
 def _check_rp_id(policy: PasskeyPolicy, rp_id_hash: bytes) -> None:

@@ -1,0 +1,70 @@
+"""The cookie that binds a challenge to one browser, for Authsignal's browser SDK's
+`useCookies` flows (its `/web` routes, called with `credentials: "include"`).
+
+A `/web` route starts a challenge and sets an HttpOnly cookie on Passgate's origin holding a
+random value; the challenge keeps only the value's SHA-256. Registration (C3) and verify (C5)
+of that challenge are refused without the same cookie, so a challenge id that leaks from the
+page is useless to another browser. `SameSite=None; Secure` when Passgate's public URL is
+https (the app's page is usually on another site); plain `SameSite=Lax` over http (localhost
+in development and tests), where browsers refuse `SameSite=None` without `Secure`.
+[inferred: Authsignal does not document its cookie; this is Passgate's design]"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+
+from passgate.server.settings import Settings
+
+COOKIE = "passgate_challenge"
+COOKIE_PATH = "/v1/client"
+COOKIE_SECONDS = 15 * 60
+_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def presented_binding(request: Request) -> str | None:
+    """The hash of this browser's binding cookie, if it sent one."""
+    value = request.cookies.get(COOKIE)
+    return _digest(value) if value and _VALUE.match(value) else None
+
+
+def bind(request: Request, response: Response) -> str:
+    """Set (or refresh) the browser's binding cookie and return the hash to store with a new
+    challenge. One value per browser, so several challenges in its tabs can be open at once."""
+    value = request.cookies.get(COOKIE)
+    if not value or not _VALUE.match(value):
+        value = secrets.token_urlsafe(32)
+    settings: Settings = request.app.state.settings
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=COOKIE_SECONDS,
+        path=COOKIE_PATH,
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="none" if settings.secure_cookies else "lax",
+    )
+    return _digest(value)
+
+
+def _hosted_origin(request: Request) -> str | None:
+    settings: Settings = request.app.state.settings
+    return settings.public_origin
+
+
+def _binding(request: Request) -> str | None:
+    return presented_binding(request)
+
+
+# Passgate's own public origin, where the hosted challenge page runs.
+HostedOrigin = Annotated[str | None, Depends(_hosted_origin)]
+# The binding cookie's hash, when the browser sent one.
+PresentedBinding = Annotated[str | None, Depends(_binding)]
