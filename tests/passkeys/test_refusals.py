@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from authsignal.client import AuthsignalClient
+from fido2 import cbor
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,6 +64,61 @@ def test_cross_origin_is_refused(ceremony: Ceremony, device: SoftwareAuthenticat
     token, challenge_id, options = ceremony.registration_options("u-iframe")
     credential = with_client_data(device.create(options), crossOrigin=True)
     assert_error(ceremony.add(token, challenge_id, credential), 400, "cross_origin_refused")
+
+
+def without_attestation(credential: dict[str, Any]) -> dict[str, Any]:
+    """The credential with a "none" attestation, as most browsers send it: nothing then signs
+    clientDataJSON at registration, so a test can set its fields as a browser would."""
+    attestation = cbor.decode(
+        base64.urlsafe_b64decode(credential["response"]["attestationObject"] + "==")
+    )
+    none = cbor.encode({"fmt": "none", "attStmt": {}, "authData": attestation["authData"]})
+    return {**credential, "response": {**credential["response"], "attestationObject": b64url(none)}}
+
+
+def test_only_passgates_own_page_may_be_framed_by_the_tenant(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """The hosted page in the browser SDK's popup mode runs in an iframe on the app's page, so
+    clientData says crossOrigin with the app as topOrigin: accepted for Passgate's own origin
+    framed by one of the tenant's origins, refused everywhere else."""
+    app = "https://shop.localhost"
+    tenant = server.create_tenant(origins=[app])
+    client = AuthsignalClient(api_secret_key=tenant.secret_key, api_url=server.api_url)
+    flow = Ceremony(server.api_url, tenant.id, client)
+    hosted = SoftwareAuthenticator(tmp_path / "hosted.bin", origin=server.public_url)
+    shop = SoftwareAuthenticator(tmp_path / "shop.bin", origin=app)
+    cases = [
+        (hosted, {"crossOrigin": True, "topOrigin": app}, 200, None),
+        (hosted, {}, 200, None),  # redirect and window mode: the page is the top
+        (hosted, {"crossOrigin": True, "topOrigin": "https://evil.example"}, 400, "cross"),
+        (hosted, {"crossOrigin": True}, 400, "cross_origin_refused"),
+        (shop, {"crossOrigin": True, "topOrigin": app}, 400, "cross_origin_refused"),
+        (shop, {"topOrigin": "https://evil.example"}, 400, "cross_origin_refused"),
+    ]
+    for number, (device, changes, status, code) in enumerate(cases):
+        token, challenge_id, options = flow.registration_options(f"u-framed-{number}")
+        credential = with_client_data(without_attestation(device.create(options)), **changes)
+        response = flow.add(token, challenge_id, credential)
+        assert response.status_code == status, (changes, response.text)
+        if code:
+            assert response.json()["errorCode"].startswith(code), response.text
+    flow.close()
+    client.session.close()
+
+
+def test_passgates_own_origin_needs_the_rp_id_to_fit(server: LiveServer, tmp_path: Path) -> None:
+    """Passgate's pages run on localhost here: a tenant whose rp id is another domain cannot
+    use them, so that origin is refused for it."""
+    tenant = server.create_tenant(rp_id="shop.example")
+    client = AuthsignalClient(api_secret_key=tenant.secret_key, api_url=server.api_url)
+    flow = Ceremony(server.api_url, tenant.id, client)
+    token, challenge_id, options = flow.registration_options("u-elsewhere")
+    hosted = SoftwareAuthenticator(tmp_path / "hosted.bin", origin=server.public_url)
+    credential = hosted.create({**options, "rp": {**options["rp"], "id": "localhost"}})
+    assert_error(flow.add(token, challenge_id, credential), 400, "origin_mismatch")
+    flow.close()
+    client.session.close()
 
 
 def test_replayed_challenge(ceremony: Ceremony, device: SoftwareAuthenticator) -> None:
