@@ -90,6 +90,8 @@ def test_created_key_works_against_a_server(database_url: str, server: LiveServe
         ["tenant", "list", "--database-url", "mysql://nobody@127.0.0.1/x"],
         ["tenant", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/x"],
         ["serve", "--port", "99999"],
+        ["serve", "--origin", "http://localhost:5173"],
+        ["tenant", "origins", "no-such-tenant", "--add", "https://a.example"],
         ["no-such-command"],
     ],
 )
@@ -107,6 +109,55 @@ def test_bad_environment_setting_is_one_line(sqlite_url: str) -> None:
     assert result.stderr == (
         "passgate: error: PASSGATE_MAX_BODY_BYTES: Input should be greater than or equal to 1024\n"
     )
+
+
+def test_tenant_origins_change_and_are_checked(sqlite_url: str) -> None:
+    created = passgate(
+        "tenant", "create", "--name", "Shop", "--rp-id", "shop.example",
+        "--database-url", sqlite_url, "--json",
+    )  # fmt: skip
+    tenant_id = json.loads(created.stdout)["tenantId"]
+
+    def origins(*options: str) -> subprocess.CompletedProcess[str]:
+        return passgate(
+            "tenant", "origins", tenant_id, *options, "--database-url", sqlite_url, "--json"
+        )
+
+    added = origins("--add", "HTTPS://App.Shop.Example:443/", "--add", "https://www.shop.example")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["origins"] == [
+        "https://shop.example",
+        "https://app.shop.example",
+        "https://www.shop.example",
+    ]
+    removed = origins("--remove", "https://www.shop.example")
+    assert json.loads(removed.stdout)["origins"] == [
+        "https://shop.example",
+        "https://app.shop.example",
+    ]
+    refusals = {
+        "https://shop.example/login": "only scheme, host and port",
+        "http://app.shop.example": "uses http",
+        "https://other.example": "not a registrable suffix",
+        "not an origin": "is not an origin",
+    }
+    for origin, reason in refusals.items():
+        refused = origins("--add", origin)
+        assert refused.returncode == 1
+        assert reason in refused.stderr, refused.stderr
+    # Nothing was half-saved by the refusals.
+    shown = passgate("tenant", "show", tenant_id, "--database-url", sqlite_url, "--json")
+    assert json.loads(shown.stdout)["origins"] == [
+        "https://shop.example",
+        "https://app.shop.example",
+    ]
+    # A public suffix can never be a relying party, nor a domain the origins are not under.
+    assert "public suffix" in origins("--rp-id", "example").stderr
+    assert "not a registrable suffix" in origins("--rp-id", "other.example").stderr
+    moved = origins("--rp-id", "other.example", "--remove", "https://app.shop.example")
+    assert json.loads(moved.stdout)["origins"] == ["https://other.example"]
+    renamed = origins("--rp-name", "Shop Inc.")
+    assert json.loads(renamed.stdout)["rpName"] == "Shop Inc."
 
 
 def test_set_action_checks_the_code(sqlite_url: str) -> None:

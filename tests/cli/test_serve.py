@@ -20,9 +20,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_dev_server(workdir: Path, port: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_dev_server(
+    workdir: Path, port: int, *options: str
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "passgate.cli", "serve", "--dev", "--port", str(port)],
+        [sys.executable, "-m", "passgate.cli", "serve", "--dev", "--port", str(port), *options],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -39,7 +41,7 @@ def start_dev_server(workdir: Path, port: int) -> tuple[subprocess.Popen[str], d
         line = process.stdout.readline()
         if not line:
             break
-        if match := re.match(r"^(Dev tenant|Secret key|Base URL)\s+(\S+)", line):
+        if match := re.match(r"^(Dev tenant|Secret key|Base URL|Origins)\s+(\S.*)$", line):
             printed[match[1]] = match[2]
         if "Uvicorn running" in line or "Application startup complete" in line:
             return process, printed
@@ -69,10 +71,28 @@ def test_dev_server_prints_working_keys_and_keeps_them(tmp_path: Path) -> None:
         stop(process)
     assert (tmp_path / ".passgate" / "passgate.db").exists()
 
-    process, again = start_dev_server(tmp_path, port)
+    # A local web dev server on another port: --origin lets its pages call the Client API.
+    web_dev = "http://localhost:5173"
+    process, again = start_dev_server(tmp_path, port, "--origin", web_dev)
     try:
-        assert again == printed
+        assert {k: v for k, v in again.items() if k != "Origins"} == {
+            k: v for k, v in printed.items() if k != "Origins"
+        }
+        assert printed["Origins"] == f"http://localhost:{port}"
+        assert again["Origins"] == f"http://localhost:{port}, {web_dev}"
         response = httpx.get(f"{again['Base URL']}/users/dev-user", auth=(again["Secret key"], ""))
         assert response.status_code == 200
+        preflight = httpx.options(
+            f"{again['Base URL']}/client/challenge",
+            headers={"Origin": web_dev, "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == web_dev
+        tracked = httpx.post(
+            f"{again['Base URL']}/users/dev-user/actions/signIn",
+            json={},
+            auth=(again["Secret key"], ""),
+        ).json()
+        # The hosted page runs on the listen address, named localhost for the rp id.
+        assert tracked["url"].startswith(f"http://localhost:{port}/challenge?token=")
     finally:
         stop(process)
