@@ -160,6 +160,14 @@ def test_tenant_origins_change_and_are_checked(sqlite_url: str) -> None:
     assert json.loads(renamed.stdout)["rpName"] == "Shop Inc."
 
 
+def test_a_public_url_that_is_not_one_is_one_line(sqlite_url: str) -> None:
+    for value in ("not a url", "https://auth.example.com/prefix"):
+        result = passgate("serve", "--port", "1", env={"PASSGATE_PUBLIC_URL": value})
+        assert result.returncode == 1
+        assert result.stderr.startswith("passgate: error: PASSGATE_PUBLIC_URL: ")
+        assert result.stderr.count("\n") == 1, result.stderr
+
+
 def test_set_action_checks_the_code(sqlite_url: str) -> None:
     created = passgate(
         "tenant",

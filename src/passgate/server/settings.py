@@ -68,8 +68,11 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{value!r} is not an http(s) URL such as https://auth.example.com")
-        if parts.query or parts.fragment:
-            raise ValueError(f"{value!r} may not have a query or fragment")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(
+                f"{value!r} must be scheme, host and port only (Passgate's pages and APIs "
+                "live at the root of its host)"
+            )
         return value.strip().rstrip("/")
 
     @property
