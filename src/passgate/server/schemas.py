@@ -176,11 +176,20 @@ class QueryUsersResponse(WireModel):
     token_payload: dict[str, Any] | None = None
 
 
+class AaguidMapping(WireModel):
+    """The authenticator model an AAGUID names, with its icons as data: URIs."""
+
+    name: str
+    svg_icon_light: str | None = None
+    svg_icon_dark: str | None = None
+
+
 class WebauthnCredential(WireModel):
     credential_id: str
     device_id: str | None = None
     name: str | None = None
     aaguid: str | None = None
+    aaguid_mapping: AaguidMapping | None = None
     credential_backed_up: bool
     credential_device_type: str | None = None
     authenticator_attachment: str | None = None

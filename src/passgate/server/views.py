@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from passgate.server.schemas import AuthenticatorResponse, WebauthnCredential
+from passgate.server.schemas import AaguidMapping, AuthenticatorResponse, WebauthnCredential
+from passgate.server.services import aaguids
 from passgate.server.store.tables import Authenticator, PasskeyCredential
+
+
+def aaguid_mapping(aaguid: str | None) -> AaguidMapping | None:
+    """Name and icons of the authenticator model, when the AAGUID list knows it."""
+    model = aaguids.describe(aaguid)
+    if model is None:
+        return None
+    return AaguidMapping(
+        name=model.name, svg_icon_light=model.icon_light, svg_icon_dark=model.icon_dark
+    )
 
 
 def authenticator_response(
@@ -11,10 +22,14 @@ def authenticator_response(
 ) -> AuthenticatorResponse:
     webauthn = None
     if passkey is not None:
+        mapping = aaguid_mapping(passkey.aaguid)
         webauthn = WebauthnCredential(
             credential_id=passkey.credential_id,
             device_id=passkey.device_id,
+            # The name an operator gave it, else the model's ("iCloud Keychain").
+            name=passkey.name or (mapping.name if mapping else None),
             aaguid=passkey.aaguid,
+            aaguid_mapping=mapping,
             credential_backed_up=passkey.backed_up,
             credential_device_type=passkey.device_type,
             authenticator_attachment=passkey.authenticator_attachment,
