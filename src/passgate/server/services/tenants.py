@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,8 @@ from passgate.server.store.tables import Tenant, utcnow
 SECRET_KEY_PREFIX = "pg_sk_"
 MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME = 60, 86_400
 ACTION_CODE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+# How long an old secret key may keep working after a rotation, at most.
+MAX_KEY_GRACE = timedelta(days=30)
 
 # Tenants change rarely and every request needs one, so each process keeps what it loaded for
 # a few seconds: a changed setting or rotated key reaches other processes within this time.
@@ -49,6 +52,9 @@ def _remember(session: AsyncSession, tenant: Tenant) -> None:
     session.expunge(tenant)
     expires = time.monotonic() + CACHE_SECONDS
     _by_secret_hash[tenant.secret_key_hash] = (expires, tenant)
+    if tenant.previous_secret_key_hash is not None:
+        # Checked against its expiry on every use, cached or not (`_key_matches`).
+        _by_secret_hash[tenant.previous_secret_key_hash] = (expires, tenant)
     _by_id[tenant.id] = (expires, tenant)
 
 
@@ -176,18 +182,40 @@ async def _check_rp_change(
         )
 
 
-async def rotate_secret_key(session: AsyncSession, tenant_id: str) -> str:
+async def rotate_secret_key(
+    session: AsyncSession, tenant_id: str, *, grace: timedelta = timedelta(0)
+) -> str:
+    """Give the tenant a new secret key and return it (it is never retrievable again). The
+    old key keeps working for `grace`, so backends can move to the new one without downtime;
+    a key still in an earlier grace period stops at once (there is one previous key)."""
+    if not timedelta(0) <= grace <= MAX_KEY_GRACE:
+        raise InvalidRequest(f"the grace period must be between 0 and {MAX_KEY_GRACE.days} days")
     tenant = await get_tenant(session, tenant_id)
     secret_key = _new_secret_key()
+    keep_old = grace > timedelta(0)
+    tenant.previous_secret_key_hash = tenant.secret_key_hash if keep_old else None
+    tenant.previous_secret_key_expires_at = utcnow() + grace if keep_old else None
     tenant.secret_key_hash = hash_secret_key(secret_key)
     tenant.secret_key_hint = secret_key[: len(SECRET_KEY_PREFIX) + 4]
+    tenant.updated_at = utcnow()
     await session.flush()
     forget(tenant_id)
     return secret_key
 
 
+def _key_matches(tenant: Tenant, digest: str) -> bool:
+    """The current key, or the previous one until its grace period ends (compared in
+    constant time either way)."""
+    current = hmac.compare_digest(tenant.secret_key_hash, digest)
+    previous = tenant.previous_secret_key_hash
+    expires = tenant.previous_secret_key_expires_at
+    in_grace = previous is not None and expires is not None and utcnow() < expires
+    return current or (in_grace and hmac.compare_digest(previous or "", digest))
+
+
 async def authenticate(session: AsyncSession, secret_key: str | None) -> Tenant:
-    """The tenant owning `secret_key`, or `Unauthorized`."""
+    """The tenant owning `secret_key` (its current key, or its previous one during a grace
+    period), or `Unauthorized`."""
     if not secret_key:
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
     digest = hash_secret_key(secret_key)
@@ -196,7 +224,7 @@ async def authenticate(session: AsyncSession, secret_key: str | None) -> Tenant:
         tenant = await queries.tenant_by_secret_hash(session, digest)
         if tenant is not None:
             _remember(session, tenant)
-    if tenant is None or not hmac.compare_digest(tenant.secret_key_hash, digest):
+    if tenant is None or not _key_matches(tenant, digest):
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
     return tenant
 

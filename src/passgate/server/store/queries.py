@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +30,12 @@ def _insert(session: AsyncSession, table: type[Base]) -> Any:
 
 
 async def tenant_by_secret_hash(session: AsyncSession, digest: str) -> Tenant | None:
-    return await session.scalar(select(Tenant).where(Tenant.secret_key_hash == digest))
+    """The tenant whose current or previous secret key has this hash (both indexed; whether
+    the previous one is still in its grace period is the caller's rule)."""
+    query = select(Tenant).where(
+        or_(Tenant.secret_key_hash == digest, Tenant.previous_secret_key_hash == digest)
+    )
+    return await session.scalar(query.limit(1))
 
 
 async def tenants_by_rp_id(session: AsyncSession, rp_id: str) -> Sequence[Tenant]:
