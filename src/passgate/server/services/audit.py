@@ -1,0 +1,125 @@
+"""The one audit log: who (an admin, the API, a user or the system) changed what, when and
+from where. Every change an operator makes, in the console or with the `passgate` command, is
+recorded here in the same transaction as the change, so a change and its record commit (or
+roll back) together. Events are never updated or deleted by Passgate.
+
+Details hold what changed (old and new values of settings), never a secret: keys and webhook
+secrets are recorded as "rotated", not by value."""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services.errors import InvalidRequest
+from passgate.server.store import audit as store
+from passgate.server.store.tables import AuditEvent, utcnow
+
+ActorType = Literal["admin", "api", "user", "system"]
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Actor:
+    """Who is acting, and from where: an IP address, or "cli" for the `passgate` command."""
+
+    type: ActorType
+    id: str | None
+    source: str | None = None
+
+
+def cli_actor() -> Actor:
+    """The operator running a `passgate` command: an admin, named by their login name."""
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        login = None
+    return Actor(type="admin", id=login, source="cli")
+
+
+async def record(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    *,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    tenant_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Add one event to the current transaction. `action` is a dotted verb such as
+    `tenant.origins.changed`; `details` must be JSON."""
+    event = AuditEvent(
+        id=str(uuid.uuid4()),
+        occurred_at=utcnow(),
+        actor_type=actor.type,
+        actor_id=actor.id[:320] if actor.id else None,
+        action=action,
+        target_type=target_type,
+        target_id=target_id[:255] if target_id else None,
+        tenant_id=tenant_id,
+        source=actor.source[:255] if actor.source else None,
+        details=dict(details) if details else None,
+    )
+    await store.add_event(session, event)
+    return event
+
+
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """`{name: {"from": old, "to": new}}` for each value that differs: what an event's details
+    say about a settings change."""
+    return {
+        name: {"from": before.get(name), "to": value}
+        for name, value in after.items()
+        if before.get(name) != value
+    }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventPage:
+    events: Sequence[AuditEvent]
+    # Pass as `before` for the next (older) page; None on the last page.
+    next_cursor: str | None
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, str]:
+    occurred, _, event_id = cursor.partition("|")
+    try:
+        when = datetime.fromisoformat(occurred)
+    except ValueError as exc:
+        raise InvalidRequest(f"{cursor!r} is not a cursor of the audit log") from exc
+    if when.tzinfo is None or not event_id:
+        raise InvalidRequest(f"{cursor!r} is not a cursor of the audit log")
+    return when, event_id
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    tenant_id: str | None = None,
+    actor_id: str | None = None,
+    action_prefix: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> EventPage:
+    """A page of events, newest first, matching every given filter. `action_prefix` matches
+    dotted verbs from their start (`tenant.` finds every tenant change)."""
+    limit = max(1, min(limit, MAX_PAGE))
+    found = await store.find_events(
+        session,
+        tenant_id=tenant_id or None,
+        actor_id=actor_id or None,
+        action_prefix=action_prefix or None,
+        before=_parse_cursor(before) if before else None,
+        limit=limit + 1,
+    )
+    if len(found) <= limit:
+        return EventPage(events=found, next_cursor=None)
+    last = found[limit - 1]
+    return EventPage(events=found[:limit], next_cursor=f"{last.occurred_at.isoformat()}|{last.id}")
