@@ -12,7 +12,8 @@ from tests.live_server import LiveServer
 
 SIGNING_CERT_SHA256 = "373B4FFAC7CDAB2DBF5C87B87AB9B8A91FB0E1E449D8397A25DB856CF0981E29"
 FINGERPRINT = ":".join(f"{byte:02X}" for byte in bytes.fromhex(SIGNING_CERT_SHA256))
-APK_ORIGIN = "android:apk-key-hash:NztP-sfNqy2_XIe4erm4qR-w4eRJ2Dl6JduFbPCYHik"  # spec §6
+# The worked example of docs/wire.md#native-app-association.
+APK_ORIGIN = "android:apk-key-hash:NztP-sfNqy2_XIe4erm4qR-w4eRJ2Dl6JduFbPCYHik"
 
 
 def configure(server: LiveServer, tenant_id: str, *options: str) -> dict[str, object]:

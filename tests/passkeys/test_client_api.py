@@ -61,7 +61,7 @@ def test_android_app_origin_is_accepted_once_the_app_is_configured(
 
 def test_ios_encodings(ceremony: Ceremony, tmp_path: Path) -> None:
     """iOS: clientDataJSON in standard padded base64, userHandle as the raw string,
-    authenticatorAttachment always "cross-platform" (spec §2.4)."""
+    authenticatorAttachment always "cross-platform" (docs/wire.md#webauthn-json)."""
     device = SoftwareAuthenticator(tmp_path / "ios.bin")
 
     def as_ios(credential: dict[str, Any]) -> dict[str, Any]:

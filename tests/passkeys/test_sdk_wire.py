@@ -1,6 +1,6 @@
-"""What the SDK's passkey calls put on the wire (spec §2.2-§2.3), seen through a mock
-transport: the same paths, bodies and auth as Authsignal's mobile SDKs, so the SDK also works
-against Authsignal's hosted API."""
+"""What the SDK's passkey calls put on the wire (docs/wire.md#passkey-routes, #flows), seen
+through a mock transport: the same paths, bodies and auth as Authsignal's mobile SDKs, so the
+SDK also works against Authsignal's hosted API."""
 
 from __future__ import annotations
 

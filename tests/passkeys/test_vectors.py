@@ -104,7 +104,7 @@ def test_registration_vectors_refused_elsewhere(vector: dict[str, Any]) -> None:
 
 
 def test_ios_encoding_of_a_registration() -> None:
-    """iOS sends clientDataJSON in standard, padded base64 (spec §2.4)."""
+    """iOS sends clientDataJSON in standard, padded base64 (docs/wire.md#webauthn-json)."""
     vector = REGISTRATIONS[0]
     credential = json.loads(json.dumps(vector["credential"]))
     raw = b64decode_any(credential["response"]["clientDataJSON"])
@@ -176,7 +176,7 @@ def test_a_counter_that_does_not_move_forward_is_refused() -> None:
             )
 
 
-# The packed AAGUID extension (webauthn-notes §2.4.3) ---------------------------------------
+# The packed AAGUID extension (docs/wire.md#relying-party-checks) --------------------------
 
 
 def _packed_registration(cert_aaguid: bytes, data_aaguid: bytes) -> tuple[dict[str, Any], bytes]:

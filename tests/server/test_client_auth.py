@@ -1,4 +1,5 @@
-"""Client API authentication: the three Basic encodings of the tenant id (spec §2.1)."""
+"""Client API authentication: the three Basic encodings of the tenant id
+(docs/wire.md#authorization-headers)."""
 
 from __future__ import annotations
 

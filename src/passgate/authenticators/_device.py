@@ -1,5 +1,5 @@
 """A CTAP2 authenticator in software: a `fido2.ctap.CtapDevice`, so fido2's own `Ctap2` and
-`Fido2Client` drive it exactly as they drive a USB key (spec/webauthn-notes.md §3.3-§3.4).
+`Fido2Client` drive it exactly as they drive a USB key.
 
 It answers authenticatorGetInfo, authenticatorMakeCredential and authenticatorGetAssertion;
 credentials are discoverable, user verification is always performed (the process is the

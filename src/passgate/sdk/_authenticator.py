@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 
 class AuthenticatorErrorCode(StrEnum):
-    """The codes the mobile SDKs report for authenticator-side failures (spec §2.1)."""
+    """The codes the mobile SDKs report for authenticator-side failures (docs/wire.md#transport)."""
 
     USER_CANCELED = "user_canceled"
     NO_CREDENTIAL = "no_credential"

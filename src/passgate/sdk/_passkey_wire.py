@@ -1,4 +1,5 @@
-"""Sans-I/O halves of the passkey calls (spec §2.2 C1-C6): what to send, how to read it."""
+"""Sans-I/O halves of the passkey calls: what to send, how to read it
+(docs/wire.md#passkey-routes)."""
 
 from __future__ import annotations
 

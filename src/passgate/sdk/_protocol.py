@@ -19,7 +19,8 @@ SDK_NAME: Final = "python"
 
 
 class Region:
-    """Authsignal's hosted regions (spec §5). A Passgate server is just another base URL."""
+    """Authsignal's hosted regions (docs/wire.md#regions). A Passgate server is just another
+    base URL."""
 
     US: Final = "https://api.authsignal.com/v1"
     AU: Final = "https://au.api.authsignal.com/v1"
@@ -40,7 +41,8 @@ def bearer_auth(token: str) -> str:
 
 
 def default_headers(tenant_id: str) -> dict[str, str]:
-    """The identity headers Authsignal's mobile SDKs send (spec §2.1), naming this SDK."""
+    """The identity headers Authsignal's mobile SDKs send, naming this SDK
+    (docs/wire.md#sdk-identity-headers)."""
     return {
         "X-Authsignal-SDK": SDK_NAME,
         "X-Authsignal-Version": __version__,
@@ -91,7 +93,8 @@ def error_from_body(status_code: int, body: bytes) -> AuthsignalResponse[Any]:
 def parse_response(
     status_code: int, body: bytes, parse: Callable[[dict[str, Any]], T]
 ) -> AuthsignalResponse[T]:
-    """Success is HTTP 200 with a JSON object (spec §2.1); anything else is an error."""
+    """Success is HTTP 200 with a JSON object; anything else is an error
+    (docs/wire.md#success-responses)."""
     if status_code != 200:
         return error_from_body(status_code, body)
     try:

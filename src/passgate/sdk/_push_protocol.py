@@ -1,5 +1,5 @@
-"""Sans-I/O halves of the push calls (spec §2.2 P1-P8, §3): device-key encodings, what is
-signed, and reading the replies into the Flutter SDK's result types."""
+"""Sans-I/O halves of the push calls: device-key encodings, what is signed, and reading the
+replies into the Flutter SDK's result types (docs/wire.md#push-routes, #push-device-keys)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Result types, as Authsignal's Flutter SDK 3.1.0 names them (spec §1.6), in snake_case."""
+"""Result types, as Authsignal's Flutter SDK 3.1.0 names them, in snake_case
+(docs/wire.md#client-sdk-surface)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The files that tie native apps to a relying party Passgate hosts (spec §6), chosen by the
-Host header: `/.well-known/apple-app-site-association` and `/.well-known/assetlinks.json`."""
+"""The files that tie native apps to a relying party Passgate hosts, chosen by the Host header:
+`/.well-known/apple-app-site-association` and `/.well-known/assetlinks.json`
+(docs/wire.md#native-app-association)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Device-key encodings the mobile SDKs send (spec §3), read leniently."""
+"""Device-key encodings the mobile SDKs send (docs/wire.md#push-device-keys), read leniently."""
 
 from __future__ import annotations
 

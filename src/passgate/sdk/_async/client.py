@@ -59,7 +59,8 @@ class Authsignal:
         return self._token
 
     def _authorization(self, token: str | None = None) -> str:
-        """Bearer when a token is given or cached, else Basic with the tenant id (spec §2.1)."""
+        """Bearer when a token is given or cached, else Basic with the tenant id
+        (docs/wire.md#authorization-headers)."""
         token = token or self._token
         return bearer_auth(token) if token else basic_auth(self.tenant_id)
 

@@ -1,5 +1,5 @@
 """`client.passkey`: sign up and sign in with a passkey, as the Flutter SDK's
-`AuthsignalPasskey` does (spec §1.2, flows §2.3), over any `PasskeyAuthenticator`.
+`AuthsignalPasskey` does (docs/wire.md#client-sdk-surface, #flows), over any `PasskeyAuthenticator`.
 
 The authenticator is called directly: a software authenticator answers in microseconds, a
 USB key waits for a touch (in the async client that blocks the event loop while it waits)."""

@@ -1,5 +1,6 @@
-"""Client API authentication (spec §2.1): a Bearer token from `track` or a previous verify,
-else Basic carrying only the tenant id, in any of the three encodings the SDKs use."""
+"""Client API authentication: a Bearer token from `track` or a previous verify, else Basic
+carrying only the tenant id, in any of the three encodings the SDKs use
+(docs/wire.md#authorization-headers)."""
 
 from __future__ import annotations
 

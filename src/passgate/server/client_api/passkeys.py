@@ -1,4 +1,5 @@
-"""Passkey routes of the Client API (spec §2.2 C1-C7): parse, call the service, shape."""
+"""Passkey routes of the Client API: parse, call the service, shape
+(docs/wire.md#passkey-routes, #cookie-bound-web-routes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Unauthenticated tenant material: the JWKS that verifies the tenant's tokens (spec §4.3)."""
+"""Unauthenticated tenant material: the JWKS that verifies the tenant's tokens
+(docs/wire.md#signing-and-jwks)."""
 
 from __future__ import annotations
 

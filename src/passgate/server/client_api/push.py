@@ -1,4 +1,4 @@
-"""Push device routes (spec §2.2 P1-P8): Basic(tenant) plus a device signature, except
+"""Push device routes (docs/wire.md#push-routes): Basic(tenant) plus a device signature, except
 enrolment, whose proof is the Bearer token."""
 
 from __future__ import annotations

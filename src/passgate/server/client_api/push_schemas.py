@@ -1,4 +1,4 @@
-"""Wire models of the push Client API (spec §2.2 P1-P8, W1, W2)."""
+"""Wire models of the push Client API (docs/wire.md#push-routes)."""
 
 from __future__ import annotations
 

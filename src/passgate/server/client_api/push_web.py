@@ -1,4 +1,5 @@
-"""The requesting page's side of push (spec §2.2 W1, W2): start a challenge, poll its outcome."""
+"""The requesting page's side of push: start a challenge, poll its outcome
+(docs/wire.md#push-routes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Track, read and change actions (spec §4.2)."""
+"""Track, read and change actions (docs/wire.md#server-api)."""
 
 from __future__ import annotations
 

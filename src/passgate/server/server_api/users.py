@@ -1,4 +1,4 @@
-"""Users and their authenticators (spec §4.2)."""
+"""Users and their authenticators (docs/wire.md#server-api)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`POST /validate`: the backend redeems the token a challenge produced (spec §4.2)."""
+"""`POST /validate`: the backend redeems the token a challenge produced
+(docs/wire.md#server-api-endpoints)."""
 
 from __future__ import annotations
 

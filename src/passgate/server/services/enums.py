@@ -1,4 +1,4 @@
-"""Authsignal's enums, spelled as on the wire (spec §4.2)."""
+"""Authsignal's enums, spelled as on the wire (docs/wire.md#server-api)."""
 
 from __future__ import annotations
 

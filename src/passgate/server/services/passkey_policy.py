@@ -1,6 +1,6 @@
 """A tenant's passkey settings: parsed once per settings version into a `PasskeyPolicy`, which
 the relying party checks against, and from which `well_known` makes the files native apps
-need (spec §6).
+need (docs/wire.md#native-app-association).
 
 The settings live in the tenant row's `settings` JSON under `"passkeys"`, camelCase:
 

@@ -1,4 +1,4 @@
-"""Passkey ceremonies (spec §2.2 C1-C7): challenges, registration, sign-in, lookups.
+"""Passkey ceremonies (docs/wire.md#passkey-routes): challenges, registration, sign-in, lookups.
 
 Every challenge is single-use, expires after five minutes, is bound to its tenant and, when
 the caller presented a token, to that token's user and action; it is consumed by one
@@ -201,7 +201,7 @@ async def _check_may_add(
     cap: int,
 ) -> None:
     """An enrolled user adds an authenticator only with `add:authenticators`, or with the
-    token of an action they have just verified (spec §4.3)."""
+    token of an action they have just verified (docs/wire.md#tokens)."""
     if passkey_count >= cap:
         raise Forbidden(
             f"The user already has {passkey_count} passkeys, the most this tenant allows.",

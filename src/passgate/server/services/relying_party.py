@@ -1,5 +1,5 @@
 """The WebAuthn relying party: py_webauthn, wrapped for the gaps listed in
-spec/webauthn-notes.md §2.4, and for what native apps send (spec §2.4).
+docs/wire.md#relying-party-checks, and for what native apps send (#webauthn-json).
 
 Pure functions, no storage: options in, verified facts out. Checks that py_webauthn does not
 make (or makes without saying which one failed) run here first, in spec order:
@@ -52,7 +52,7 @@ from webauthn.helpers.structs import (
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.services.passkey_policy import PasskeyPolicy
 
-# ES384 is never advertised: py_webauthn cannot verify it (notes §2.4.1).
+# ES384 is never advertised: py_webauthn cannot verify it (docs/passkeys.md).
 ALGORITHMS = [Alg.ECDSA_SHA_256, Alg.EDDSA, Alg.RSASSA_PKCS1_v1_5_SHA_256]
 CEREMONY_TIMEOUT_MS = 300_000
 AAGUID_EXTENSION = x509.ObjectIdentifier("1.3.6.1.4.1.45724.1.1.4")
@@ -115,7 +115,7 @@ def b64decode_any(text: str) -> bytes:
 def user_id_bytes(handle: str) -> bytes:
     """Options carry the user handle string itself as `user.id`: a UUID is valid base64url, so
     Android and browsers (which decode it) and iOS (which uses the raw string) return the same
-    `userHandle` string (spec §2.4)."""
+    `userHandle` string (docs/wire.md#webauthn-json)."""
     return b64decode_any(handle)
 
 
@@ -203,8 +203,8 @@ def credential_id_of(credential: dict[str, Any]) -> str:
 
 
 def user_handle_of(credential: dict[str, Any]) -> str | None:
-    """`userHandle` as a string: iOS sends the raw handle, others its base64url (spec §2.4);
-    for the UUID handles Passgate issues both read the same."""
+    """`userHandle` as a string: iOS sends the raw handle, others its base64url; for the UUID
+    handles Passgate issues both read the same (docs/wire.md#user-handle)."""
     response = credential.get("response")
     handle = response.get("userHandle") if isinstance(response, dict) else None
     return handle if isinstance(handle, str) and handle else None

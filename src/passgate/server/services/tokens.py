@@ -1,7 +1,8 @@
 """Action tokens: ES256 JWTs signed with the tenant's own key, with Authsignal's claim layout
-(spec §4.3). Current SDKs never verify tokens themselves (they call `/validate`); the public
-key is served as a JWKS for anyone who wants to. SDKs from before 2024 that verified tokens
-locally expected HS256 (keyed with the secret key) or RS256, and cannot verify these."""
+(docs/wire.md#tokens). Current SDKs never verify tokens themselves (they call `/validate`);
+the public key is served as a JWKS for anyone who wants to. SDKs from before 2024 that
+verified tokens locally expected HS256 (keyed with the secret key) or RS256, and cannot
+verify these."""
 
 from __future__ import annotations
 

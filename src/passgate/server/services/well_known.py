@@ -1,5 +1,6 @@
-"""The files that tie native apps to a relying party (spec §6), made from tenants' passkey
-settings, and the comparison `passgate doctor` makes against files hosted elsewhere."""
+"""The files that tie native apps to a relying party, made from tenants' passkey settings, and
+the comparison `passgate doctor` makes against files hosted elsewhere
+(docs/wire.md#native-app-association)."""
 
 from __future__ import annotations
 

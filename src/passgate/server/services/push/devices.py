@@ -1,5 +1,5 @@
-"""Push device credentials (spec §2.2 P1-P4, P7, P8, §3): enrolled with a Bearer token, then
-every call proves possession of the private key by a signature."""
+"""Push device credentials: enrolled with a Bearer token, then every call proves possession of
+the private key by a signature (docs/wire.md#push-routes, #push-device-keys)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Device keys as the mobile SDKs send them (spec §3): P-256, SPKI DER in standard base64,
-ECDSA-SHA256 signatures in DER, and the leniently encoded `publicKey` query parameter."""
+"""Device keys as the mobile SDKs send them: P-256, SPKI DER in standard base64, ECDSA-SHA256
+signatures in DER, and the leniently encoded `publicKey` query parameter
+(docs/wire.md#push-device-keys)."""
 
 from __future__ import annotations
 
