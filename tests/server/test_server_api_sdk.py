@@ -19,7 +19,7 @@ def test_track_returns_a_token_and_a_pending_challenge(authsignal: AuthsignalCli
             "userAgent": "Mozilla/5.0 test",
             "deviceId": "device-1",
             "custom": {"amount": 120, "currency": "NZD", "firstTime": True},
-            "redirectUrl": "https://app.example.com/done",
+            "redirectUrl": "https://localhost/done",
         },
     )
     assert tracked["state"] == "CHALLENGE_REQUIRED"

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.schemas import TrackAttributes
-from passgate.server.services import tenants, tokens, users
+from passgate.server.services import redirects, tenants, tokens, users
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import Forbidden, NotFound
 from passgate.server.services.push import challenges as push_challenges
@@ -57,7 +57,11 @@ async def track(
     With an `idempotencyKey` already used for this user and action, the existing action is
     returned unchanged (with a fresh token), so a retried request never creates a second one.
     An action that needs a challenge asks the user's push devices (tenant setting
-    `challenge_on_track`); over the push-bombing limit the action is still tracked, unpushed."""
+    `challenge_on_track`); over the push-bombing limit the action is still tracked, unpushed.
+    A `redirectUrl` must be on one of the tenant's origins (the hosted page sends the user
+    there with a token), else nothing is recorded and `InvalidRequest` names it."""
+    if attributes.redirect_url is not None:
+        redirects.check_redirect_url(tenant.origins, attributes.redirect_url)
     user = await queries.ensure_user(session, tenant.id, user_id)
     _apply_user_attributes(user, attributes)
     action = None
