@@ -37,11 +37,11 @@ class Deliverer:
     ) -> list[Delivery]:
         planned: list[Delivery] = []
         if settings.webhook_url and settings.webhook_secret:
-            url, secret = settings.webhook_url, settings.webhook_secret
+            url, secrets = settings.webhook_url, settings.signing_secrets()
             event = webhooks.push_created(tenant_id, challenge, action, devices, self.source)
 
             async def webhook() -> None:
-                await webhooks.deliver(self.http, url, secret, event, self.webhook_retry_delays)
+                await webhooks.deliver(self.http, url, secrets, event, self.webhook_retry_delays)
 
             planned.append(webhook)
         for device in devices:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -14,6 +15,7 @@ from passgate.server.services.errors import InvalidRequest
 from passgate.server.store.tables import Tenant
 
 WEBHOOK_SECRET_PREFIX = "pg_whsec_"
+MAX_SECRET_GRACE_SECONDS = 30 * 86_400
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,6 +38,10 @@ class PushSettings:
     # HMAC key of the `x-signature-v2` header. Secret keys are stored hashed, so unlike
     # Authsignal the webhook has its own secret; give it to Authsignal's `Webhook(...)`.
     webhook_secret: str | None = None
+    # After a rotation with a grace period, webhooks are signed with the old secret too
+    # (a second `v2=`) until this Unix time, so receivers can switch without dropping events.
+    previous_webhook_secret: str | None = None
+    previous_webhook_secret_expires_at: int | None = None
     # {"teamId", "keyId", "privateKey" (PEM .p8), "bundleId", "sandbox"}
     apns: dict[str, Any] | None = field(default=None, repr=False)
     # A Firebase service-account JSON (project_id, client_email, private_key, token_uri, ...).
@@ -69,6 +75,16 @@ class PushSettings:
             self.fcm
         ):
             raise InvalidRequest("FCM settings need a service-account JSON")
+
+    def signing_secrets(self, now: float | None = None) -> list[str]:
+        """The secrets each webhook is signed with: the current one, then the previous one
+        while its grace period lasts."""
+        signing = [self.webhook_secret] if self.webhook_secret else []
+        expires = self.previous_webhook_secret_expires_at
+        moment = time.time() if now is None else now
+        if self.previous_webhook_secret and expires is not None and moment < expires:
+            signing.append(self.previous_webhook_secret)
+        return signing
 
 
 _NAMES = frozenset(f.name for f in fields(PushSettings))
@@ -104,6 +120,30 @@ async def configure(
     """Change a tenant's push settings (the operator's `passgate tenant update`)."""
     tenant = await tenants.get_tenant(session, tenant_id)
     updated = update_push_settings(tenant, clear=clear, **changes)
+    await session.flush()
+    tenants.forget(tenant_id)
+    return updated
+
+
+async def rotate_webhook_secret(
+    session: AsyncSession, tenant_id: str, *, grace_seconds: int = 0
+) -> PushSettings:
+    """A new webhook secret. For `grace_seconds`, webhooks carry a signature with the old
+    secret as well, which Authsignal's verifiers accept (any `v2` may match)."""
+    if not 0 <= grace_seconds <= MAX_SECRET_GRACE_SECONDS:
+        raise InvalidRequest("the grace period must be between 0 and 30 days")
+    tenant = await tenants.get_tenant(session, tenant_id)
+    current = push_settings(tenant)
+    if not current.webhook_url or not current.webhook_secret:
+        raise InvalidRequest("the tenant has no webhook, so no webhook secret to rotate")
+    keep_old = grace_seconds > 0
+    updated = replace(
+        current,
+        webhook_secret=new_webhook_secret(),
+        previous_webhook_secret=current.webhook_secret if keep_old else None,
+        previous_webhook_secret_expires_at=int(time.time()) + grace_seconds if keep_old else None,
+    )
+    tenant.settings = {**tenant.settings, "push": asdict(updated)}
     await session.flush()
     tenants.forget(tenant_id)
     return updated

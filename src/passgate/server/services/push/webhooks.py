@@ -1,5 +1,5 @@
-"""`push.created` webhooks, signed as Authsignal signs them (spec §4.4), so Authsignal's
-`Webhook(secret).construct_event(body, header)` verifies them unchanged."""
+"""`push.created` webhooks, signed as Authsignal signs them (docs/wire.md#webhooks), so
+Authsignal's `Webhook(secret).construct_event(body, header)` verifies them unchanged."""
 
 from __future__ import annotations
 
@@ -23,11 +23,18 @@ log = structlog.get_logger("passgate.push.webhook")
 SIGNATURE_HEADER = "x-signature-v2"
 
 
-def signature_header(secret: str, body: str, timestamp: int | None = None) -> str:
-    """`t=<unix seconds>,v2=<base64 HMAC-SHA256(secret, "<t>.<body>") without "=">`."""
+def signature_header(secrets: str | Sequence[str], body: str, timestamp: int | None = None) -> str:
+    """`t=<unix seconds>,v2=<base64 HMAC-SHA256(secret, "<t>.<body>") without "=">`, with one
+    `v2` per secret (the current one first; the previous one during a rotation's grace
+    period). Authsignal's verifiers accept an event when any `v2` matches their secret."""
     signed_at = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{signed_at}.{body}".encode(), hashlib.sha256).digest()
-    return f"t={signed_at},v2={base64.b64encode(digest).decode().rstrip('=')}"
+    signing = [secrets] if isinstance(secrets, str) else list(secrets)
+    signatures = []
+    for secret in signing:
+        message = f"{signed_at}.{body}".encode()
+        digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+        signatures.append(f"v2={base64.b64encode(digest).decode().rstrip('=')}")
+    return ",".join([f"t={signed_at}", *signatures])
 
 
 def push_created(
@@ -67,7 +74,7 @@ def push_created(
 async def deliver(
     client: httpx.AsyncClient,
     url: str,
-    secret: str,
+    secrets: str | Sequence[str],
     event: dict[str, Any],
     retry_delays: Sequence[float],
 ) -> bool:
@@ -78,7 +85,7 @@ async def deliver(
         await asyncio.sleep(delay)
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature_header(secret, body),
+            SIGNATURE_HEADER: signature_header(secrets, body),
         }
         try:
             response = await client.post(url, content=body, headers=headers)
