@@ -1,0 +1,202 @@
+"""The hosted challenge page's words, in English, German and French.
+
+The language is the track's `locale` when a translation exists for it (its primary subtag:
+`de-CH` reads German), then the user's `locale`, then the browser's `Accept-Language`, then
+English. A key missing from a translation falls back to its English text. Placeholders
+(`{tenant}`, `{rp_id}`, `{host}`) are filled in by the server before the page is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+DEFAULT_LANGUAGE = "en"
+
+ENGLISH = {
+    "title_sign_in": "Confirm it's you",
+    "title_enrol": "Create a passkey",
+    "intro_sign_in": "{tenant} needs to confirm it's you.",
+    "intro_enrol": (
+        "Create a passkey for {tenant}: you will confirm it's you with your fingerprint, "
+        "face or screen lock."
+    ),
+    "passkey_button": "Continue with a passkey",
+    "enrol_button": "Create a passkey",
+    "push_heading": "Approve on your device",
+    "push_instructions": "Enter this number in the {tenant} app on your device:",
+    "push_instructions_no_code": "Approve the request in the {tenant} app on your device.",
+    "verification_code_label": "Number to enter on your device",
+    "push_send": "Send a request to my device",
+    "push_send_again": "Send a new request",
+    "push_waiting": "Waiting for your device…",
+    "push_expired": "The request expired before it was answered.",
+    "push_declined": "The request was declined on your device.",
+    "push_rate_limited": "Too many requests were sent. Wait a few minutes and try again.",
+    "show_push": "Use my device instead",
+    "cancel": "Cancel",
+    "close": "Close",
+    "passkey_waiting": "Follow your browser's prompt…",
+    "checking": "Checking…",
+    "success": "Done: it's confirmed.",
+    "success_close": "Done: it's confirmed. You can close this page.",
+    "returning": "Returning you to {tenant}…",
+    "canceled": "Cancelled. You can close this page.",
+    "passkey_canceled": "The passkey prompt was closed or timed out. Try again when ready.",
+    "passkey_exists": "This device already has a passkey for your account.",
+    "passkey_refused": "That passkey could not be used here.",
+    "passkeys_unsupported": "This browser cannot use passkeys.",
+    "unavailable_no_public_url": (
+        "Passkeys are not available on this page: the server has no public URL configured."
+    ),
+    "unavailable_rp_id_elsewhere": (
+        "Passkeys for {rp_id} cannot be used on {host}, where this page runs."
+    ),
+    "nothing_offered": "There is no way to confirm it's you on this page. Contact {tenant}.",
+    "network_error": "The server could not be reached. Check your connection and try again.",
+    "error_generic": "Something went wrong. Try again.",
+    "redirect_refused": "This page cannot return you to an address that is not {tenant}'s.",
+    "error_title": "This link cannot be used",
+    "invalid_token": "This link is not valid. Go back and start again.",
+    "expired_token": "This link has expired. Go back and start again.",
+    "action_not_found": "This request no longer exists. Go back and start again.",
+    "token_used": "This link has already been used.",
+    "action_blocked": "This request was blocked.",
+}
+
+GERMAN = {
+    "title_sign_in": "Bestätigen Sie, dass Sie es sind",
+    "title_enrol": "Passkey erstellen",
+    "intro_sign_in": "{tenant} muss bestätigen, dass Sie es sind.",
+    "intro_enrol": (
+        "Erstellen Sie einen Passkey für {tenant}: Sie bestätigen sich dann mit Fingerabdruck, "
+        "Gesicht oder Bildschirmsperre."
+    ),
+    "passkey_button": "Mit Passkey fortfahren",
+    "enrol_button": "Passkey erstellen",
+    "push_heading": "Auf Ihrem Gerät bestätigen",
+    "push_instructions": "Geben Sie diese Zahl in der App von {tenant} auf Ihrem Gerät ein:",
+    "push_instructions_no_code": "Bestätigen Sie die Anfrage in der App von {tenant}.",
+    "verification_code_label": "Zahl zur Eingabe auf Ihrem Gerät",
+    "push_send": "Anfrage an mein Gerät senden",
+    "push_send_again": "Neue Anfrage senden",
+    "push_waiting": "Warten auf Ihr Gerät…",
+    "push_expired": "Die Anfrage ist abgelaufen, bevor sie beantwortet wurde.",
+    "push_declined": "Die Anfrage wurde auf Ihrem Gerät abgelehnt.",
+    "push_rate_limited": (
+        "Zu viele Anfragen. Warten Sie einige Minuten und versuchen Sie es erneut."
+    ),
+    "show_push": "Stattdessen mein Gerät verwenden",
+    "cancel": "Abbrechen",
+    "close": "Schließen",
+    "passkey_waiting": "Folgen Sie der Aufforderung Ihres Browsers…",
+    "checking": "Wird geprüft…",
+    "success": "Erledigt: bestätigt.",
+    "success_close": "Erledigt: bestätigt. Sie können diese Seite schließen.",
+    "returning": "Sie werden zu {tenant} zurückgeleitet…",
+    "canceled": "Abgebrochen. Sie können diese Seite schließen.",
+    "passkey_canceled": (
+        "Die Passkey-Abfrage wurde geschlossen oder ist abgelaufen. Versuchen Sie es erneut."
+    ),
+    "passkey_exists": "Dieses Gerät hat bereits einen Passkey für Ihr Konto.",
+    "passkey_refused": "Dieser Passkey kann hier nicht verwendet werden.",
+    "passkeys_unsupported": "Dieser Browser unterstützt keine Passkeys.",
+    "unavailable_no_public_url": (
+        "Passkeys sind auf dieser Seite nicht verfügbar: Der Server hat keine öffentliche URL."
+    ),
+    "unavailable_rp_id_elsewhere": (
+        "Passkeys für {rp_id} können auf {host}, wo diese Seite läuft, nicht verwendet werden."
+    ),
+    "nothing_offered": (
+        "Auf dieser Seite ist keine Bestätigung möglich. Wenden Sie sich an {tenant}."
+    ),
+    "network_error": "Der Server ist nicht erreichbar. Prüfen Sie Ihre Verbindung.",
+    "error_generic": "Etwas ist schiefgelaufen. Versuchen Sie es erneut.",
+    "redirect_refused": "Diese Seite leitet nicht zu einer Adresse außerhalb von {tenant} weiter.",
+    "error_title": "Dieser Link kann nicht verwendet werden",
+    "invalid_token": "Dieser Link ist ungültig. Gehen Sie zurück und beginnen Sie erneut.",
+    "expired_token": "Dieser Link ist abgelaufen. Gehen Sie zurück und beginnen Sie erneut.",
+    "action_not_found": "Diese Anfrage existiert nicht mehr. Beginnen Sie erneut.",
+    "token_used": "Dieser Link wurde bereits verwendet.",
+    "action_blocked": "Diese Anfrage wurde blockiert.",
+}
+
+FRENCH = {
+    "title_sign_in": "Confirmez votre identité",
+    "title_enrol": "Créer une clé d'accès",
+    "intro_sign_in": "{tenant} doit confirmer qu'il s'agit bien de vous.",
+    "intro_enrol": (
+        "Créez une clé d'accès pour {tenant} : vous confirmerez votre identité avec votre "
+        "empreinte, votre visage ou le verrouillage de l'écran."
+    ),
+    "passkey_button": "Continuer avec une clé d'accès",
+    "enrol_button": "Créer une clé d'accès",
+    "push_heading": "Approuvez sur votre appareil",
+    "push_instructions": "Saisissez ce nombre dans l'application {tenant} sur votre appareil :",
+    "push_instructions_no_code": "Approuvez la demande dans l'application {tenant}.",
+    "verification_code_label": "Nombre à saisir sur votre appareil",
+    "push_send": "Envoyer une demande à mon appareil",
+    "push_send_again": "Envoyer une nouvelle demande",
+    "push_waiting": "En attente de votre appareil…",
+    "push_expired": "La demande a expiré avant d'avoir reçu une réponse.",
+    "push_declined": "La demande a été refusée sur votre appareil.",
+    "push_rate_limited": "Trop de demandes envoyées. Patientez quelques minutes et réessayez.",
+    "show_push": "Utiliser plutôt mon appareil",
+    "cancel": "Annuler",
+    "close": "Fermer",
+    "passkey_waiting": "Suivez les instructions de votre navigateur…",
+    "checking": "Vérification…",
+    "success": "C'est confirmé.",
+    "success_close": "C'est confirmé. Vous pouvez fermer cette page.",
+    "returning": "Retour vers {tenant}…",
+    "canceled": "Annulé. Vous pouvez fermer cette page.",
+    "passkey_canceled": "La demande de clé d'accès a été fermée ou a expiré. Réessayez.",
+    "passkey_exists": "Cet appareil a déjà une clé d'accès pour votre compte.",
+    "passkey_refused": "Cette clé d'accès ne peut pas être utilisée ici.",
+    "passkeys_unsupported": "Ce navigateur ne prend pas en charge les clés d'accès.",
+    "unavailable_no_public_url": (
+        "Les clés d'accès ne sont pas disponibles ici : le serveur n'a pas d'URL publique."
+    ),
+    "unavailable_rp_id_elsewhere": (
+        "Les clés d'accès de {rp_id} ne peuvent pas être utilisées sur {host}, où se trouve "
+        "cette page."
+    ),
+    "nothing_offered": "Impossible de confirmer votre identité sur cette page. Contactez {tenant}.",
+    "network_error": "Le serveur est injoignable. Vérifiez votre connexion et réessayez.",
+    "error_generic": "Une erreur s'est produite. Réessayez.",
+    "redirect_refused": "Cette page ne peut pas vous renvoyer vers une adresse hors de {tenant}.",
+    "error_title": "Ce lien ne peut pas être utilisé",
+    "invalid_token": "Ce lien n'est pas valide. Revenez en arrière et recommencez.",
+    "expired_token": "Ce lien a expiré. Revenez en arrière et recommencez.",
+    "action_not_found": "Cette demande n'existe plus. Revenez en arrière et recommencez.",
+    "token_used": "Ce lien a déjà été utilisé.",
+    "action_blocked": "Cette demande a été bloquée.",
+}
+
+TRANSLATIONS: Mapping[str, Mapping[str, str]] = {"en": ENGLISH, "de": GERMAN, "fr": FRENCH}
+
+
+def accepted_languages(header: str | None) -> list[str]:
+    """The tags of an `Accept-Language` header, in the order the browser sent them."""
+    return [part.split(";")[0].strip() for part in (header or "").split(",") if part.strip()]
+
+
+def choose_language(candidates: Iterable[str | None]) -> str:
+    """The first candidate (a BCP 47 tag such as `de-CH`) we have a translation for."""
+    for candidate in candidates:
+        primary = (candidate or "").replace("_", "-").split("-")[0].lower()
+        if primary in TRANSLATIONS:
+            return primary
+    return DEFAULT_LANGUAGE
+
+
+class _Values(dict[str, str]):
+    """Placeholder values; one not given reads as empty rather than failing the page."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def texts(language: str, **values: str) -> dict[str, str]:
+    """Every text in `language` (English where it lacks one), placeholders filled in."""
+    chosen = TRANSLATIONS.get(language, ENGLISH)
+    filled = _Values(values)
+    return {key: chosen.get(key, english).format_map(filled) for key, english in ENGLISH.items()}

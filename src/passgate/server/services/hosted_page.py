@@ -1,0 +1,215 @@
+"""The hosted challenge page's rules: whose token it is, whether its action still needs a
+challenge, and what the page offers (passkey sign-in, passkey enrolment, push) and why not.
+
+The page itself only renders what `open_challenge` decides; its script then calls the Client
+API with the same token, so every rule of the ceremonies (single use, expiry, origins, who may
+add an authenticator) is still enforced there, once. What is decided here is what to show:
+
+- a token that is missing, malformed, forged or signed by another tenant, and one that has
+  expired, is refused (401 `invalid_token` / `expired_token`), as the Client API refuses it;
+- an action that no longer exists is refused (404 `action_not_found`), one a challenge, the
+  backend or `/validate` already settled is refused as used (410 `token_used`), one the
+  tenant's rules block is refused (403 `action_blocked`);
+- enrolment is offered when the token's scope has `add:authenticators` or the user has no
+  authenticator at all (the same rule the Client API applies); otherwise sign-in with the
+  user's passkeys and approval on the user's push devices;
+- passkeys are offered only when the tenant's rp id can be used on Passgate's own origin."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jwt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services import redirects, tenants, tokens
+from passgate.server.services.enums import ActionState
+from passgate.server.services.errors import ExpiredToken, InvalidToken, PassgateError
+from passgate.server.services.passkey_policy import policy as passkey_policy
+from passgate.server.services.passkeys import ADD_SCOPE
+from passgate.server.services.tokens import TokenClaims
+from passgate.server.store import passkeys as passkey_store
+from passgate.server.store import push_queries, queries
+from passgate.server.store.tables import Action, PushChallenge, Tenant, utcnow
+
+MAX_TOKEN_LENGTH = 8192
+REFUSED_STATES = frozenset(
+    {ActionState.BLOCK, ActionState.REVIEW_REQUIRED, ActionState.REVIEW_FAILED}
+)
+# Why the page offers no passkey.
+NO_PUBLIC_URL, RP_ID_ELSEWHERE = "no_public_url", "rp_id_elsewhere"
+
+
+class PageUnavailable(PassgateError):
+    """Why a challenge page cannot be shown; rendered as a plain message with this status.
+
+    `tenant` is set only when the token was verifiably the tenant's (an expired token's
+    signature is checked before its expiry), so the message may carry the tenant's name and
+    be shown inside, and reported to, the tenant's own pages."""
+
+    def __init__(
+        self, description: str, *, status_code: int, error_code: str, tenant: Tenant | None = None
+    ) -> None:
+        super().__init__(description, error_code=error_code)
+        self.status_code = status_code
+        self.tenant = tenant
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PushWait:
+    """A push challenge already waiting for the user's device, started by track or W1."""
+
+    challenge_id: str
+    verification_code: str | None
+    # Unix seconds, as W1 reports it: the page tells an expired request from a declined one.
+    expires_at: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HostedChallenge:
+    """What the page for one token shows."""
+
+    tenant: Tenant
+    action: Action
+    enrol: bool
+    sign_in: bool
+    push: bool
+    # Set when passkeys cannot be used on Passgate's origin for this tenant (then neither
+    # `enrol` nor `sign_in` can happen): NO_PUBLIC_URL or RP_ID_ELSEWHERE.
+    passkey_unavailable: str | None
+    # The user's passkeys, so the page can tell whether one was used in this browser before.
+    credential_ids: tuple[str, ...]
+    pending_push: PushWait | None
+    # `Action.redirect_url` while it is still on one of the tenant's origins, else None.
+    redirect_url: str | None
+    locale: str | None
+
+    @property
+    def web_origins(self) -> tuple[str, ...]:
+        return web_origins(self.tenant)
+
+
+def web_origins(tenant: Tenant) -> tuple[str, ...]:
+    """The tenant's http(s) origins: the pages that may frame the page and hear from it."""
+    return tuple(o for o in tenant.origins if o.startswith(("https://", "http://")))
+
+
+async def open_challenge(
+    session: AsyncSession, token: str | None, *, public_origin: str | None
+) -> HostedChallenge:
+    """Decide the page for `token`, or raise `PageUnavailable` saying why there is none."""
+    tenant, claims = await _authenticate(session, token)
+    action = await _pending_action(session, tenant, claims)
+    credentials = await passkey_store.user_credentials(session, tenant.id, claims.user_id)
+    enrolled = await queries.enrolled_methods(session, tenant.id, claims.user_id)
+    now = utcnow()
+    devices = await push_queries.user_devices(session, tenant.id, claims.user_id, now)
+    unavailable = _passkey_unavailable(tenant, public_origin)
+    enrol = ADD_SCOPE in claims.scope.split() or not enrolled
+    waiting = None
+    if not enrol and devices:
+        challenge = await push_queries.action_challenge(session, action.id, pending_at=now)
+        waiting = _push_wait(challenge) if challenge else None
+    user = await queries.get_user(session, tenant.id, claims.user_id)
+    redirect_url = action.redirect_url
+    if redirect_url and not redirects.is_allowed(tenant.origins, redirect_url):
+        redirect_url = None
+    return HostedChallenge(
+        tenant=tenant,
+        action=action,
+        enrol=enrol and unavailable is None,
+        sign_in=not enrol and bool(credentials) and unavailable is None,
+        push=not enrol and bool(devices) and action.state == ActionState.CHALLENGE_REQUIRED,
+        passkey_unavailable=unavailable,
+        credential_ids=tuple(credential.credential_id for credential in credentials),
+        pending_push=waiting,
+        redirect_url=redirect_url,
+        locale=action.locale or (user.locale if user else None),
+    )
+
+
+async def _authenticate(session: AsyncSession, token: str | None) -> tuple[Tenant, TokenClaims]:
+    """The token's tenant and claims, its signature checked against that tenant's key."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise PageUnavailable("The link has no token.", status_code=401, error_code="invalid_token")
+    tenant_id = claimed_tenant_id(token)
+    tenant = await tenants.find_tenant(session, tenant_id) if tenant_id else None
+    if tenant is None:
+        raise PageUnavailable(
+            "The token is not valid.", status_code=401, error_code="invalid_token"
+        )
+    try:
+        return tenant, tokens.decode_token(tenant, token)
+    except ExpiredToken as exc:
+        raise PageUnavailable(
+            exc.description, status_code=401, error_code="expired_token", tenant=tenant
+        ) from exc
+    except InvalidToken as exc:
+        raise PageUnavailable(exc.description, status_code=401, error_code="invalid_token") from exc
+
+
+def claimed_tenant_id(token: str) -> str | None:
+    """The tenant a token says it is from (unverified: only to pick the key that checks it)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    other = claims.get("other")
+    tenant_id = other.get("tenantId") if isinstance(other, dict) else None
+    return tenant_id if isinstance(tenant_id, str) and 0 < len(tenant_id) <= 36 else None
+
+
+async def _pending_action(session: AsyncSession, tenant: Tenant, claims: TokenClaims) -> Action:
+    """The token's action, if a challenge can still change it."""
+    action = None
+    if claims.action_code and claims.idempotency_key:
+        action = await queries.get_action(
+            session, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+        )
+    if action is None:
+        raise PageUnavailable(
+            "The token's action no longer exists.",
+            status_code=404,
+            error_code="action_not_found",
+            tenant=tenant,
+        )
+    if action.state in REFUSED_STATES:
+        raise PageUnavailable(
+            f"The action is {action.state}.",
+            status_code=403,
+            error_code="action_blocked",
+            tenant=tenant,
+        )
+    enrolling_allowed = action.state == ActionState.ALLOW and ADD_SCOPE in claims.scope.split()
+    if action.validated_at is not None or not (
+        action.state == ActionState.CHALLENGE_REQUIRED or enrolling_allowed
+    ):
+        raise PageUnavailable(
+            f"The action is already {action.state}: this link has been used.",
+            status_code=410,
+            error_code="token_used",
+            tenant=tenant,
+        )
+    return action
+
+
+def _passkey_unavailable(tenant: Tenant, public_origin: str | None) -> str | None:
+    if public_origin is None:
+        return NO_PUBLIC_URL
+    if passkey_policy(tenant, public_origin).hosted_origin is None:
+        return RP_ID_ELSEWHERE
+    return None
+
+
+def _push_wait(challenge: PushChallenge) -> PushWait:
+    return PushWait(
+        challenge_id=challenge.id,
+        verification_code=challenge.verification_code,
+        expires_at=int(challenge.expires_at.timestamp()),
+    )
+
+
+def origins_for_messages(tenant: Tenant | None, popup: bool) -> Sequence[str]:
+    """Where a page in popup (or window) mode may be framed from and post its result to."""
+    return web_origins(tenant) if tenant is not None and popup else ()
