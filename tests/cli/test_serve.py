@@ -78,8 +78,8 @@ def test_dev_server_prints_working_keys_and_keeps_them(tmp_path: Path) -> None:
         assert {k: v for k, v in again.items() if k != "Origins"} == {
             k: v for k, v in printed.items() if k != "Origins"
         }
-        assert printed["Origins"] == f"http://localhost:{port}"
-        assert again["Origins"] == f"http://localhost:{port}, {web_dev}"
+        assert printed["Origins"] == f"https://localhost, http://localhost:{port}"
+        assert again["Origins"] == f"https://localhost, http://localhost:{port}, {web_dev}"
         response = httpx.get(f"{again['Base URL']}/users/dev-user", auth=(again["Secret key"], ""))
         assert response.status_code == 200
         preflight = httpx.options(
