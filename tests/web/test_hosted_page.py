@@ -110,7 +110,11 @@ def launch(page: Any, url: str, mode: str) -> None:
 
 
 def test_redirect_mode_enrols_and_signs_in_with_a_passkey(
-    tab: BrowserTab, app_site: AppSite, backend: AuthsignalClient, branded: Tenant
+    tab: BrowserTab,
+    app_site: AppSite,
+    backend: AuthsignalClient,
+    branded: Tenant,
+    device: Device,
 ) -> None:
     page = tab.page
     back = app_site.url("/return.html")
@@ -138,9 +142,14 @@ def test_redirect_mode_enrols_and_signs_in_with_a_passkey(
     page.wait_for_url(f"{back}?token=*")
     assert valid_for(backend, query(page.url)["token"])["action"] == "signIn"
 
-    # Cancel goes back with the error.
+    # With a push device too: this browser used her passkey here, so it leads and push waits
+    # one click away. Cancel goes back with the error.
+    device("hp-alice")
     tracked = backend.track("hp-alice", "signIn", {"redirectUrl": back})
     page.goto(tracked["url"])
+    assert page.locator("#push").is_hidden()
+    page.get_by_role("button", name="Use my device instead").click()
+    assert page.locator("#verification-code").inner_text() == tracked["verification_code"]
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_url(f"{back}?error=user_canceled")
 
