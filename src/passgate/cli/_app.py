@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from passgate.cli import _database, _output, _passkeys
+from passgate.cli._admin import admin_app
 from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
-from passgate.server.services import tenants
+from passgate.server.services import audit, tenant_admin, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import DEFAULT_DATABASE_URL
@@ -31,6 +32,7 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
+app.add_typer(admin_app, name="admin")
 tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
 app.command("wellknown")(_passkeys.wellknown)
 app.command("doctor")(_passkeys.doctor)
@@ -124,8 +126,8 @@ def tenant_create(
     """Create a tenant and print its secret key: the only time it is shown."""
 
     async def work(session: Any) -> dict[str, Any]:
-        tenant, secret_key = await tenants.create_tenant(
-            session, name=name, rp_id=rp_id, origins=origin or []
+        tenant, secret_key = await tenant_admin.create(
+            session, audit.cli_actor(), name=name, rp_id=rp_id, origins=origin or []
         )
         return {**tenant_fields(tenant), "secretKey": secret_key}
 
@@ -200,7 +202,8 @@ def tenant_origins(
             rp_name=rp_name,
             confirm_orphaned_passkeys=confirm_passkeys,
         )
-        return tenant_fields(await tenants.update_tenant(session, tenant_id, changes))
+        changed = await tenant_admin.update(session, audit.cli_actor(), tenant_id, changes)
+        return tenant_fields(changed)
 
     changed = _database.run(database_url, work)
     if as_json:
@@ -219,7 +222,7 @@ def tenant_set_action(
     """Set the outcome an action starts in (default CHALLENGE_REQUIRED)."""
 
     async def work(session: Any) -> None:
-        await tenants.set_action_outcome(session, tenant_id, action_code, outcome)
+        await tenant_admin.set_outcome(session, audit.cli_actor(), tenant_id, action_code, outcome)
 
     _database.run(database_url, work)
     typer.echo(f"{action_code}: {outcome.value}")
@@ -311,8 +314,9 @@ def tenant_update(
     )
 
     async def work(session: Any) -> push_settings.PushSettings:
-        return await push_settings.configure(
+        return await tenant_admin.configure_push(
             session,
+            audit.cli_actor(),
             tenant_id,
             clear=clear,
             webhook_url=webhook_url,

@@ -12,7 +12,7 @@ import typer
 
 from passgate.cli import _database, _output
 from passgate.cli._database import CommandError, DatabaseUrl
-from passgate.server.services import passkey_policy, tenants, well_known
+from passgate.server.services import audit, passkey_policy, tenant_admin, tenants, well_known
 from passgate.server.settings import DEFAULT_DATABASE_URL
 
 TenantId = Annotated[str, typer.Argument(metavar="TENANT")]
@@ -89,8 +89,10 @@ def tenant_passkeys(
         changes["authenticatorAttachment"] = attachment
 
     async def work(session: Any) -> dict[str, Any]:
+        settings = await tenant_admin.change_passkeys(
+            session, audit.cli_actor(), tenant_id, changes
+        )
         tenant = await tenants.get_tenant(session, tenant_id)
-        settings = await passkey_policy.update_settings(session, tenant, changes)
         shown = settings.model_dump(by_alias=True)
         shown["attestationRoots"] = {f: len(p) for f, p in settings.attestation_roots.items()}
         origins = passkey_policy.policy(tenant).expected_origins

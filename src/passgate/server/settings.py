@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     console: bool = Field(
         default=True, description="Serve the admin console at /admin (false turns it off)."
     )
+    console_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=1440,
+        description="A console session unused for this long ends; the admin signs in again.",
+    )
+    console_session_hours: int = Field(
+        default=12,
+        ge=1,
+        le=720,
+        description="A console session ends this long after sign-in, however active.",
+    )
     cors_max_age_seconds: int = Field(
         default=600, ge=0, le=86_400, description="How long browsers may cache a CORS preflight."
     )

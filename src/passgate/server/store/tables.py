@@ -135,6 +135,8 @@ class Action(Base):
             "ux_actions_key", "tenant_id", "user_id", "action_code", "idempotency_key", unique=True
         ),
         Index("ix_actions_tenant_user_created", "tenant_id", "user_id", "created_at"),
+        # The console's activity chart: actions settled in the last days.
+        Index("ix_actions_state_updated", "state_updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -253,6 +255,8 @@ class PushChallenge(Base):
     __table_args__ = (
         Index("ix_push_challenges_user_created", "tenant_id", "user_id", "created_at"),
         Index("ix_push_challenges_action", "action_id"),
+        # The console's activity chart: challenges decided in the last days.
+        Index("ix_push_challenges_decided", "decided_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

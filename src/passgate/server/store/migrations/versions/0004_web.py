@@ -33,6 +33,8 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("passkey_challenges") as batch_op:
         batch_op.add_column(sa.Column("binding_hash", sa.String(length=64), nullable=True))
+    op.create_index("ix_actions_state_updated", "actions", ["state_updated_at"])
+    op.create_index("ix_push_challenges_decided", "push_challenges", ["decided_at"])
     with op.batch_alter_table("passkey_credentials") as batch_op:
         batch_op.add_column(sa.Column("name", sa.String(length=100), nullable=True))
 
@@ -134,6 +136,8 @@ def downgrade() -> None:
     op.drop_table("admins")
     with op.batch_alter_table("passkey_credentials") as batch_op:
         batch_op.drop_column("name")
+    op.drop_index("ix_push_challenges_decided", table_name="push_challenges")
+    op.drop_index("ix_actions_state_updated", table_name="actions")
     with op.batch_alter_table("passkey_challenges") as batch_op:
         batch_op.drop_column("binding_hash")
     with op.batch_alter_table("tenants") as batch_op:

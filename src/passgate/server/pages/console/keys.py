@@ -1,0 +1,95 @@
+"""Rotating a tenant's secret key and webhook secret, each with a grace period during which
+the old one keeps working (the old key authenticates; webhooks carry both signatures). A new
+secret is shown once, on the page the rotation answers with."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+
+from passgate.server.database import Session
+from passgate.server.pages.console import forms, web
+from passgate.server.services import tenant_admin
+
+router = APIRouter(route_class=web.ConsoleRoute)
+Grace = Annotated[str, Form(max_length=20)]
+
+
+async def _keys_page(
+    request: Request,
+    session: Session,
+    tenant_id: str,
+    *,
+    refusal: forms.Refusal | None = None,
+    form: str | None = None,
+) -> Response:
+    context = {
+        "overview": await tenant_admin.overview(session, tenant_id),
+        "tab": "keys",
+        "grace_choices": forms.GRACE_CHOICES,
+        "refusal": refusal,
+        "form": form,
+    }
+    status = refusal.status_code if refusal else 200
+    return web.page(request, "console/tenant_keys.html", context, status_code=status)
+
+
+@router.get("/tenants/{tenant_id}/keys")
+async def keys_page(
+    request: Request, tenant_id: str, signed_in: web.SignedIn, session: Session
+) -> Response:
+    return await _keys_page(request, session, tenant_id)
+
+
+@router.post("/tenants/{tenant_id}/keys/secret")
+async def rotate_secret_key(
+    request: Request,
+    tenant_id: str,
+    signed_in: web.CheckedForm,
+    session: Session,
+    grace: Grace = "",
+) -> Response:
+    actor = web.actor(request, signed_in)
+
+    async def rotate() -> str:
+        period = forms.grace(grace)
+        return await tenant_admin.rotate_secret_key(session, actor, tenant_id, period)
+
+    secret_key, refusal = await forms.attempt(session, rotate)
+    if secret_key is None:
+        return await _keys_page(request, session, tenant_id, refusal=refusal, form="secret")
+    context = {
+        "overview": await tenant_admin.overview(session, tenant_id),
+        "tab": "keys",
+        "what": "secret key",
+        "secret": secret_key,
+    }
+    return web.page(request, "console/key_rotated.html", context)
+
+
+@router.post("/tenants/{tenant_id}/keys/webhook")
+async def rotate_webhook_secret(
+    request: Request,
+    tenant_id: str,
+    signed_in: web.CheckedForm,
+    session: Session,
+    grace: Grace = "",
+) -> Response:
+    actor = web.actor(request, signed_in)
+
+    async def rotate() -> str | None:
+        period = forms.grace(grace)
+        rotated = await tenant_admin.rotate_webhook_secret(session, actor, tenant_id, period)
+        return rotated.webhook_secret
+
+    secret, refusal = await forms.attempt(session, rotate)
+    if secret is None:
+        return await _keys_page(request, session, tenant_id, refusal=refusal, form="webhook")
+    context = {
+        "overview": await tenant_admin.overview(session, tenant_id),
+        "tab": "keys",
+        "what": "webhook secret",
+        "secret": secret,
+    }
+    return web.page(request, "console/key_rotated.html", context)
