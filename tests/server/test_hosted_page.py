@@ -23,7 +23,7 @@ from passgate.server.pages.translations import (
     choose_language,
     texts,
 )
-from passgate.server.services import branding, hosted_page, redirects, tenants
+from passgate.server.services import branding, hosted_page, origins, redirects, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import InvalidRequest
 from tests.live_server import LiveServer, Tenant
@@ -187,6 +187,12 @@ def test_security_headers_branding_and_language(
         ("https://app.example.com/done", True),
         ("https://APP.example.com:443/done?x=1#y", True),
         ("http://localhost:3000/back", True),
+        # Loopback pages are on the user's own machine: accepted whatever the tenant lists.
+        ("http://localhost:5000/back", True),
+        ("http://127.0.0.1:8080/", True),
+        ("http://[::1]:8080/", True),
+        ("http://shop.localhost/", True),
+        ("http://localhost.evil.example/", False),
         ("https://app.example.com:8443/done", False),
         ("http://app.example.com/done", False),
         ("https://evil.example/done", False),
@@ -207,7 +213,12 @@ def test_redirect_urls_must_be_on_a_tenant_origin(url: str, allowed: bool) -> No
 @given(st.text(max_size=300))
 def test_any_redirect_url_is_judged_without_error(url: str) -> None:
     allowed = redirects.is_allowed(["https://app.example.com"], url)
-    assert allowed is False or url.lower().startswith("https://app.example.com")
+    origin = redirects.redirect_origin(url)
+    host = origins.host_of(origin) if origin else None
+    loopback = host is not None and (
+        host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
+    )
+    assert allowed == (origin == "https://app.example.com" or loopback)
 
 
 def test_accent_colours() -> None:

@@ -4,7 +4,12 @@ A track's `redirectUrl` is where the page returns the user with a fresh token in
 so it must be a page of the tenant's own: its origin has to be one of the tenant's listed web
 origins. Anything else would hand a valid token to whoever wrote the URL (an open redirect
 that leaks credentials). Track refuses such a URL, and the page checks it again, because the
-tenant's origins may have changed since the action was tracked."""
+tenant's origins may have changed since the action was tracked.
+
+One exception: a loopback page (`http://localhost:3000`, `127.0.0.1`, `[::1]`) is accepted
+for every tenant. It can only be a page on the user's own machine, as in development, so it
+hands the token to nobody else; and Authsignal's own Python SDK test suite tracks with
+`redirect_url: http://localhost:3000` against a tenant that need not list it."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.services.origins import normalize_origin
+from passgate.server.services.origins import host_of, normalize_origin
 
 FIELD = "redirectUrl"
 
@@ -36,7 +41,14 @@ def redirect_origin(url: str) -> str | None:
 
 def is_allowed(tenant_origins: Sequence[str], url: str) -> bool:
     origin = redirect_origin(url)
-    return origin is not None and origin in tenant_origins
+    if origin is None:
+        return False
+    host = host_of(origin)
+    return origin in tenant_origins or (host is not None and _is_loopback(host))
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
 
 
 def check_redirect_url(tenant_origins: Sequence[str], url: str) -> str:
@@ -44,7 +56,7 @@ def check_redirect_url(tenant_origins: Sequence[str], url: str) -> str:
     if not is_allowed(tenant_origins, url):
         raise InvalidRequest(
             f"{FIELD} {url[:200]!r} is not on one of the tenant's origins "
-            f"({', '.join(tenant_origins)}): the hosted page only returns users, with their "
-            "token, to the tenant's own pages."
+            f"({', '.join(tenant_origins)}) nor a loopback page: the hosted page only returns "
+            "users, with their token, to the tenant's own pages."
         )
     return url
