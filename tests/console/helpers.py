@@ -52,6 +52,7 @@ class Console:
         self.http = httpx.Client(base_url=server.url, headers={"Origin": self.origin}, timeout=10)
         self.device = SoftwareAuthenticator(device_path, origin=self.origin)
         self.csrf_token = ""
+        self.email = ""  # the admin it enrolled, when it did
 
     def close(self) -> None:
         self.http.close()
@@ -120,4 +121,5 @@ def enrolled_console(server: LiveServer, tmp_path: Path, email: str) -> Console:
     console = Console(server, tmp_path / f"{email}.bin")
     enrolled = console.enrol(create_admin(server, email))
     assert enrolled.status_code == 200, enrolled.text
+    console.email = email
     return console

@@ -1,5 +1,6 @@
-"""Activity over the last days, hour by hour: passkey sign-ins, and push approvals and
-rejections, for the whole server or one tenant."""
+"""Activity over the last days, hour by hour, for the whole server or one tenant: sign-ins
+(actions a passkey completed, a passkey sign-up's included), and push approvals and
+rejections (challenges decided on a device)."""
 
 from __future__ import annotations
 
