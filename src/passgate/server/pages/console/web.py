@@ -12,6 +12,7 @@ rendering, and turning domain errors into pages.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
@@ -88,10 +89,17 @@ def page(
         "signed_in": signed_in,
         "csrf_token": signed_in.csrf_token if signed_in else None,
         "referrer_policy": "same-origin",
+        "json_text": json_text,
         **context,
     }
     headers = {"Referrer-Policy": "same-origin"}
     return render(request, template, full, status_code=status_code, headers=headers)
+
+
+def json_text(value: Any) -> str:
+    """Data for people to read (audit details, an action's custom data): JSON as typed,
+    left to the template's autoescaping rather than `tojson`'s \\u0027 escapes."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def redirect(location: str) -> RedirectResponse:
