@@ -175,12 +175,30 @@ async def finish_registration(
     verified = relying_party.verify_registration(
         policy, credential, expected_challenge=challenge.challenge
     )
-    now = utcnow()
-    if challenge.link_id is not None and not await store.use_link(session, challenge.link_id, now):
+    if challenge.link_id is not None and not await store.use_link(
+        session, challenge.link_id, utcnow()
+    ):
         raise InvalidRequest(
             "This enrolment link was used or expired meanwhile.", error_code="link_used"
         )
+    await _add_passkey(session, admin, verified)
+    actor = audit.Actor(type="admin", id=admin.email, source=source)
+    await audit.record(
+        session,
+        actor,
+        "admin.passkey.added",
+        target_type="admin",
+        target_id=admin.email,
+        details={"enrolmentLink": challenge.link_id is not None, "aaguid": verified.aaguid},
+    )
+    return admin
+
+
+async def _add_passkey(
+    session: AsyncSession, admin: Admin, verified: relying_party.VerifiedPasskey
+) -> None:
     model = aaguids.describe(verified.aaguid)
+    now = utcnow()
     session.add(
         AdminPasskey(
             id=str(uuid.uuid4()),
@@ -198,16 +216,6 @@ async def finish_registration(
         await session.flush()
     except IntegrityError as exc:
         raise Conflict("This passkey is already registered.") from exc
-    actor = audit.Actor(type="admin", id=admin.email, source=source)
-    await audit.record(
-        session,
-        actor,
-        "admin.passkey.added",
-        target_type="admin",
-        target_id=admin.email,
-        details={"enrolmentLink": challenge.link_id is not None, "aaguid": verified.aaguid},
-    )
-    return admin
 
 
 async def sign_in_options(
