@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from passgate.cli import main
-from passgate.server.services import audit
+from passgate.server.services import audit, tenants
+from passgate.server.services.push import settings as push_settings
 from passgate.server.store.database import create_engine, create_sessionmaker
 
 
@@ -112,3 +113,50 @@ def test_tenant_changes_from_the_cli_are_audited(passgate: Any, tmp_path: Path) 
         "tenant.passkeys.changed",
     ]
     assert {(target, source) for _, target, source in actions} == {(tenant_id, "cli")}
+
+
+def test_cli_rotation_ends_a_console_rotations_grace_period(passgate: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'webhook.db'}"
+    created = passgate(
+        "tenant",
+        "create",
+        "--name",
+        "Hooks",
+        "--rp-id",
+        "hooks.example",
+        "--database-url",
+        url,
+        "--json",
+    )
+    tenant_id = json.loads(created.stdout)["tenantId"]
+    passgate(
+        "tenant",
+        "update",
+        tenant_id,
+        "--webhook-url",
+        "https://hooks.example/push",
+        "--database-url",
+        url,
+    )
+
+    async def settings(rotate: bool) -> push_settings.PushSettings:
+        engine = create_engine(url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                if rotate:
+                    return await push_settings.rotate_webhook_secret(
+                        session, tenant_id, grace_seconds=3600
+                    )
+                return push_settings.push_settings(await tenants.get_tenant(session, tenant_id))
+        finally:
+            await engine.dispose()
+
+    in_grace = asyncio.run(settings(rotate=True))
+    assert len(in_grace.signing_secrets()) == 2
+    rotated = passgate(
+        "tenant", "update", tenant_id, "--rotate-webhook-secret", "--database-url", url
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    after = asyncio.run(settings(rotate=False))
+    assert after.webhook_secret not in (None, in_grace.webhook_secret)
+    assert after.signing_secrets() == [after.webhook_secret]

@@ -309,8 +309,11 @@ def tenant_update(
             "bundleId": apns_bundle_id,
             "sandbox": apns_sandbox,
         }
-    clear = (["webhook_url", "webhook_secret"] if clear_webhook else []) + (
-        ["webhook_secret"] if rotate_webhook_secret else []
+    # A new secret here replaces the old one at once: no previous secret keeps signing (the
+    # console's rotation offers a grace period).
+    secrets = ["webhook_secret", "previous_webhook_secret", "previous_webhook_secret_expires_at"]
+    clear = (["webhook_url", *secrets] if clear_webhook else []) + (
+        secrets if rotate_webhook_secret else []
     )
 
     async def work(session: Any) -> push_settings.PushSettings:
