@@ -168,6 +168,23 @@ def test_a_public_url_that_is_not_one_is_one_line(sqlite_url: str) -> None:
         assert result.stderr.count("\n") == 1, result.stderr
 
 
+def test_tenant_branding(sqlite_url: str) -> None:
+    created = passgate(
+        "tenant", "create", "--name", "Shop", "--rp-id", "shop.example",
+        "--database-url", sqlite_url, "--json",
+    )  # fmt: skip
+    tenant_id = json.loads(created.stdout)["tenantId"]
+
+    def branding(*options: str) -> subprocess.CompletedProcess[str]:
+        return passgate("tenant", "branding", tenant_id, *options, "--database-url", sqlite_url)
+
+    assert branding().stdout == "accent colour: default\n"
+    assert branding("--accent-color", "#7A2E8F").stdout == "accent colour: #7a2e8f\n"
+    refused = branding("--accent-color", "red")
+    assert refused.returncode == 1 and "must be #rrggbb" in refused.stderr
+    assert branding("--accent-color", "").stdout == "accent colour: default\n"
+
+
 def test_set_action_checks_the_code(sqlite_url: str) -> None:
     created = passgate(
         "tenant",

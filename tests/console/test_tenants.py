@@ -100,6 +100,16 @@ def test_bad_input_is_refused_inline_and_nothing_is_saved(
             {"name": "Renamed", "rp_name": "Renamed", "token_lifetime": "5"},
             "token lifetime must be",
         ),
+        # A colour that could carry CSS: only #rrggbb reaches the page's style block.
+        "/general#3": (
+            {
+                "name": "Renamed",
+                "rp_name": "Renamed",
+                "token_lifetime": "300",
+                "accent_color": "red; }",
+            },
+            "must be #rrggbb",
+        ),
         "/outcomes": ({"action_code": "bad code!", "outcome": "ALLOW"}, "may only use"),
     }
     for route, (form, reason) in refusals.items():
@@ -142,7 +152,8 @@ def test_settings_forms_save_and_are_audited(
 ) -> None:
     path = f"/admin/tenants/{tenant.id}"
     general = console.post(
-        path + "/general", {"name": "Shop", "rp_name": "Shop Inc", "token_lifetime": "300"}
+        path + "/general",
+        {"name": "Shop", "rp_name": "Shop Inc", "token_lifetime": "300", "accent_color": "#7A2E8F"},
     )
     assert general.status_code == 303
     assert general.headers["location"] == f"{path}?saved=general#general"
@@ -179,8 +190,13 @@ def test_settings_forms_save_and_are_audited(
     events = {e.action: e for e in audit_events(server, tenant_id=tenant.id)}
     assert set(events) == {
         "tenant.updated",
+        "tenant.branding.changed",
         "tenant.action_outcome.changed",
         "tenant.push.changed",
+    }
+    assert row.settings["branding"] == {"accentColor": "#7a2e8f"}
+    assert events["tenant.branding.changed"].details == {
+        "accentColor": {"from": None, "to": "#7a2e8f"}
     }
     push_details = events["tenant.push.changed"].details or {}
     assert push_details["challenge_expiry_seconds"] == {"from": 120, "to": 90}

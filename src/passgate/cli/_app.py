@@ -14,7 +14,7 @@ from passgate.cli._admin import admin_app
 from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
-from passgate.server.services import audit, tenant_admin, tenants
+from passgate.server.services import audit, branding, tenant_admin, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import DEFAULT_DATABASE_URL
@@ -210,6 +210,28 @@ def tenant_origins(
         _output.print_json(changed)
     else:
         _output.print_fields(changed)
+
+
+@tenant_app.command("branding")
+def tenant_branding(
+    tenant_id: Annotated[str, typer.Argument(metavar="ID")],
+    accent_color: Annotated[
+        str | None,
+        typer.Option(help="The hosted page's accent colour, #rrggbb; an empty string clears it."),
+    ] = None,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+) -> None:
+    """Set how the tenant's hosted challenge page looks (its name is the tenant's name)."""
+
+    async def work(session: Any) -> str | None:
+        if accent_color is not None:
+            color = accent_color.strip() or None
+            await tenant_admin.set_accent_color(session, audit.cli_actor(), tenant_id, color)
+        found = branding.accent(await tenants.get_tenant(session, tenant_id))
+        return found.color if found else None
+
+    shown = _database.run(database_url, work)
+    typer.echo(f"accent colour: {shown or 'default'}")
 
 
 @tenant_app.command("set-action")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import audit, passkey_policy, tenants, well_known
+from passgate.server.services import audit, branding, passkey_policy, tenants, well_known
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.passkey_policy import PasskeySettings
 from passgate.server.services.push import settings as push
@@ -113,6 +113,22 @@ async def update(
     changed = audit.changes(before, _snapshot(tenant))
     if changed:
         await _record(session, actor, "tenant.updated", tenant_id, changed)
+    return tenant
+
+
+async def set_accent_color(
+    session: AsyncSession, actor: audit.Actor, tenant_id: str, color: str | None
+) -> Tenant:
+    """The hosted page's accent colour (`#rrggbb`; None for Passgate's own)."""
+    before = branding.accent(await tenants.get_tenant(session, tenant_id))
+    tenant = await branding.set_accent_color(session, tenant_id, color)
+    after = branding.accent(tenant)
+    changed = audit.changes(
+        {"accentColor": before.color if before else None},
+        {"accentColor": after.color if after else None},
+    )
+    if changed:
+        await _record(session, actor, "tenant.branding.changed", tenant_id, changed)
     return tenant
 
 

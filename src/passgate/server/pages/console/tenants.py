@@ -106,22 +106,23 @@ async def tenant_general(
     name: Text = "",
     rp_name: Text = "",
     token_lifetime: Text = "",
+    accent_color: Text = "",
 ) -> Response:
     actor = web.actor(request, signed_in)
 
     async def save() -> object:
         lifetime = forms.required_number(token_lifetime, "The token lifetime")
         changes = tenants.TenantChanges(name=name, rp_name=rp_name, token_lifetime_seconds=lifetime)
+        await tenant_admin.set_accent_color(session, actor, tenant_id, accent_color.strip() or None)
         return await tenant_admin.update(session, actor, tenant_id, changes)
 
-    return await _saved_or_refused(
-        request,
-        session,
-        tenant_id,
-        "general",
-        save,
-        {"name": name, "rp_name": rp_name, "token_lifetime": token_lifetime},
-    )
+    values = {
+        "name": name,
+        "rp_name": rp_name,
+        "token_lifetime": token_lifetime,
+        "accent_color": accent_color,
+    }
+    return await _saved_or_refused(request, session, tenant_id, "general", save, values)
 
 
 @router.post("/tenants/{tenant_id}/relying-party")
