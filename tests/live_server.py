@@ -32,8 +32,16 @@ class LiveServer:
         settings.setdefault("public_url", f"http://localhost:{self.port}")
         self.settings = Settings(database_url=database_url, **settings)
         self.app = create_app(self.settings)
+        # Keep idle connections open: clients in tests (Authsignal's SDK over requests) reuse
+        # one after pauses longer than uvicorn's 5 s default, and a POST sent just as the
+        # server closes it fails with "connection reset" instead of being retried.
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=300,
         )
         self._server = uvicorn.Server(config)
         self._loop: asyncio.AbstractEventLoop | None = None
