@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
-from passgate.server.client_api.auth import AnyCaller, TokenCaller
+from passgate.server.client_api.auth import AnyCaller, ClientCaller, TokenCaller
 from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
 from passgate.server.database import Session
 from passgate.server.schemas import AuthenticatorResponse, ShortText, WireModel
@@ -80,15 +80,7 @@ class PasskeyLookupResponse(WireModel):
 async def challenge(
     caller: AnyCaller, session: Session, body: ChallengeRequest | None = None
 ) -> ChallengeResponse:
-    body = body or ChallengeRequest()
-    created = await passkeys.create_challenge(
-        session,
-        caller.tenant,
-        caller.claims,
-        action_code=body.action,
-        idempotency_key=body.idempotency_key,
-    )
-    return ChallengeResponse(challenge_id=created.id)
+    return await _challenge(caller, session, body, binding_hash=None)
 
 
 @router.post("/challenge/web")
@@ -100,6 +92,12 @@ async def challenge_web(
     body: ChallengeRequest | None = None,
 ) -> ChallengeResponse:
     """C1 for the browser SDK's `useCookies`: the challenge is bound to this browser."""
+    return await _challenge(caller, session, body, binding_hash=bind(request, response))
+
+
+async def _challenge(
+    caller: ClientCaller, session: Session, body: ChallengeRequest | None, binding_hash: str | None
+) -> ChallengeResponse:
     body = body or ChallengeRequest()
     created = await passkeys.create_challenge(
         session,
@@ -107,7 +105,7 @@ async def challenge_web(
         caller.claims,
         action_code=body.action,
         idempotency_key=body.idempotency_key,
-        binding_hash=bind(request, response),
+        binding_hash=binding_hash,
     )
     return ChallengeResponse(challenge_id=created.id)
 
@@ -119,17 +117,7 @@ async def registration_options(
     hosted_origin: HostedOrigin,
     body: RegistrationOptionsRequest | None = None,
 ) -> OptionsResponse:
-    body = body or RegistrationOptionsRequest()
-    assert caller.claims is not None
-    options = await passkeys.registration_options(
-        session,
-        caller.tenant,
-        caller.claims,
-        username=body.username,
-        display_name=body.display_name,
-        hosted_origin=hosted_origin,
-    )
-    return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
+    return await _registration_options(caller, session, hosted_origin, body, binding_hash=None)
 
 
 @router.post(f"{PASSKEY}/registration-options/web")
@@ -142,6 +130,17 @@ async def registration_options_web(
     body: RegistrationOptionsRequest | None = None,
 ) -> OptionsResponse:
     """C2 for the browser SDK's `useCookies`: the challenge is bound to this browser."""
+    binding_hash = bind(request, response)
+    return await _registration_options(caller, session, hosted_origin, body, binding_hash)
+
+
+async def _registration_options(
+    caller: ClientCaller,
+    session: Session,
+    hosted_origin: str | None,
+    body: RegistrationOptionsRequest | None,
+    binding_hash: str | None,
+) -> OptionsResponse:
     body = body or RegistrationOptionsRequest()
     assert caller.claims is not None
     options = await passkeys.registration_options(
@@ -151,7 +150,7 @@ async def registration_options_web(
         username=body.username,
         display_name=body.display_name,
         hosted_origin=hosted_origin,
-        binding_hash=bind(request, response),
+        binding_hash=binding_hash,
     )
     return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
 
