@@ -100,8 +100,16 @@ def serve(
                 "Relying party": "localhost",
                 "Origins": ", ".join(credentials["origins"]),
                 "Hosted pages": f"{settings.public_url}/challenge",
+                "Admin console": f"{settings.public_url}/admin"
+                if settings.console
+                else "off (PASSGATE_CONSOLE=false)",
             }
         )
+        if settings.console:
+            typer.echo(
+                "First admin: passgate admin create --email YOU@EXAMPLE.COM "
+                f"--url {settings.public_url}"
+            )
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
