@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import redirects, tenants, tokens
+from passgate.server.services import origins, redirects, tenants, tokens
 from passgate.server.services.enums import ActionState
 from passgate.server.services.errors import ExpiredToken, InvalidToken, PassgateError
 from passgate.server.services.passkey_policy import policy as passkey_policy
@@ -92,7 +92,7 @@ class HostedChallenge:
 
 def web_origins(tenant: Tenant) -> tuple[str, ...]:
     """The tenant's http(s) origins: the pages that may frame the page and hear from it."""
-    return tuple(o for o in tenant.origins if o.startswith(("https://", "http://")))
+    return origins.web_origins(tenant.origins)
 
 
 async def open_challenge(

@@ -93,7 +93,15 @@ def normalize_origin(value: str) -> str:
 
 
 def is_loopback_host(host: str) -> bool:
-    return host in LOOPBACK_NAMES or host.endswith(".localhost")
+    """`localhost`, a `*.localhost` name or a loopback address (IPv6 with or without brackets):
+    always this machine, which browsers treat as a secure context."""
+    return host in LOOPBACK_NAMES or host == "::1" or host.endswith(".localhost")
+
+
+def web_origins(origins: Iterable[str]) -> tuple[str, ...]:
+    """The http(s) origins of a list that may also hold Android apps' origins: the pages that
+    may frame Passgate's hosted page and hear from it."""
+    return tuple(origin for origin in origins if origin.startswith(("https://", "http://")))
 
 
 def host_of(origin: str) -> str | None:

@@ -111,7 +111,7 @@ class PasskeyPolicy:
     @property
     def web_origins(self) -> tuple[str, ...]:
         """The tenant's own http(s) origins: the pages that may frame the hosted page."""
-        return tuple(o for o in self.expected_origins if o.startswith(("https://", "http://")))
+        return origins.web_origins(self.expected_origins)
 
 
 def apk_key_hash_origin(fingerprint: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.services.origins import host_of, normalize_origin
+from passgate.server.services.origins import host_of, is_loopback_host, normalize_origin
 
 FIELD = "redirectUrl"
 
@@ -44,11 +44,7 @@ def is_allowed(tenant_origins: Sequence[str], url: str) -> bool:
     if origin is None:
         return False
     host = host_of(origin)
-    return origin in tenant_origins or (host is not None and _is_loopback(host))
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
+    return origin in tenant_origins or (host is not None and is_loopback_host(host))
 
 
 def check_redirect_url(tenant_origins: Sequence[str], url: str) -> str:
