@@ -11,37 +11,24 @@ in development and tests), where browsers refuse `SameSite=None` without `Secure
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
+from passgate.server import binding_cookies
 from passgate.server.settings import Settings
 
 COOKIE = "passgate_challenge"
 COOKIE_PATH = "/v1/client"
 COOKIE_SECONDS = 15 * 60
-_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def presented_binding(request: Request) -> str | None:
-    """The hash of this browser's binding cookie, if it sent one."""
-    value = request.cookies.get(COOKIE)
-    return _digest(value) if value and _VALUE.match(value) else None
 
 
 def bind(request: Request, response: Response) -> str:
     """Set (or refresh) the browser's binding cookie and return the hash to store with a new
     challenge. One value per browser, so several challenges in its tabs can be open at once."""
     value = request.cookies.get(COOKIE)
-    if not value or not _VALUE.match(value):
-        value = secrets.token_urlsafe(32)
+    if value is None or not binding_cookies.is_value(value):
+        value = binding_cookies.new_value()
     settings: Settings = request.app.state.settings
     response.set_cookie(
         COOKIE,
@@ -52,7 +39,7 @@ def bind(request: Request, response: Response) -> str:
         secure=settings.secure_cookies,
         samesite="none" if settings.secure_cookies else "lax",
     )
-    return _digest(value)
+    return binding_cookies.digest(value)
 
 
 def _hosted_origin(request: Request) -> str | None:
@@ -61,7 +48,8 @@ def _hosted_origin(request: Request) -> str | None:
 
 
 def _binding(request: Request) -> str | None:
-    return presented_binding(request)
+    """The hash of this browser's binding cookie, if it sent one."""
+    return binding_cookies.presented(request, COOKIE)
 
 
 # Passgate's own public origin, where the hosted challenge page runs.

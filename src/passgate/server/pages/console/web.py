@@ -11,10 +11,7 @@ rendering, and turning domain errors into pages.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import secrets
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -23,6 +20,7 @@ from fastapi import Depends, Form, Request, Response
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, RedirectResponse
 
+from passgate.server import binding_cookies
 from passgate.server.database import Session
 from passgate.server.errors import error_response
 from passgate.server.pages.rendering import render
@@ -37,7 +35,6 @@ CEREMONY_COOKIE = "passgate_admin_ceremony"
 COOKIE_PATH = "/admin"
 CEREMONY_SECONDS = 5 * 60
 HOME = "/admin/tenants"
-_COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def _wants_json(request: Request) -> bool:
@@ -207,14 +204,10 @@ def clear_session_cookie(request: Request, response: Response) -> None:
     )
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def bind_ceremony(request: Request, response: Response) -> str:
     """Set a fresh HttpOnly cookie binding a passkey ceremony to this browser; returns the
     hash the challenge keeps."""
-    value = secrets.token_urlsafe(32)
+    value = binding_cookies.new_value()
     response.set_cookie(
         CEREMONY_COOKIE,
         value,
@@ -224,7 +217,7 @@ def bind_ceremony(request: Request, response: Response) -> str:
         secure=settings_of(request).secure_cookies,
         samesite="strict",
     )
-    return _digest(value)
+    return binding_cookies.digest(value)
 
 
 def clear_ceremony_cookie(request: Request, response: Response) -> None:
@@ -238,8 +231,7 @@ def clear_ceremony_cookie(request: Request, response: Response) -> None:
 
 
 def presented_ceremony(request: Request) -> str | None:
-    value = request.cookies.get(CEREMONY_COOKIE)
-    return _digest(value) if value and _COOKIE_VALUE.match(value) else None
+    return binding_cookies.presented(request, CEREMONY_COOKIE)
 
 
 def safe_next(target: str | None) -> str:
