@@ -159,6 +159,11 @@ class Action(Base):
     locale: Mapped[str | None] = mapped_column(String(35))
     # Set once, atomically, by the first successful /validate: a result is redeemed once.
     validated_at: Mapped[datetime | None] = mapped_column()
+    # "server" for actions a backend tracked, "client" for those a browser or app made with
+    # nothing but the tenant id (C1 without a token). Track never addresses client-made ones.
+    origin: Mapped[str] = mapped_column(String(16), default="server")
+    # Set once, atomically, when this action's token added an authenticator: used up for that.
+    authenticator_added_at: Mapped[datetime | None] = mapped_column()
 
 
 class PasskeyCredential(Base):
@@ -194,6 +199,11 @@ class PasskeyCredential(Base):
     flag_reason: Mapped[str | None] = mapped_column(String(64))
     # A name an operator gave it in the console; else the AAGUID's name is shown.
     name: Mapped[str | None] = mapped_column(String(100))
+    # The COSE algorithm of `public_key` (-7 ES256, -8 EdDSA, -257 RS256, ...); None for rows
+    # written before it was recorded (read it from the key then).
+    public_key_algorithm: Mapped[int | None] = mapped_column(Integer)
+    # True when the attestation's certificate chain was verified to a configured root.
+    attestation_verified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class PasskeyChallenge(Base):
@@ -246,6 +256,31 @@ class PushDevice(Base):
     # The message last handed out to sign (P4, P7); consumed by the call that proves it.
     nonce: Mapped[str | None] = mapped_column(String(64))
     nonce_expires_at: Mapped[datetime | None] = mapped_column()
+
+
+class PushUsedNonce(Base):
+    """A push nonce (stateless, HMAC-signed, see services/push/nonces) that a device's signature
+    has already spent. Only a valid signature adds a row, so a third party cannot grow it; rows
+    go once the nonce would have expired anyway."""
+
+    __tablename__ = "push_used_nonces"
+    __table_args__ = (Index("ix_push_used_nonces_expires", "expires_at"),)
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class RateLimitWindow(Base):
+    """One fixed window of one rate limit (e.g. C1 calls from one IP to one tenant): counted
+    by one atomic upsert, so the limit holds across processes; pruned once expired."""
+
+    __tablename__ = "rate_limit_windows"
+    __table_args__ = (Index("ix_rate_limit_windows_expires", "expires_at"),)
+
+    bucket: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column()
 
 
 class PushChallenge(Base):
