@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from passgate import __version__
 from passgate.server import client_api, errors, pages, server_api, well_known
 from passgate.server.cors import ClientApiCors
-from passgate.server.middleware import BodySizeLimit, RefuseNulInUrl
+from passgate.server.middleware import BodySizeLimit, RefuseUnreadableUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.push import create_hub
 from passgate.server.services.origins import OriginIndex
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.origin_index = OriginIndex(app.state.sessionmaker)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RefuseNulInUrl)
+    app.add_middleware(RefuseUnreadableUrl)
     metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     # Outermost of ours: its headers go on every Client API response, errors included.

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote_to_bytes
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from passgate.server.errors import error_response
 
 
-class RefuseNulInUrl:
-    """A NUL character in the path or query is never meaningful here, and PostgreSQL cannot
-    store one: refuse it with 400 before any route sees it."""
+class RefuseUnreadableUrl:
+    """Refuse with 400, before any route sees it, a URL whose path or query is not text we
+    can store and compare: percent-encoded bytes that are not UTF-8 (Starlette would turn
+    `a%FFb` and `a%FEb` into the same `a\ufffdb`, one user id for two), or a NUL character
+    (never meaningful here, and PostgreSQL cannot store one)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-            "\x00" in scope["path"] or b"%00" in scope["query_string"].lower()
-        ):
-            response = error_response(
-                400, "invalid_request", "The URL may not contain NUL characters."
-            )
-            await response(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            # Servers without `raw_path` give the decoded path: encode it back to check it.
+            raw_path = scope.get("raw_path") or quote(scope["path"], errors="surrogateescape")
+            problem = url_problem(raw_path, scope["query_string"])
+            if problem:
+                await error_response(400, "invalid_request", problem)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+def url_problem(raw_path: bytes | str, query_string: bytes) -> str | None:
+    """Why a request's raw path or query string cannot be read as text, else None."""
+    for part, name in ((raw_path, "path"), (query_string, "query")):
+        try:
+            text = unquote_to_bytes(part).decode("utf-8")
+        except UnicodeDecodeError:
+            return f"The URL's {name} is not valid percent-encoded UTF-8."
+        if "\x00" in text:
+            return "The URL may not contain NUL characters."
+    return None
 
 
 class BodySizeLimit:

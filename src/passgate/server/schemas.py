@@ -10,21 +10,21 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
+from passgate.server import json_values
 from passgate.server.services.enums import ActionState, VerificationMethod
+from passgate.server.store import limits
 
+# Stored strings take their length from store/limits.py, which the columns use too.
 ShortText = Annotated[str, StringConstraints(max_length=255)]
+ActionCode = Annotated[str, StringConstraints(min_length=1, max_length=limits.ACTION_CODE)]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.IDEMPOTENCY_KEY)]
+Email = Annotated[str, StringConstraints(max_length=limits.EMAIL)]
+PhoneNumber = Annotated[str, StringConstraints(max_length=limits.PHONE_NUMBER)]
+Username = Annotated[str, StringConstraints(max_length=limits.USERNAME)]
+DisplayName = Annotated[str, StringConstraints(max_length=limits.DISPLAY_NAME)]
+Locale = Annotated[str, StringConstraints(max_length=limits.LOCALE)]
+DeviceId = Annotated[str, StringConstraints(max_length=limits.DEVICE_ID)]
 CustomData = dict[str, Any]
-
-
-def contains_nul(value: Any) -> bool:
-    """True if a NUL character hides anywhere in `value` (PostgreSQL cannot store one)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(key) or contains_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(item) for item in value)
-    return False
 
 
 class WireModel(BaseModel):
@@ -38,9 +38,16 @@ class WireModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _refuse_nul_characters(cls, data: Any) -> Any:
-        if isinstance(data, dict) and contains_nul(data):
-            raise ValueError("text may not contain NUL characters")
+    def _refuse_unstorable_text(cls, data: Any) -> Any:
+        """NUL and lone surrogates, in any string or key of the body: no column can hold them.
+        The message names the field, but never repeats text that could not be encoded."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if json_values.first_text_problem(name):
+                    raise ValueError(f"a field name: {json_values.first_text_problem(name)}")
+                problem = json_values.first_text_problem(value)
+                if problem:
+                    raise ValueError(f"{name}: {problem}")
         return data
 
 
@@ -50,19 +57,19 @@ class WireModel(BaseModel):
 class TrackAttributes(WireModel):
     """Body of `POST /users/{userId}/actions/{action}`; every field optional, `{}` allowed."""
 
-    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
-    redirect_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    idempotency_key: IdempotencyKey | None = None
+    redirect_url: Annotated[str, StringConstraints(max_length=limits.REDIRECT_URL)] | None = None
     redirect_to_settings: bool | None = None
-    ip_address: Annotated[str, StringConstraints(max_length=64)] | None = None
-    user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    device_id: ShortText | None = None
-    scope: ShortText | None = None
-    email: Annotated[str, StringConstraints(max_length=320)] | None = None
-    phone_number: Annotated[str, StringConstraints(max_length=32)] | None = None
-    username: ShortText | None = None
-    custom: CustomData | None = None
+    ip_address: Annotated[str, StringConstraints(max_length=limits.IP_ADDRESS)] | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=limits.USER_AGENT)] | None = None
+    device_id: DeviceId | None = None
+    scope: Annotated[str, StringConstraints(max_length=limits.SCOPE)] | None = None
+    email: Email | None = None
+    phone_number: PhoneNumber | None = None
+    username: Username | None = None
+    custom: json_values.StoredJsonObject | None = None
     challenge_id: ShortText | None = None
-    locale: Annotated[str, StringConstraints(max_length=35)] | None = None
+    locale: Locale | None = None
     custom_domain: ShortText | None = None
 
 
@@ -79,20 +86,20 @@ class ValidateRequest(WireModel):
 class UserAttributes(WireModel):
     """Body of `PATCH /users/{userId}`; only the fields sent are changed."""
 
-    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    email: Email | None = None
     email_verified: bool | None = None
-    phone_number: Annotated[str, StringConstraints(max_length=32)] | None = None
+    phone_number: PhoneNumber | None = None
     phone_number_verified: bool | None = None
-    username: ShortText | None = None
-    display_name: ShortText | None = None
-    custom: CustomData | None = None
-    locale: Annotated[str, StringConstraints(max_length=35)] | None = None
+    username: Username | None = None
+    display_name: DisplayName | None = None
+    custom: json_values.StoredJsonObject | None = None
+    locale: Locale | None = None
 
 
 class EnrollAuthenticatorRequest(WireModel):
     verification_method: VerificationMethod
-    email: Annotated[str, StringConstraints(max_length=320)] | None = None
-    phone_number: Annotated[str, StringConstraints(max_length=32)] | None = None
+    email: Email | None = None
+    phone_number: PhoneNumber | None = None
     is_default: bool | None = None
 
 

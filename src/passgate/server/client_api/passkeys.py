@@ -12,7 +12,16 @@ from pydantic import Field
 from passgate.server.client_api.auth import AnyCaller, ClientCaller, TokenCaller
 from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
 from passgate.server.database import Session
-from passgate.server.schemas import AuthenticatorResponse, ShortText, WireModel
+from passgate.server.schemas import (
+    ActionCode,
+    AuthenticatorResponse,
+    DeviceId,
+    DisplayName,
+    IdempotencyKey,
+    ShortText,
+    Username,
+    WireModel,
+)
 from passgate.server.services import passkeys, users
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.views import authenticator_response
@@ -23,20 +32,20 @@ Credential = Annotated[dict[str, Any], Field(max_length=16)]
 
 
 class ChallengeRequest(WireModel):
-    action: ShortText | None = None
-    idempotency_key: ShortText | None = None
+    action: ActionCode | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 class RegistrationOptionsRequest(WireModel):
-    username: ShortText | None = None
-    display_name: ShortText | None = None
+    username: Username | None = None
+    display_name: DisplayName | None = None
     authenticator_attachment: ShortText | None = None
 
 
 class AddPasskeyRequest(WireModel):
     challenge_id: ShortText
     registration_credential: Credential
-    device_id: ShortText | None = None
+    device_id: DeviceId | None = None
     conditional_create: bool | None = None
 
 
@@ -47,7 +56,7 @@ class AuthenticationOptionsRequest(WireModel):
 class VerifyPasskeyRequest(WireModel):
     challenge_id: ShortText
     authentication_credential: Credential
-    device_id: ShortText | None = None
+    device_id: DeviceId | None = None
 
 
 class ChallengeResponse(WireModel):

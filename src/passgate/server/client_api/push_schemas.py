@@ -7,18 +7,21 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints
 
-from passgate.server.schemas import ShortText, WireModel
+from passgate.server.schemas import ActionCode, WireModel
+from passgate.server.store import limits
 
 PublicKey = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 Signature = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ChallengeId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+DevicePlatform = Annotated[str, StringConstraints(max_length=limits.DEVICE_PLATFORM)]
+PushToken = Annotated[str, StringConstraints(max_length=limits.PUSH_TOKEN)]
 
 
 class AddCredentialRequest(WireModel):
     public_key: PublicKey
-    device_name: ShortText | None = None
-    device_platform: Annotated[str, StringConstraints(max_length=32)] | None = None
-    push_token: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    device_name: Annotated[str, StringConstraints(max_length=limits.DEVICE_NAME)] | None = None
+    device_platform: DevicePlatform | None = None
+    push_token: PushToken | None = None
     # Accepted for wire compatibility; App Attest / Play Integrity are not verified (yet).
     perform_attestation: dict[str, Any] | None = None
 
@@ -40,13 +43,13 @@ class UpdateCredentialRequest(WireModel):
     challenge_id: ChallengeId
     public_key: PublicKey
     signature: Signature
-    push_token: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    push_token: PushToken | None = None
     reset_expiry: bool | None = None
 
 
 class StartChallengeRequest(WireModel):
-    action: ShortText | None = None
-    user_authenticator_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    action: ActionCode | None = None
+    user_authenticator_id: Annotated[str, StringConstraints(max_length=limits.ID)] | None = None
 
 
 class VerifyRequest(WireModel):

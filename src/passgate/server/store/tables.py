@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from passgate.server.store import limits
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
@@ -90,17 +92,17 @@ class User(Base):
     )
 
     tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID), primary_key=True)
     # WebAuthn user handle: a UUID, so that it reads the same from iOS (raw) and Android (b64url).
     handle: Mapped[str] = mapped_column(String(36), unique=True)
-    email: Mapped[str | None] = mapped_column(String(320))
+    email: Mapped[str | None] = mapped_column(String(limits.EMAIL))
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
-    phone_number: Mapped[str | None] = mapped_column(String(32))
+    phone_number: Mapped[str | None] = mapped_column(String(limits.PHONE_NUMBER))
     phone_number_verified: Mapped[bool] = mapped_column(Boolean, default=False)
-    username: Mapped[str | None] = mapped_column(String(255))
-    display_name: Mapped[str | None] = mapped_column(String(255))
+    username: Mapped[str | None] = mapped_column(String(limits.USERNAME))
+    display_name: Mapped[str | None] = mapped_column(String(limits.DISPLAY_NAME))
     custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    locale: Mapped[str | None] = mapped_column(String(35))
+    locale: Mapped[str | None] = mapped_column(String(limits.LOCALE))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -114,12 +116,12 @@ class Authenticator(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(36))
-    user_id: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
     verification_method: Mapped[str] = mapped_column(String(32))
-    email: Mapped[str | None] = mapped_column(String(320))
-    phone_number: Mapped[str | None] = mapped_column(String(32))
-    username: Mapped[str | None] = mapped_column(String(255))
-    display_name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(limits.EMAIL))
+    phone_number: Mapped[str | None] = mapped_column(String(limits.PHONE_NUMBER))
+    username: Mapped[str | None] = mapped_column(String(limits.USERNAME))
+    display_name: Mapped[str | None] = mapped_column(String(limits.DISPLAY_NAME))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     verified_at: Mapped[datetime | None] = mapped_column()
@@ -141,22 +143,22 @@ class Action(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(36))
-    user_id: Mapped[str] = mapped_column(String(255))
-    action_code: Mapped[str] = mapped_column(String(100))
-    idempotency_key: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
+    action_code: Mapped[str] = mapped_column(String(limits.ACTION_CODE))
+    idempotency_key: Mapped[str] = mapped_column(String(limits.IDEMPOTENCY_KEY))
     state: Mapped[str] = mapped_column(String(32))
     state_updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     verification_method: Mapped[str | None] = mapped_column(String(32))
     verified_by_authenticator_id: Mapped[str | None] = mapped_column(String(36))
-    ip_address: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(1024))
-    device_id: Mapped[str | None] = mapped_column(String(255))
+    ip_address: Mapped[str | None] = mapped_column(String(limits.IP_ADDRESS))
+    user_agent: Mapped[str | None] = mapped_column(String(limits.USER_AGENT))
+    device_id: Mapped[str | None] = mapped_column(String(limits.DEVICE_ID))
     custom: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    scope: Mapped[str | None] = mapped_column(String(255))
-    redirect_url: Mapped[str | None] = mapped_column(String(2048))
-    locale: Mapped[str | None] = mapped_column(String(35))
+    scope: Mapped[str | None] = mapped_column(String(limits.SCOPE))
+    redirect_url: Mapped[str | None] = mapped_column(String(limits.REDIRECT_URL))
+    locale: Mapped[str | None] = mapped_column(String(limits.LOCALE))
     # Set once, atomically, by the first successful /validate: a result is redeemed once.
     validated_at: Mapped[datetime | None] = mapped_column()
     # "server" for actions a backend tracked, "client" for those a browser or app made with
@@ -180,9 +182,9 @@ class PasskeyCredential(Base):
 
     authenticator_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(36))
-    user_id: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
     # base64url, no padding, exactly as the credential's `id` arrives on the wire.
-    credential_id: Mapped[str] = mapped_column(String(1400))
+    credential_id: Mapped[str] = mapped_column(String(limits.CREDENTIAL_ID))
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
     aaguid: Mapped[str] = mapped_column(String(36))
@@ -190,15 +192,17 @@ class PasskeyCredential(Base):
     device_type: Mapped[str] = mapped_column(String(16))
     backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
     transports: Mapped[list[str]] = mapped_column(default=list)
-    authenticator_attachment: Mapped[str | None] = mapped_column(String(32))
-    device_id: Mapped[str | None] = mapped_column(String(255))
-    user_agent: Mapped[str | None] = mapped_column(String(1024))
+    authenticator_attachment: Mapped[str | None] = mapped_column(
+        String(limits.AUTHENTICATOR_ATTACHMENT)
+    )
+    device_id: Mapped[str | None] = mapped_column(String(limits.DEVICE_ID))
+    user_agent: Mapped[str | None] = mapped_column(String(limits.USER_AGENT))
     # Set when a verified assertion carried a counter lower than the stored one: a copy of
     # the key may exist. Shown as `erroredAt` / `errorCode` in the Client API.
     flagged_at: Mapped[datetime | None] = mapped_column()
     flag_reason: Mapped[str | None] = mapped_column(String(64))
     # A name an operator gave it in the console; else the AAGUID's name is shown.
-    name: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(String(limits.PASSKEY_NAME))
     # The COSE algorithm of `public_key` (-7 ES256, -8 EdDSA, -257 RS256, ...); None for rows
     # written before it was recorded (read it from the key then).
     public_key_algorithm: Mapped[int | None] = mapped_column(Integer)
@@ -219,11 +223,11 @@ class PasskeyChallenge(Base):
     purpose: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     challenge: Mapped[bytes] = mapped_column(LargeBinary)
-    user_id: Mapped[str | None] = mapped_column(String(255))
-    action_code: Mapped[str | None] = mapped_column(String(100))
-    idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    username: Mapped[str | None] = mapped_column(String(255))
-    display_name: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[str | None] = mapped_column(String(limits.USER_ID))
+    action_code: Mapped[str | None] = mapped_column(String(limits.ACTION_CODE))
+    idempotency_key: Mapped[str | None] = mapped_column(String(limits.IDEMPOTENCY_KEY))
+    username: Mapped[str | None] = mapped_column(String(limits.USERNAME))
+    display_name: Mapped[str | None] = mapped_column(String(limits.DISPLAY_NAME))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
@@ -246,12 +250,12 @@ class PushDevice(Base):
         String(36), ForeignKey("authenticators.id", ondelete="CASCADE"), primary_key=True
     )
     tenant_id: Mapped[str] = mapped_column(String(36))
-    user_id: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
     # SPKI DER in standard base64 with padding (124 characters for P-256), as the SDKs send it.
     public_key: Mapped[str] = mapped_column(String(200))
-    device_name: Mapped[str | None] = mapped_column(String(255))
-    device_platform: Mapped[str | None] = mapped_column(String(32))
-    push_token: Mapped[str | None] = mapped_column(String(4096))
+    device_name: Mapped[str | None] = mapped_column(String(limits.DEVICE_NAME))
+    device_platform: Mapped[str | None] = mapped_column(String(limits.DEVICE_PLATFORM))
+    push_token: Mapped[str | None] = mapped_column(String(limits.PUSH_TOKEN))
     expires_at: Mapped[datetime | None] = mapped_column()
     # The message last handed out to sign (P4, P7); consumed by the call that proves it.
     nonce: Mapped[str | None] = mapped_column(String(64))
@@ -296,10 +300,10 @@ class PushChallenge(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(36))
-    user_id: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
     action_id: Mapped[str] = mapped_column(String(36), ForeignKey("actions.id", ondelete="CASCADE"))
     # The one device asked (W1's userAuthenticatorId), or None for any of the user's devices.
-    authenticator_id: Mapped[str | None] = mapped_column(String(36))
+    authenticator_id: Mapped[str | None] = mapped_column(String(limits.ID))
     # pending -> approved | rejected; `refused` records an attempt over the rate limit.
     state: Mapped[str] = mapped_column(String(16))
     verification_code: Mapped[str | None] = mapped_column(String(16))
@@ -333,11 +337,11 @@ class AdminPasskey(Base):
         String(36), ForeignKey("admins.id", ondelete="CASCADE"), index=True
     )
     # base64url, no padding. Unique across the server: admins share one relying party.
-    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    credential_id: Mapped[str] = mapped_column(String(limits.CREDENTIAL_ID), unique=True)
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
     aaguid: Mapped[str] = mapped_column(String(36))
-    name: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(String(limits.PASSKEY_NAME))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
 
@@ -372,8 +376,8 @@ class AdminSession(Base):
     expires_at: Mapped[datetime] = mapped_column()
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
-    ip_address: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(1024))
+    ip_address: Mapped[str | None] = mapped_column(String(limits.IP_ADDRESS))
+    user_agent: Mapped[str | None] = mapped_column(String(limits.USER_AGENT))
 
 
 class AdminChallenge(Base):

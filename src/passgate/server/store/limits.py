@@ -1,0 +1,34 @@
+"""The length of every text column that request input reaches, in one place: the column
+(tables.py `String(N)`) and the request schema (`max_length`) both use these names, so a
+value the schema lets through always fits and PostgreSQL never answers a long one with a 500
+(tests/store/test_column_limits.py checks every column against the fields that write it).
+
+Changing one here changes the schema: add a migration."""
+
+from __future__ import annotations
+
+# Ids we make (UUIDs); a request may name one, and then it is looked up, not stored as sent.
+ID = 36
+# Authsignal's limits for what a backend or app names.
+USER_ID = 255
+ACTION_CODE = 100
+IDEMPOTENCY_KEY = 255
+EMAIL = 320
+PHONE_NUMBER = 32
+USERNAME = 255
+DISPLAY_NAME = 255
+LOCALE = 35
+IP_ADDRESS = 64
+USER_AGENT = 1024
+DEVICE_ID = 255
+SCOPE = 255
+REDIRECT_URL = 2048
+# Push devices (P2, P6).
+DEVICE_NAME = 255
+DEVICE_PLATFORM = 32
+PUSH_TOKEN = 4096
+# Passkeys: the credential id as base64url (1023 bytes at most, by WebAuthn), and the name an
+# operator gives one in the console.
+CREDENTIAL_ID = 1400
+PASSKEY_NAME = 100
+AUTHENTICATOR_ATTACHMENT = 32
