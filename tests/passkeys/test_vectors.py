@@ -1,5 +1,6 @@
 """Replays of real authenticators' responses (tests/passkeys/vectors/*.json, each with where
-it came from) through Passgate's relying party, plus the checks py_webauthn leaves to us."""
+it came from) through Passgate's relying party, plus the checks py_webauthn leaves to us.
+Certificate chains are always checked, each as of a stated moment (`now=`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from fido2.webauthn import AttestedCredentialData, AuthenticatorData
 from pyasn1.codec.der import encoder as der_encoder  # type: ignore[import-untyped]
 from pyasn1.type.univ import OctetString  # type: ignore[import-untyped]
 
-from passgate.server.services import relying_party
+from passgate.server.services import cose_algorithms, relying_party
 from passgate.server.services.passkey_policy import AndroidApp, PasskeyPolicy
 from passgate.server.services.relying_party import CeremonyRefused, b64decode_any, b64url
 
@@ -47,34 +48,96 @@ def policy(rp_id: str, origins: list[str], **changes: Any) -> PasskeyPolicy:
     return PasskeyPolicy(**{**values, **changes})
 
 
-@pytest.fixture
-def expired_chains_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """For vectors whose certificates expired or end at an unshipped test root: the chain's
-    dates and anchor are not checked; every signature still is."""
-    from OpenSSL import crypto
+def vector_now(vector: dict[str, Any]) -> datetime.datetime:
+    """The moment the vector's chain is checked at: its own, else the present."""
+    stated = vector.get("now")
+    if stated:
+        return datetime.datetime.fromisoformat(stated)
+    return datetime.datetime.now(datetime.UTC)
 
-    monkeypatch.setattr(crypto.X509StoreContext, "verify_certificate", lambda self: None)
+
+def attestation_of(vector: dict[str, Any]) -> dict[str, Any]:
+    return dict(cbor.decode(b64decode_any(vector["credential"]["response"]["attestationObject"])))
+
+
+def last_certificate_as_root(vector: dict[str, Any]) -> dict[str, list[bytes]]:
+    """x5c's last certificate, configured as an operator configures an attestation root."""
+    last = x509.load_der_x509_certificate(attestation_of(vector)["attStmt"]["x5c"][-1])
+    return {vector["format"]: [last.public_bytes(Encoding.PEM)]}
+
+
+def with_attestation(vector: dict[str, Any], attestation: dict[str, Any]) -> dict[str, Any]:
+    response = {**vector["credential"]["response"]}
+    response["attestationObject"] = b64url(cbor.encode(attestation))
+    return {**vector["credential"], "response": response}
+
+
+def register(
+    vector: dict[str, Any],
+    *,
+    now: datetime.datetime | None = None,
+    roots: dict[str, list[bytes]] | None = None,
+    credential: dict[str, Any] | None = None,
+) -> relying_party.VerifiedPasskey:
+    if roots is None:
+        roots = last_certificate_as_root(vector) if vector.get("trustLastCertificate") else {}
+    return relying_party.verify_registration(
+        policy(vector["rpId"], [vector["origin"]], attestation_roots=roots),
+        credential or vector["credential"],
+        expected_challenge=b64decode_any(vector["challenge"]),
+        now=now or vector_now(vector),
+    )
 
 
 @pytest.mark.parametrize("vector", REGISTRATIONS, ids=[v["format"] for v in REGISTRATIONS])
-def test_registration_vectors(vector: dict[str, Any], request: pytest.FixtureRequest) -> None:
-    if vector.get("expiredChain"):
-        request.getfixturevalue("expired_chains_allowed")
-    roots: dict[str, list[bytes]] = {}
-    if vector.get("trustLastCertificate"):  # as an operator configures attestation roots
-        attestation = cbor.decode(
-            b64decode_any(vector["credential"]["response"]["attestationObject"])
-        )
-        last = x509.load_der_x509_certificate(attestation["attStmt"]["x5c"][-1])
-        roots[vector["format"]] = [last.public_bytes(Encoding.PEM)]
-    verified = relying_party.verify_registration(
-        policy(vector["rpId"], [vector["origin"]], attestation_roots=roots),
-        vector["credential"],
-        expected_challenge=b64decode_any(vector["challenge"]),
-    )
+def test_registration_vectors(vector: dict[str, Any]) -> None:
+    """Every chain is checked, as of the vector's stated time: none is switched off."""
+    verified = register(vector)
     assert verified.attestation_format == vector["format"]
     assert verified.credential_id == b64url(b64decode_any(vector["credential"]["rawId"]))
     assert verified.sign_count == vector["signCount"]
+    assert verified.attestation_verified is vector["attestationVerified"]
+    assert verified.public_key_algorithm == cose_algorithms.algorithm_of(verified.public_key)
+
+
+BY_FORMAT = {vector["format"]: vector for vector in REGISTRATIONS}
+
+
+@pytest.mark.parametrize("fmt", ["apple", "tpm", "android-key"])
+def test_a_chain_is_refused_outside_its_validity(fmt: str) -> None:
+    """The same chains, checked before their certificates began or after they expired."""
+    vector = BY_FORMAT[fmt]
+    for moment in ("2019-01-01T00:00:00Z", "2099-06-01T00:00:00Z"):
+        with pytest.raises(CeremonyRefused, match="not valid at validation time") as refused:
+            register(vector, now=datetime.datetime.fromisoformat(moment))
+        assert refused.value.error_code == "verification_failed"
+
+
+def test_android_key_without_its_root_in_x5c_is_anchored_at_the_configured_root() -> None:
+    """x5c is not signed, so leaving its last certificate out is what a device that omits
+    the root sends: the chain must still end at the tenant's configured root."""
+    vector = BY_FORMAT["android-key"]
+    attestation = attestation_of(vector)
+    roots = last_certificate_as_root(vector)
+    shortened = {**attestation["attStmt"], "x5c": attestation["attStmt"]["x5c"][:-1]}
+    credential = with_attestation(vector, {**attestation, "attStmt": shortened})
+    assert register(vector, roots=roots, credential=credential).attestation_verified
+    with pytest.raises(CeremonyRefused, match="does not verify to a trusted root"):
+        register(vector, roots={}, credential=credential)
+    with pytest.raises(CeremonyRefused, match="does not verify to a trusted root"):
+        register(vector, roots={})  # Google's roots alone do not issue this chain
+
+
+def test_fido_u2f_with_a_non_zero_aaguid_is_accepted() -> None:
+    """U2F signs neither the AAGUID nor the flags: a client may report any AAGUID, and the
+    spec does not demand zero. py_webauthn refuses this."""
+    vector = BY_FORMAT["fido-u2f"]
+    attestation = attestation_of(vector)
+    auth_data = bytearray(attestation["authData"])
+    auth_data[37:53] = bytes(range(1, 17))
+    credential = with_attestation(vector, {**attestation, "authData": bytes(auth_data)})
+    verified = register(vector, credential=credential)
+    assert verified.aaguid == "01020304-0506-0708-090a-0b0c0d0e0f10"
 
 
 @pytest.mark.parametrize("vector", REGISTRATIONS[:2], ids=["none", "packed"])
@@ -250,20 +313,25 @@ def test_packed_aaguid_extension_must_match() -> None:
     assert refused.value.error_code == "verification_failed"
 
 
-def test_es384_is_never_advertised() -> None:
-    options = relying_party.registration_options(
-        policy("localhost", ["https://localhost"]),
-        challenge=b"x" * 32,
-        user_handle="3f1c2a9e-6b7d-4e21-9c0a-5d8e7f6a1b2c",
-        username="alice",
-        display_name="Alice",
-        exclude_credential_ids=[],
-    )
-    assert [p["alg"] for p in options["pubKeyCredParams"]] == [-7, -8, -257]
-    assert options["user"]["id"] == "3f1c2a9e-6b7d-4e21-9c0a-5d8e7f6a1b2c"
-    assert options["authenticatorSelection"]["requireResidentKey"] is False
-    assert options["excludeCredentials"] == []
-    assert options["timeout"] == 300_000
+def test_options_offer_the_tenants_algorithms_es256_first() -> None:
+    def offered(rp: PasskeyPolicy) -> list[int]:
+        options = relying_party.registration_options(
+            rp,
+            challenge=b"x" * 32,
+            user_handle="3f1c2a9e-6b7d-4e21-9c0a-5d8e7f6a1b2c",
+            username="alice",
+            display_name="Alice",
+            exclude_credential_ids=[],
+        )
+        assert options["user"]["id"] == "3f1c2a9e-6b7d-4e21-9c0a-5d8e7f6a1b2c"
+        assert options["authenticatorSelection"]["requireResidentKey"] is False
+        assert options["excludeCredentials"] == []
+        assert options["timeout"] == 300_000
+        return [p["alg"] for p in options["pubKeyCredParams"]]
+
+    every = offered(policy("localhost", ["https://localhost"]))
+    assert every == [-7, -8, -35, -36, -37, -257, -48, -49, -50]
+    assert offered(policy("localhost", ["https://localhost"], algorithms=(-7, -8))) == [-7, -8]
 
 
 def test_direct_attestation_refuses_none() -> None:

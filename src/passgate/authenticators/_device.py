@@ -16,48 +16,85 @@ from threading import Event
 from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 from fido2 import cbor
-from fido2.cose import ES256, RS256, CoseKey, EdDSA
+from fido2.cose import ES256, ES384, ES512, MLDSA44, MLDSA65, MLDSA87, PS256, RS256, CoseKey, EdDSA
 from fido2.ctap import STATUS, CtapDevice, CtapError
 from fido2.hid import CAPABILITY, CTAPHID
 from fido2.webauthn import AttestedCredentialData, AuthenticatorData
 
 from passgate.authenticators._store import CredentialFile, StoredCredential, Vault
 
-PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
-ALGORITHMS: dict[str, int] = {"ES256": ES256.ALGORITHM, "EdDSA": EdDSA.ALGORITHM, "RS256": -257}
+PrivateKey = (
+    ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | rsa.RSAPrivateKey
+    | mldsa.MLDSA44PrivateKey
+    | mldsa.MLDSA65PrivateKey
+    | mldsa.MLDSA87PrivateKey
+)
+# The COSE classes fido2 encodes each algorithm's public key with, by name.
+COSE: dict[str, type[CoseKey]] = {
+    "ES256": ES256,
+    "EdDSA": EdDSA,
+    "RS256": RS256,
+    "ES384": ES384,
+    "ES512": ES512,
+    "PS256": PS256,
+    "ML-DSA-44": MLDSA44,
+    "ML-DSA-65": MLDSA65,
+    "ML-DSA-87": MLDSA87,
+}
+ALGORITHMS: dict[str, int] = {name: cose.ALGORITHM for name, cose in COSE.items()}
+_BY_ID = {cose.ALGORITHM: cose for cose in COSE.values()}
+_CURVES: dict[int, ec.EllipticCurve] = {
+    ES256.ALGORITHM: ec.SECP256R1(),
+    ES384.ALGORITHM: ec.SECP384R1(),
+    ES512.ALGORITHM: ec.SECP521R1(),
+}
+_HASHES: dict[int, hashes.HashAlgorithm] = {
+    ES256.ALGORITHM: hashes.SHA256(),
+    ES384.ALGORITHM: hashes.SHA384(),
+    ES512.ALGORITHM: hashes.SHA512(),
+}
+_ML_DSA: dict[int, Callable[[], PrivateKey]] = {
+    MLDSA44.ALGORITHM: mldsa.MLDSA44PrivateKey.generate,
+    MLDSA65.ALGORITHM: mldsa.MLDSA65PrivateKey.generate,
+    MLDSA87.ALGORITHM: mldsa.MLDSA87PrivateKey.generate,
+}
 FLAG = AuthenticatorData.FLAG
 MAKE_CREDENTIAL, GET_ASSERTION, GET_INFO = 0x01, 0x02, 0x04
 
 
 def _new_key(algorithm: int) -> PrivateKey:
-    if algorithm == ES256.ALGORITHM:
-        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm in _CURVES:
+        return ec.generate_private_key(_CURVES[algorithm])
     if algorithm == EdDSA.ALGORITHM:
         return ed25519.Ed25519PrivateKey.generate()
+    if algorithm in _ML_DSA:
+        return _ML_DSA[algorithm]()
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _cose_key(algorithm: int, key: PrivateKey) -> CoseKey:
-    cose: type[CoseKey] = {ES256.ALGORITHM: ES256, EdDSA.ALGORITHM: EdDSA}.get(algorithm, RS256)  # type: ignore[assignment]
-    convert = cast(Callable[[Any], CoseKey], cose.from_cryptography_key)  # untyped in fido2
+    convert = cast(Callable[[Any], CoseKey], _BY_ID[algorithm].from_cryptography_key)  # untyped
     return convert(key.public_key())
 
 
-def _sign(key: PrivateKey, message: bytes) -> bytes:
+def _sign(key: PrivateKey, algorithm: int, message: bytes) -> bytes:
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(message, ec.ECDSA(hashes.SHA256()))  # ASN.1 DER
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(message)
-    return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        return key.sign(message, ec.ECDSA(_HASHES[algorithm]))  # ASN.1 DER
+    if isinstance(key, rsa.RSAPrivateKey):
+        if algorithm == PS256.ALGORITHM:
+            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+            return key.sign(message, pss, hashes.SHA256())
+        return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    return key.sign(message)  # EdDSA and ML-DSA sign the message itself
 
 
 def _load_key(pem: str) -> PrivateKey:
     key = serialization.load_pem_private_key(pem.encode(), password=None)
-    assert isinstance(
-        key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
-    )
+    assert isinstance(key, PrivateKey)
     return key
 
 
@@ -186,7 +223,7 @@ class SoftwareCtapDevice(CtapDevice):
             )
         )
         self._store.save(self._vault)
-        signature = _sign(key, bytes(auth_data) + client_data_hash)
+        signature = _sign(key, algorithm, bytes(auth_data) + client_data_hash)
         return {1: "packed", 2: bytes(auth_data), 3: {"alg": algorithm, "sig": signature}}
 
     def _get_assertion(self, request: Mapping[int, Any]) -> dict[int, Any]:
@@ -204,7 +241,11 @@ class SoftwareCtapDevice(CtapDevice):
             self._flags({"uv": True, **options}),
             0 if self._synced else credential.sign_count,
         )
-        signature = _sign(_load_key(credential.private_key), bytes(auth_data) + client_data_hash)
+        signature = _sign(
+            _load_key(credential.private_key),
+            credential.algorithm,
+            bytes(auth_data) + client_data_hash,
+        )
         response: dict[int, Any] = {
             1: {"type": "public-key", "id": _id_bytes(credential.credential_id)},
             2: bytes(auth_data),

@@ -20,7 +20,8 @@ class SoftwareAuthenticator(Fido2Authenticator):
 
     - `passphrase`: derives the file's encryption key (scrypt); without one, a random key is
       kept in `<path>.key`.
-    - `algorithms`: what it may create, preferred first: "ES256" (default), "EdDSA", "RS256".
+    - `algorithms`: what it may create, preferred first: "ES256" (default), "EdDSA", "RS256",
+      "ES384", "ES512", "PS256", "ML-DSA-44", "ML-DSA-65", "ML-DSA-87".
     - `synced=True`: sets the backup-eligible and backed-up flags and a sign count of 0, as
       iCloud Keychain or Google Password Manager passkeys do.
     - `origin`: clientDataJSON's origin; default `https://<rpId>` (what a browser on the

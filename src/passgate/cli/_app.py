@@ -14,6 +14,7 @@ from passgate.cli._admin import admin_app
 from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
+from passgate.cli._webauthn import tenant_webauthn
 from passgate.server.services import audit, branding, tenant_admin, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.push import settings as push_settings
@@ -36,6 +37,7 @@ app.add_typer(admin_app, name="admin")
 tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
 app.command("wellknown")(_passkeys.wellknown)
 app.command("doctor")(_passkeys.doctor)
+tenant_app.command("webauthn")(tenant_webauthn)
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -5,7 +5,8 @@ need (docs/wire.md#native-app-association).
 The settings live in the tenant row's `settings` JSON under `"passkeys"`, camelCase:
 
     {"userVerification": "preferred", "attestation": "none", "attestationRoots": {"packed":
-     ["-----BEGIN CERTIFICATE-----..."]}, "authenticatorAttachment": null,
+     ["-----BEGIN CERTIFICATE-----..."]}, "algorithms": ["ES256", "EdDSA", ...],
+     "authenticatorAttachment": null,
      "residentKeyRequired": true, "maxPasskeysPerUser": 10, "iosApps": ["TEAMID.bundle"],
      "androidApps": [{"packageName": "com.example", "sha256CertFingerprints": ["AA:BB:..."]}]}
 """
@@ -19,13 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import origins, tenants
+from passgate.server.services import attestation, cose_algorithms, origins, tenants
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store import queries
+from passgate.server.store import credential_algorithms, queries
 from passgate.server.store.tables import Tenant
 
 SETTINGS_KEY = "passkeys"
@@ -73,11 +75,39 @@ class PasskeySettings(BaseModel):
     user_verification: Literal["preferred", "required"] = "preferred"
     attestation: Literal["none", "direct"] = "none"
     attestation_roots: dict[str, list[str]] = Field(default_factory=dict)
+    # COSE algorithm names the tenant accepts; stored in the canonical order (ES256 first).
+    algorithms: list[str] = Field(
+        default_factory=lambda: [a.name for a in cose_algorithms.available()]
+    )
     authenticator_attachment: Literal["platform", "cross-platform"] | None = None
     resident_key_required: bool = True
     max_passkeys_per_user: int = Field(default=10, ge=1, le=100)
     ios_apps: list[str] = Field(default_factory=list)
     android_apps: list[AndroidApp] = Field(default_factory=list)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, values: list[str]) -> list[str]:
+        chosen = cose_algorithms.parse_names(values)
+        if not chosen:
+            raise ValueError("a tenant must accept at least one algorithm")
+        return [a.name for a in chosen]
+
+    @field_validator("attestation_roots")
+    @classmethod
+    def _roots(cls, roots: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Each root must be a PEM certificate, for an attestation format Passgate knows."""
+        for fmt, pems in roots.items():
+            if fmt not in attestation.FORMATS or fmt == "none":
+                formats = ", ".join(f for f in attestation.FORMATS if f != "none")
+                raise ValueError(f"{fmt!r} is not an attestation format ({formats})")
+            for pem in pems:
+                try:
+                    if not x509.load_pem_x509_certificates(pem.encode()):
+                        raise ValueError("no certificate")
+                except ValueError as exc:
+                    raise ValueError(f"a {fmt} root is not a PEM certificate") from exc
+        return roots
 
     @field_validator("ios_apps")
     @classmethod
@@ -99,6 +129,10 @@ class PasskeyPolicy:
     user_verification_required: bool
     attestation: Literal["none", "direct"]
     attestation_roots: Mapping[str, Sequence[bytes]] = field(default_factory=dict)
+    # COSE algorithm ids the tenant accepts, in the order options offer them.
+    algorithms: tuple[int, ...] = field(
+        default_factory=lambda: tuple(a.cose_id for a in cose_algorithms.available())
+    )
     authenticator_attachment: str | None
     resident_key_required: bool
     max_passkeys_per_user: int
@@ -184,6 +218,7 @@ def _build(
         attestation_roots={
             fmt: [pem.encode() for pem in pems] for fmt, pems in settings.attestation_roots.items()
         },
+        algorithms=tuple(a.cose_id for a in cose_algorithms.parse_names(settings.algorithms)),
         authenticator_attachment=settings.authenticator_attachment,
         resident_key_required=settings.resident_key_required,
         max_passkeys_per_user=settings.max_passkeys_per_user,
@@ -207,3 +242,28 @@ async def update_settings(
     await session.flush()
     tenants.forget(tenant.id)
     return settings
+
+
+async def passkeys_by_algorithm(session: AsyncSession, tenant_id: str) -> dict[int, int]:
+    """How many of the tenant's passkeys use each COSE algorithm; for rows registered
+    before the algorithm was recorded, it is read from the stored COSE key."""
+    counts = await credential_algorithms.algorithm_counts(session, tenant_id)
+    for key in await credential_algorithms.unrecorded_public_keys(session, tenant_id):
+        try:
+            algorithm = cose_algorithms.algorithm_of(key)
+        except cose_algorithms.CoseKeyError:
+            continue  # a key no algorithm can verify: no setting changes its fate
+        counts[algorithm] = counts.get(algorithm, 0) + 1
+    return counts
+
+
+async def stranded_passkeys(
+    session: AsyncSession, tenant: Tenant, proposed: PasskeySettings
+) -> dict[str, int]:
+    """For each algorithm the tenant accepts now but `proposed` would not, how many of its
+    passkeys use it (their sign-ins would then be refused); only algorithms in use."""
+    before = {a.cose_id for a in cose_algorithms.parse_names(read_settings(tenant).algorithms)}
+    after = {a.cose_id for a in cose_algorithms.parse_names(proposed.algorithms)}
+    counts = await passkeys_by_algorithm(session, tenant.id)
+    removed = [algorithm for algorithm in sorted(counts) if algorithm in before - after]
+    return dict(zip(cose_algorithms.names(removed), (counts[a] for a in removed), strict=True))

@@ -294,6 +294,8 @@ async def _insert_passkey(
         sign_count=verified.sign_count,
         aaguid=verified.aaguid,
         attestation_format=verified.attestation_format,
+        public_key_algorithm=verified.public_key_algorithm,
+        attestation_verified=verified.attestation_verified,
         device_type=verified.device_type,
         backed_up=verified.backed_up,
         transports=verified.transports,
@@ -391,6 +393,7 @@ async def verify(
             expected_challenge=challenge.challenge,
             public_key=row.public_key,
             stored_sign_count=row.sign_count,
+            public_key_algorithm=row.public_key_algorithm,
         )
     except SignCountRegressed as exc:
         await store.flag_credential(session, row.authenticator_id, "possible_clone", utcnow())

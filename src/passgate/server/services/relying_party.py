@@ -1,67 +1,61 @@
-"""The WebAuthn relying party: py_webauthn, wrapped for the gaps listed in
-docs/wire.md#relying-party-checks, and for what native apps send (#webauthn-json).
+"""The WebAuthn relying party (docs/wire.md#relying-party-checks, docs/passkeys.md).
 
-Pure functions, no storage: options in, verified facts out. Checks that py_webauthn does not
-make (or makes without saying which one failed) run here first, in spec order:
-clientDataJSON shape and `crossOrigin`, origin, rpId hash, then py_webauthn, then the packed
-AAGUID extension (registration) or the sign counter (authentication)."""
+Pure functions, no storage: options in, verified facts out. py_webauthn makes the options
+and parses the binary structures; the checks are ours, in this order, each failure with its
+own error code: clientDataJSON shape, origin, `crossOrigin`/`topOrigin`, type and challenge,
+rpId hash and flags, the key's algorithm against the tenant's list, then the attestation
+statement (registration, `attestation`) or the signature and sign counter (assertion).
+
+py_webauthn's own verifiers are not used: they cannot verify ES384, cannot be given the
+time certificates must be valid at, and refuse TPMs of unlisted manufacturers, fido-u2f
+with a non-zero AAGUID and android-key chains without their root."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+import hmac
 import json
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from cryptography import x509
-from pyasn1.codec.der import decoder as der_decoder  # type: ignore[import-untyped]
-from pyasn1.error import PyAsn1Error  # type: ignore[import-untyped]
-from pyasn1.type.univ import OctetString  # type: ignore[import-untyped]
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import (
-    options_to_json_dict,
-    parse_attestation_object,
-    parse_authenticator_data,
-)
-from webauthn.helpers.cose import COSEAlgorithmIdentifier as Alg
-from webauthn.helpers.exceptions import (
-    InvalidAttestationObjectStructure,
-    InvalidAuthenticatorDataStructure,
-    InvalidCBORData,
-    InvalidJSONStructure,
-    WebAuthnException,
-)
+from cryptography.exceptions import InvalidSignature
+from webauthn import generate_authentication_options, generate_registration_options
+from webauthn.helpers import options_to_json_dict, parse_authenticator_data, parse_cbor
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
-    AttestationFormat,
     AuthenticatorAttachment,
+    AuthenticatorData,
     AuthenticatorSelectionCriteria,
-    CredentialDeviceType,
     PublicKeyCredentialDescriptor,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
 
+from passgate.server.services import attestation, cose_algorithms
+from passgate.server.services.attestation_trust import AAGUID_EXTENSION, AttestationRefused
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.services.passkey_policy import PasskeyPolicy
 
-# ES384 is never advertised: py_webauthn cannot verify it (docs/passkeys.md).
-ALGORITHMS = [Alg.ECDSA_SHA_256, Alg.EDDSA, Alg.RSASSA_PKCS1_v1_5_SHA_256]
+__all__ = [
+    "AAGUID_EXTENSION",
+    "CeremonyRefused",
+    "SignCountRegressed",
+    "VerifiedAssertion",
+    "VerifiedPasskey",
+    "authentication_options",
+    "credential_id_of",
+    "registration_options",
+    "user_handle_of",
+    "verify_assertion",
+    "verify_registration",
+]
+
 CEREMONY_TIMEOUT_MS = 300_000
-AAGUID_EXTENSION = x509.ObjectIdentifier("1.3.6.1.4.1.45724.1.1.4")
-_MALFORMED = (
-    InvalidJSONStructure,
-    InvalidCBORData,
-    InvalidAttestationObjectStructure,
-    InvalidAuthenticatorDataStructure,
-)
 
 
 class CeremonyRefused(InvalidRequest):
@@ -83,9 +77,13 @@ class SignCountRegressed(CeremonyRefused):
 class VerifiedPasskey:
     credential_id: str
     public_key: bytes
+    # The COSE algorithm of `public_key`, for PasskeyCredential.public_key_algorithm.
+    public_key_algorithm: int
     sign_count: int
     aaguid: str
     attestation_format: str
+    # The attestation chain was verified to a configured (or shipped) root.
+    attestation_verified: bool
     device_type: str
     backed_up: bool
     transports: list[str]
@@ -158,9 +156,11 @@ def registration_options(
         exclude_credentials=[
             PublicKeyCredentialDescriptor(id=b64decode_any(cid)) for cid in exclude_credential_ids
         ],
-        supported_pub_key_algs=ALGORITHMS,
     )
-    return options_to_json_dict(options)
+    body = options_to_json_dict(options)
+    # The tenant's algorithms, ES256 first (py_webauthn's enum has no ES384, so not through it).
+    body["pubKeyCredParams"] = [{"type": "public-key", "alg": alg} for alg in policy.algorithms]
+    return body
 
 
 def authentication_options(
@@ -211,47 +211,59 @@ def user_handle_of(credential: dict[str, Any]) -> str | None:
 
 
 def verify_registration(
-    policy: PasskeyPolicy, credential: dict[str, Any], *, expected_challenge: bytes
+    policy: PasskeyPolicy,
+    credential: dict[str, Any],
+    *,
+    expected_challenge: bytes,
+    now: datetime | None = None,
 ) -> VerifiedPasskey:
+    """Verify a registration as of `now` (default: the current time), the moment against
+    which attestation certificates must be valid."""
     normalized, client_data = _normalize(credential, "attestationObject")
-    _check_client_data(policy, client_data)
-    attestation = _decode_field(normalized, "attestationObject")
-    try:
-        parsed = parse_attestation_object(attestation)
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
-        raise _malformed(exc) from exc
-    _check_rp_id(policy, parsed.auth_data.rp_id_hash)
-    try:
-        verified = verify_registration_response(
-            credential=normalized,
-            expected_challenge=expected_challenge,
-            expected_rp_id=policy.rp_id,
-            expected_origin=_accepted_origins(policy),
-            require_user_verification=policy.user_verification_required,
-            supported_pub_key_algs=ALGORITHMS,
-            pem_root_certs_bytes_by_fmt={
-                AttestationFormat(fmt): list(pems) for fmt, pems in policy.attestation_roots.items()
-            },
+    _check_client_data(policy, client_data, "webauthn.create", expected_challenge)
+    raw_client_data = b64decode_any(normalized["response"]["clientDataJSON"])
+    fmt, statement, auth_data = _attestation_object(_decode_field(normalized, "attestationObject"))
+    parsed = _authenticator_data(policy, auth_data)
+    attested = parsed.attested_credential_data
+    if attested is None or not attested.credential_id:
+        raise CeremonyRefused(
+            "The authenticator data has no attested credential.", error_code="verification_failed"
         )
-    except _MALFORMED as exc:
-        raise _malformed(exc) from exc
-    except WebAuthnException as exc:
+    if b64url(attested.credential_id) != normalized["id"]:
+        raise CeremonyRefused(
+            "The credential id is not the one the authenticator attested.",
+            error_code="verification_failed",
+        )
+    key = _credential_key(attested.credential_public_key)
+    _check_algorithm(policy, key.algorithm)
+    try:
+        verified = attestation.verify(
+            fmt=fmt,
+            statement=statement,
+            auth_data=auth_data,
+            parsed=parsed,
+            client_data_hash=hashlib.sha256(raw_client_data).digest(),
+            credential=key,
+            roots=policy.attestation_roots,
+            now=now or datetime.now(UTC),
+        )
+    except AttestationRefused as exc:
         raise CeremonyRefused(str(exc), error_code="verification_failed") from exc
-    if AttestationFormat(verified.fmt) == AttestationFormat.PACKED:
-        _check_packed_aaguid(parsed.att_stmt.x5c, parsed.auth_data)
-    if policy.attestation == "direct" and AttestationFormat(verified.fmt) == AttestationFormat.NONE:
+    if policy.attestation == "direct" and fmt == "none":
         raise CeremonyRefused(
             "This relying party requires attestation.", error_code="verification_failed"
         )
     transports = normalized["response"].get("transports")
     return VerifiedPasskey(
-        credential_id=b64url(verified.credential_id),
-        public_key=verified.credential_public_key,
-        sign_count=verified.sign_count,
-        aaguid=verified.aaguid,
-        attestation_format=AttestationFormat(verified.fmt).value,
-        device_type=CredentialDeviceType(verified.credential_device_type).value,
-        backed_up=verified.credential_backed_up,
+        credential_id=b64url(attested.credential_id),
+        public_key=attested.credential_public_key,
+        public_key_algorithm=key.algorithm,
+        sign_count=parsed.sign_count,
+        aaguid=str(uuid.UUID(bytes=attested.aaguid)),
+        attestation_format=fmt,
+        attestation_verified=verified.trust_path_verified,
+        device_type=_device_type(parsed),
+        backed_up=parsed.flags.bs,
         transports=[t for t in transports if isinstance(t, str)][:8]
         if isinstance(transports, list)
         else [],
@@ -266,37 +278,115 @@ def verify_assertion(
     expected_challenge: bytes,
     public_key: bytes,
     stored_sign_count: int,
+    public_key_algorithm: int | None = None,
 ) -> VerifiedAssertion:
+    """Verify an assertion made with the stored `public_key`. `public_key_algorithm` is the
+    algorithm recorded at registration; for older rows (None) it is read from the key. An
+    algorithm the tenant no longer accepts is refused before the signature is checked."""
     normalized, client_data = _normalize(credential, "authenticatorData")
-    _check_client_data(policy, client_data)
-    try:
-        auth_data = parse_authenticator_data(_decode_field(normalized, "authenticatorData"))
-    except WebAuthnException as exc:
-        raise _malformed(exc) from exc
-    _check_rp_id(policy, auth_data.rp_id_hash)
-    normalized["response"].pop("userHandle", None)  # compared as a string by the caller
-    try:
-        verified = verify_authentication_response(
-            credential=normalized,
-            expected_challenge=expected_challenge,
-            expected_rp_id=policy.rp_id,
-            expected_origin=_accepted_origins(policy),
-            credential_public_key=public_key,
-            credential_current_sign_count=0,  # the counter rule is ours, below
-            require_user_verification=policy.user_verification_required,
+    _check_client_data(policy, client_data, "webauthn.get", expected_challenge)
+    raw_client_data = b64decode_any(normalized["response"]["clientDataJSON"])
+    auth_data = _decode_field(normalized, "authenticatorData")
+    parsed = _authenticator_data(policy, auth_data)
+    key = _credential_key(public_key)
+    if public_key_algorithm is not None and public_key_algorithm != key.algorithm:
+        raise CeremonyRefused(
+            "The stored passkey's algorithm does not match its key.",
+            error_code="verification_failed",
         )
-    except _MALFORMED as exc:
-        raise _malformed(exc) from exc
-    except WebAuthnException as exc:
-        raise CeremonyRefused(str(exc), error_code="verification_failed") from exc
-    # Synced passkeys send 0 forever; a counter that was counting must keep going up.
-    if stored_sign_count > 0 and verified.new_sign_count <= stored_sign_count:
-        raise SignCountRegressed(stored_sign_count, verified.new_sign_count)
-    return VerifiedAssertion(
-        sign_count=verified.new_sign_count,
-        backed_up=verified.credential_backed_up,
-        device_type=CredentialDeviceType(verified.credential_device_type).value,
+    _check_algorithm(policy, key.algorithm)
+    signature = (
+        _decode_field(normalized, "signature") if "signature" in normalized["response"] else b""
     )
+    try:
+        cose_algorithms.verify(
+            key.public_key,
+            key.algorithm,
+            signature,
+            auth_data + hashlib.sha256(raw_client_data).digest(),
+        )
+    except InvalidSignature as exc:
+        raise CeremonyRefused(
+            "The assertion's signature does not verify.", error_code="verification_failed"
+        ) from exc
+    # Synced passkeys send 0 forever; a counter that was counting must keep going up.
+    if stored_sign_count > 0 and parsed.sign_count <= stored_sign_count:
+        raise SignCountRegressed(stored_sign_count, parsed.sign_count)
+    return VerifiedAssertion(
+        sign_count=parsed.sign_count,
+        backed_up=parsed.flags.bs,
+        device_type=_device_type(parsed),
+    )
+
+
+def _attestation_object(data: bytes) -> tuple[str, dict[str, Any], bytes]:
+    """`fmt`, `attStmt` and the raw `authData` (signatures cover its exact bytes)."""
+    try:
+        decoded = parse_cbor(data)
+    except (WebAuthnException, ValueError, TypeError) as exc:
+        raise _malformed(exc) from exc
+    if not isinstance(decoded, dict):
+        raise CeremonyRefused(
+            "The attestation object is not a map.", error_code="malformed_credential"
+        )
+    fmt, statement, auth_data = decoded.get("fmt"), decoded.get("attStmt"), decoded.get("authData")
+    if (
+        not isinstance(fmt, str)
+        or not isinstance(statement, dict)
+        or not isinstance(auth_data, bytes)
+    ):
+        raise CeremonyRefused(
+            "The attestation object needs fmt, attStmt and authData.",
+            error_code="malformed_credential",
+        )
+    return fmt, statement, auth_data
+
+
+def _authenticator_data(policy: PasskeyPolicy, data: bytes) -> AuthenticatorData:
+    """Parsed, scoped to the tenant's rp id, with the flags the policy requires."""
+    if len(data) < 37:
+        raise CeremonyRefused(
+            "The authenticator data is too short.", error_code="malformed_credential"
+        )
+    try:
+        parsed = parse_authenticator_data(data)
+    except (WebAuthnException, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise _malformed(exc) from exc
+    _check_rp_id(policy, parsed.rp_id_hash)
+    if not parsed.flags.up:
+        raise CeremonyRefused(
+            "The authenticator did not test for user presence.", error_code="verification_failed"
+        )
+    if policy.user_verification_required and not parsed.flags.uv:
+        raise CeremonyRefused(
+            "This relying party requires user verification.", error_code="verification_failed"
+        )
+    if parsed.flags.bs and not parsed.flags.be:
+        raise CeremonyRefused(
+            "A credential that cannot be backed up says it is.", error_code="verification_failed"
+        )
+    return parsed
+
+
+def _device_type(parsed: AuthenticatorData) -> str:
+    return "multi_device" if parsed.flags.be else "single_device"
+
+
+def _credential_key(cose: bytes) -> cose_algorithms.CredentialKey:
+    try:
+        return cose_algorithms.decode_key(cose)
+    except cose_algorithms.CoseKeyError as exc:
+        raise CeremonyRefused(str(exc), error_code="verification_failed") from exc
+
+
+def _check_algorithm(policy: PasskeyPolicy, algorithm: int) -> None:
+    if algorithm not in policy.algorithms:
+        (name,) = cose_algorithms.names([algorithm])
+        raise CeremonyRefused(
+            f"This relying party does not accept {name} passkeys "
+            f"(it accepts {', '.join(cose_algorithms.names(policy.algorithms))}).",
+            error_code="algorithm_not_accepted",
+        )
 
 
 def _normalize(credential: dict[str, Any], required: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -333,6 +423,10 @@ def _normalize(credential: dict[str, Any], required: str) -> tuple[dict[str, Any
         "type": credential.get("type") or "public-key",
         "response": {**response, **binary, "clientDataJSON": b64url(raw_client_data)},
     }
+    if normalized["type"] != "public-key":
+        raise CeremonyRefused(
+            "The credential's type must be 'public-key'.", error_code="malformed_credential"
+        )
     return normalized, client_data
 
 
@@ -350,21 +444,31 @@ def _accepted_origins(policy: PasskeyPolicy) -> list[str]:
     return [*policy.expected_origins, *hosted]
 
 
-def _check_client_data(policy: PasskeyPolicy, client_data: dict[str, Any]) -> None:
+def _check_client_data(
+    policy: PasskeyPolicy, client_data: dict[str, Any], ceremony: str, challenge: bytes
+) -> None:
     """The origin must be the tenant's (or Passgate's own hosted page). A ceremony inside a
     cross-origin iframe is refused, except Passgate's hosted page framed by one of the
-    tenant's own pages (the browser SDK's popup mode): then `topOrigin` must be one of them."""
+    tenant's own pages (the browser SDK's popup mode): then `crossOrigin` is true and
+    `topOrigin` must be one of them (docs/wire.md#cross-origin-iframes). Then the type and
+    the challenge, compared in constant time."""
     origin = client_data.get("origin")
     if origin not in _accepted_origins(policy):
         raise CeremonyRefused(
             f"The origin {origin!r} is not one of this tenant's expected origins.",
             error_code="origin_mismatch",
         )
-    top_origin = client_data.get("topOrigin")
-    if client_data.get("crossOrigin") is True or top_origin is not None:
+    cross_origin, top_origin = client_data.get("crossOrigin"), client_data.get("topOrigin")
+    if cross_origin is not None and not isinstance(cross_origin, bool):
+        raise CeremonyRefused(
+            "clientDataJSON.crossOrigin must be a boolean.", error_code="cross_origin_refused"
+        )
+    if cross_origin or top_origin is not None:
         framed_hosted_page = (
-            policy.hosted_origin is not None
+            cross_origin is True
+            and policy.hosted_origin is not None
             and origin == policy.hosted_origin
+            and isinstance(top_origin, str)
             and top_origin in policy.web_origins
         )
         if not framed_hosted_page:
@@ -372,6 +476,19 @@ def _check_client_data(policy: PasskeyPolicy, client_data: dict[str, Any]) -> No
                 "Credentials made inside a cross-origin iframe are refused.",
                 error_code="cross_origin_refused",
             )
+    if client_data.get("type") != ceremony:
+        raise CeremonyRefused(
+            f"clientDataJSON.type must be {ceremony!r}.", error_code="verification_failed"
+        )
+    received = client_data.get("challenge")
+    try:
+        decoded = b64decode_any(received) if isinstance(received, str) else b""
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not hmac.compare_digest(decoded, challenge):
+        raise CeremonyRefused(
+            "The response was made for another challenge.", error_code="verification_failed"
+        )
 
 
 def _check_rp_id(policy: PasskeyPolicy, rp_id_hash: bytes) -> None:
@@ -379,29 +496,6 @@ def _check_rp_id(policy: PasskeyPolicy, rp_id_hash: bytes) -> None:
         raise CeremonyRefused(
             f"The credential is scoped to another relying party than {policy.rp_id!r}.",
             error_code="rp_id_mismatch",
-        )
-
-
-def _check_packed_aaguid(x5c: list[bytes] | None, auth_data: Any) -> None:
-    """A packed attestation certificate that names an AAGUID must name this one (§8.2.1)."""
-    if not x5c or auth_data.attested_credential_data is None:
-        return
-    try:
-        certificate = x509.load_der_x509_certificate(x5c[0])
-        extension = certificate.extensions.get_extension_for_oid(AAGUID_EXTENSION)
-    except x509.ExtensionNotFound:
-        return
-    except ValueError as exc:
-        raise _malformed(exc) from exc
-    value = cast(x509.UnrecognizedExtension, extension.value).value
-    try:
-        named, _rest = der_decoder.decode(value, asn1Spec=OctetString())
-    except PyAsn1Error as exc:
-        raise _malformed(exc) from exc
-    if bytes(named) != auth_data.attested_credential_data.aaguid:
-        raise CeremonyRefused(
-            "The attestation certificate names another AAGUID than the authenticator data.",
-            error_code="verification_failed",
         )
 
 
