@@ -1,7 +1,8 @@
 """Values we could not write back out are refused at the door with 400, on both databases
 (docs/wire.md#limits-on-stored-values): poisoned `custom` JSON (lone surrogates, NaN and
-infinities, 64-bit overflow, deep nesting, size), strings longer than their column, bodies
-nested deeper than the JSON parser goes, and URLs that are not percent-encoded UTF-8."""
+infinities, 64-bit overflow, deep nesting, size), in request bodies and in tenant settings;
+strings longer than their column; bodies nested deeper than the JSON parser goes; and URLs
+that are not percent-encoded UTF-8."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server import json_values
+from passgate.server.services.errors import InvalidRequest
+from passgate.server.services.push.settings import configure, push_settings
+from passgate.server.services.tenants import get_tenant
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import basic
 from tests.server.test_refusals import assert_error
@@ -234,3 +239,30 @@ class TestUrls:
     def test_valid_utf8_is_one_user(self, http: httpx.Client) -> None:
         assert http.patch("/users/caf%C3%A9", json={"username": "cafe"}).status_code == 200
         assert http.get("/users/café").json()["username"] == "cafe"
+
+
+class TestTenantSettings:
+    """JSON an operator sets (an FCM service account, APNs fields) passes the same checks."""
+
+    @pytest.mark.parametrize(
+        "poison",
+        [float("nan"), float("inf"), 2**64, "\ud800", nested(json_values.MAX_DEPTH + 1)],
+        ids=["nan", "infinity", "big-int", "surrogate", "deep"],
+    )
+    def test_unstorable_push_settings_are_refused(
+        self, server: LiveServer, tenant: Tenant, http: httpx.Client, poison: object
+    ) -> None:
+        account = {"project_id": "demo", "private_key": "x", "client_email": "e", "x": poison}
+
+        async def configure_fcm(session: AsyncSession) -> None:
+            await configure(session, tenant.id, fcm=account)
+
+        with pytest.raises(InvalidRequest, match="push settings"):
+            server.run(configure_fcm)
+        # The tenant still works, and has no FCM settings.
+        assert http.post("/users/settings/actions/signIn", json={}).status_code == 200
+
+        async def fcm(session: AsyncSession) -> object:
+            return push_settings(await get_tenant(session, tenant.id)).fcm
+
+        assert server.run(fcm) is None

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from passgate.server import json_values
 from passgate.server.services import tenants
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store.tables import Tenant
@@ -75,6 +76,10 @@ class PushSettings:
             self.fcm
         ):
             raise InvalidRequest("FCM settings need a service-account JSON")
+        # APNs and FCM keys arrive as JSON files and form fields: store only what reads back.
+        problem = json_values.stored_json_problem(asdict(self))
+        if problem:
+            raise InvalidRequest(f"push settings: {problem}")
 
     def signing_secrets(self, now: float | None = None) -> list[str]:
         """The secrets each webhook is signed with: the current one, then the previous one
