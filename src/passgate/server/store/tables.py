@@ -257,7 +257,8 @@ class PushDevice(Base):
     device_platform: Mapped[str | None] = mapped_column(String(limits.DEVICE_PLATFORM))
     push_token: Mapped[str | None] = mapped_column(String(limits.PUSH_TOKEN))
     expires_at: Mapped[datetime | None] = mapped_column()
-    # The message last handed out to sign (P4, P7); consumed by the call that proves it.
+    # Unused since P4/P7 messages became stateless (services/push/nonces, push_used_nonces);
+    # left in place for a later migration to drop.
     nonce: Mapped[str | None] = mapped_column(String(64))
     nonce_expires_at: Mapped[datetime | None] = mapped_column()
 
