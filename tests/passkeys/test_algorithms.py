@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from authsignal.client import AuthsignalClient
@@ -41,7 +42,9 @@ def stored(server: LiveServer, credential_id: str) -> PasskeyCredential:
     return server.run(work)
 
 
-def webauthn_command(server: LiveServer, tenant: Tenant, *options: str) -> tuple[dict, str]:
+def webauthn_command(
+    server: LiveServer, tenant: Tenant, *options: str
+) -> tuple[dict[str, Any], str]:
     result = passgate(
         "tenant", "webauthn", tenant.id, *options, "--database-url", server.database_url, "--json"
     )
