@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from passgate.cli import _database, _output, _passkeys
+from passgate.cli import _database, _output, _passkeys, _prune
 from passgate.cli._admin import admin_app
 from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
@@ -34,6 +34,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
 app.add_typer(admin_app, name="admin")
+db_app.command("prune")(_prune.db_prune)
 tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
 app.command("wellknown")(_passkeys.wellknown)
 app.command("doctor")(_passkeys.doctor)

@@ -14,6 +14,7 @@ from passgate.server.cors import ClientApiCors
 from passgate.server.middleware import BodySizeLimit, RefuseUnreadableUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.push import create_hub
+from passgate.server.services.pruning import Pruner
 from passgate.server.services.origins import OriginIndex
 from passgate.server.settings import Settings
 from passgate.server.store.database import create_engine, create_sessionmaker
@@ -29,7 +30,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await push_hub.start()
+        pruner = Pruner(app.state.sessionmaker, settings).start()
         yield
+        await pruner.aclose()
         await push_hub.aclose()
         await push_http.aclose()
         await engine.dispose()

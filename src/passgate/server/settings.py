@@ -71,6 +71,35 @@ class Settings(BaseSettings):
     push_fcm_url: str = Field(
         default="https://fcm.googleapis.com", description="FCM HTTP v1 endpoint (tests only)."
     )
+    client_rate_limit_per_ip: int = Field(
+        default=120,
+        ge=0,
+        description="Client API calls that write with nothing but the public tenant id (C1, "
+        "C4 and their /web variants): at most this many per window from one client IP (an "
+        "IPv6 /64) to one tenant; more get 429. 0 turns the limit off.",
+    )
+    client_rate_limit_per_tenant: int = Field(
+        default=6000,
+        ge=0,
+        description="The same calls to one tenant from all IPs together, per window; more get "
+        "429. 0 turns the limit off.",
+    )
+    client_rate_limit_window_seconds: int = Field(
+        default=60, ge=1, le=3600, description="The fixed window both client limits count in."
+    )
+    action_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Actions whose state has not changed for this many days are deleted "
+        "(REVIEW_REQUIRED ones wait for their reviewer). 0 keeps actions forever.",
+    )
+    prune_interval_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How often each server process deletes expired rows (challenges, nonces, "
+        "rate-limit windows, console links and sessions, old actions). 0: never in the "
+        "server; run `passgate db prune` from cron instead.",
+    )
 
     @field_validator("public_url")
     @classmethod

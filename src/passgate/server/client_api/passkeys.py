@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
 from passgate.server.client_api.auth import AnyCaller, ClientCaller, TokenCaller
+from passgate.server.client_api.rate_limits import ClientWriteLimit
 from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
 from passgate.server.database import Session
 from passgate.server.schemas import (
@@ -85,14 +86,14 @@ class PasskeyLookupResponse(WireModel):
     verified_at: datetime | None = None
 
 
-@router.post("/challenge")
+@router.post("/challenge", dependencies=[ClientWriteLimit])
 async def challenge(
     caller: AnyCaller, session: Session, body: ChallengeRequest | None = None
 ) -> ChallengeResponse:
     return await _challenge(caller, session, body, binding_hash=None)
 
 
-@router.post("/challenge/web")
+@router.post("/challenge/web", dependencies=[ClientWriteLimit])
 async def challenge_web(
     caller: AnyCaller,
     session: Session,
@@ -190,7 +191,7 @@ async def add_passkey(
     )
 
 
-@router.post(f"{PASSKEY}/authentication-options")
+@router.post(f"{PASSKEY}/authentication-options", dependencies=[ClientWriteLimit])
 async def authentication_options(
     caller: AnyCaller,
     session: Session,
@@ -204,7 +205,7 @@ async def authentication_options(
     return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
 
 
-@router.post(f"{PASSKEY}/authentication-options/web")
+@router.post(f"{PASSKEY}/authentication-options/web", dependencies=[ClientWriteLimit])
 async def authentication_options_web(
     caller: AnyCaller,
     session: Session,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store import audit as store
@@ -23,6 +23,16 @@ from passgate.server.store.tables import AuditEvent, utcnow
 
 ActorType = Literal["admin", "api", "user", "system"]
 MAX_PAGE = 200
+
+# Security events: what Passgate itself noticed, recorded with actor type "system". Their
+# actions all start with "security.", so `action_prefix="security."` lists them.
+SIGN_COUNT_REGRESSED = "security.passkey.sign_count_regressed"
+CHALLENGE_BURNT = "security.passkey.challenge_burnt"
+ORIGIN_REFUSED = "security.origin_refused"
+RATE_LIMITED = "security.rate_limited"
+# A pruning run that deleted something (services/pruning.py): how many rows of each kind.
+PRUNED = "system.pruned"
+SYSTEM = "passgate"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,6 +79,30 @@ async def record(
     )
     await store.add_event(session, event)
     return event
+
+
+async def security_event(
+    session_or_engine: AsyncSession | AsyncEngine,
+    tenant_id: str | None,
+    action: str,
+    details: Mapping[str, Any] | None = None,
+    *,
+    source: str | None = None,
+) -> None:
+    """Record something Passgate noticed (`SIGN_COUNT_REGRESSED`, `CHALLENGE_BURNT`,
+    `ORIGIN_REFUSED`, `RATE_LIMITED`, ...) with actor type "system".
+
+    Given the request's session, the event joins its transaction: it commits with a 200, and
+    with an error whose `keep_changes` is set (a refused sign-in that still burns its
+    challenge); a plain rollback drops it. Given an engine, it commits on its own at once: for
+    code outside any request's transaction. Never call that from inside a request that has
+    already written: on SQLite the second transaction would wait for the request's own lock."""
+    actor = Actor(type="system", id=SYSTEM, source=source)
+    if isinstance(session_or_engine, AsyncSession):
+        await record(session_or_engine, actor, action, tenant_id=tenant_id, details=details)
+        return
+    async with AsyncSession(session_or_engine) as session, session.begin():
+        await record(session, actor, action, tenant_id=tenant_id, details=details)
 
 
 def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,119 @@
+"""Deleting what nobody can use any more, on a schedule (docs/operator-guide.md#pruning).
+
+Anyone with a tenant id can make challenges, and every sign-in leaves rows behind, so without
+pruning the database grows for ever. What goes, and when:
+
+- passkey and console challenges, spent push nonces, rate-limit windows, console enrolment
+  links and console sessions: `GRACE` after they expire (or a session is revoked), so a late
+  caller still hears "expired" rather than "unknown";
+- actions a client made with nothing but the tenant id (`Action.origin == "client"`) that are
+  still waiting for a challenge `CLIENT_ACTION_LIFETIME` after they were made, longer than any
+  challenge lives;
+- every other action once its state has not changed for the retention period
+  (`PASSGATE_ACTION_RETENTION_DAYS`, 90 days by default; 0 keeps them), with its push
+  challenges; REVIEW_REQUIRED actions wait for their reviewer however old;
+- audit events: never.
+
+Each server process runs `prune` every `PASSGATE_PRUNE_INTERVAL_SECONDS` (jittered, so workers
+spread out), and `passgate db prune` runs it once. Rows go in batches, each its own short
+transaction; several processes pruning at once is harmless (a row deleted twice is deleted
+once). A run that deleted anything records a "system.pruned" audit event with its counts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from passgate.server.services import audit
+from passgate.server.services.enums import ActionState
+from passgate.server.settings import Settings
+from passgate.server.store import pruning as store
+from passgate.server.store.tables import utcnow
+
+log = structlog.get_logger("passgate.pruning")
+
+GRACE = timedelta(minutes=5)
+# Push challenges live at most an hour (a tenant setting), passkey challenges five minutes.
+CLIENT_ACTION_LIFETIME = timedelta(hours=2)
+BATCH_SIZE = 500
+# At most this many batches of one kind per run; the next run carries on.
+MAX_BATCHES = 200
+
+
+async def prune(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    action_retention_days: int,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, int]:
+    """Delete every kind of dead row once; returns how many of each kind went."""
+    now = now or utcnow()
+    cutoffs = store.Cutoffs(
+        expired=now - GRACE,
+        client_action=now - CLIENT_ACTION_LIFETIME,
+        action=now - timedelta(days=action_retention_days) if action_retention_days else None,
+    )
+    kinds = store.targets(
+        cutoffs, pending=ActionState.CHALLENGE_REQUIRED, review=ActionState.REVIEW_REQUIRED
+    )
+    counts = {target.name: await _prune(sessionmaker, target, batch_size) for target in kinds}
+    deleted = {name: count for name, count in counts.items() if count}
+    if deleted:
+        async with sessionmaker() as session, session.begin():
+            actor = audit.Actor(type="system", id=audit.SYSTEM)
+            await audit.record(session, actor, audit.PRUNED, details=deleted)
+    return counts
+
+
+async def _prune(
+    sessionmaker: async_sessionmaker[AsyncSession], target: store.Target, batch_size: int
+) -> int:
+    total = 0
+    for _ in range(MAX_BATCHES):
+        async with sessionmaker() as session, session.begin():
+            deleted = await store.delete_batch(session, target, batch_size)
+        total += deleted
+        if deleted < batch_size:
+            break
+    return total
+
+
+class Pruner:
+    """The background task of one server process: `prune` every interval until closed. A
+    failed run is logged and tried again at the next interval; it never stops the server."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self._sessionmaker = sessionmaker
+        self._interval = settings.prune_interval_seconds
+        self._retention_days = settings.action_retention_days
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> Pruner:
+        if self._interval > 0:
+            self._task = asyncio.create_task(self._run(), name="passgate-pruning")
+        return self
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            # Half to one and a half intervals: processes started together drift apart.
+            await asyncio.sleep(self._interval * random.uniform(0.5, 1.5))
+            try:
+                counts = await prune(self._sessionmaker, action_retention_days=self._retention_days)
+            except Exception:
+                log.exception("pruning failed; trying again at the next interval")
+                continue
+            if any(counts.values()):
+                log.info("pruned", **counts)
