@@ -23,7 +23,7 @@ from passgate.server.client_api.push_schemas import (
 )
 from passgate.server.database import Session
 from passgate.server.push import Hub
-from passgate.server.services.push import challenges, devices
+from passgate.server.services.push import challenges, devices, nonces
 from passgate.server.services.push.challenges import MAX_WAIT_SECONDS
 
 router = APIRouter(prefix="/user-authenticators/push", tags=["push"])
@@ -76,7 +76,8 @@ async def remove_credential(
 async def challenge_message(
     public_key: PublicKeyQuery, caller: AnyCaller, session: Session
 ) -> MessageResponse:
-    return MessageResponse(message=await devices.issue_message(session, caller.tenant, public_key))
+    message = await devices.issue_message(session, caller.tenant, public_key, nonces.CHALLENGE)
+    return MessageResponse(message=message)
 
 
 @router.get("/challenge", response_model_exclude_none=True)
@@ -131,7 +132,7 @@ async def update_challenge(
 async def credential_message(
     public_key: PublicKeyQuery, caller: AnyCaller, session: Session
 ) -> SigningChallengeResponse:
-    message = await devices.issue_message(session, caller.tenant, public_key)
+    message = await devices.issue_message(session, caller.tenant, public_key, nonces.CREDENTIAL)
     return SigningChallengeResponse(challenge_id=message, message=message)
 
 

@@ -1,14 +1,24 @@
-"""The queries of push authentication: devices, their one-time messages, and challenges."""
+"""The queries of push authentication: devices, their spent one-time messages, and
+challenges."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.store.tables import Action, Authenticator, PushChallenge, PushDevice
+from passgate.server.store.queries import _insert
+from passgate.server.store.tables import (
+    Action,
+    Authenticator,
+    PushChallenge,
+    PushDevice,
+    PushUsedNonce,
+    User,
+)
 
 PENDING = "pending"
 REFUSED = "refused"
@@ -41,19 +51,36 @@ async def user_devices(
     return (await session.scalars(query.order_by(PushDevice.id))).all()
 
 
-async def consume_nonce(session: AsyncSession, device_id: str, nonce: str, now: datetime) -> bool:
-    """Atomically use up a device's one-time message: True for exactly one caller."""
+# Spent one-time messages (services/push/nonces) -----------------------------------------
+
+
+async def count_spent_nonces(session: AsyncSession, low: str, high: str) -> int:
+    """How many spent messages have a digest between `low` and `high` (inclusive): one device's
+    spent messages of one time slot, whose digests share a prefix and end in a serial number."""
+    query = select(func.count()).where(PushUsedNonce.digest >= low, PushUsedNonce.digest <= high)
+    return int(await session.scalar(query) or 0)
+
+
+async def spend_nonce(
+    session: AsyncSession, digest: str, tenant_id: str, expires_at: datetime
+) -> bool:
+    """Record a message as spent: True for exactly one caller, False for a replay."""
     result = await session.execute(
-        update(PushDevice)
-        .where(
-            PushDevice.id == device_id,
-            PushDevice.nonce == nonce,
-            PushDevice.nonce_expires_at > now,
-        )
-        .values(nonce=None, nonce_expires_at=None)
-        .execution_options(synchronize_session=False)
+        _insert(session, PushUsedNonce)
+        .values(digest=digest, tenant_id=tenant_id, expires_at=expires_at)
+        .on_conflict_do_nothing()
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def prune_used_nonces(session: AsyncSession, now: datetime) -> int:
+    """Forget spent messages that have expired (they are refused for their expiry anyway)."""
+    result = await session.execute(
+        delete(PushUsedNonce)
+        .where(PushUsedNonce.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 # Challenges ------------------------------------------------------------------------------
@@ -107,15 +134,47 @@ async def action_challenge(
     return await session.scalar(query.order_by(PushChallenge.created_at.desc()).limit(1))
 
 
-async def count_recent(session: AsyncSession, tenant_id: str, user_id: str, since: datetime) -> int:
-    """Challenges sent to a user since `since` (refused attempts do not count)."""
-    query = select(func.count()).where(
-        PushChallenge.tenant_id == tenant_id,
-        PushChallenge.user_id == user_id,
-        PushChallenge.created_at >= since,
-        PushChallenge.state != REFUSED,
+async def lock_user(session: AsyncSession, tenant_id: str, user_id: str) -> None:
+    """On PostgreSQL, hold the user's row until the transaction ends, so that transactions that
+    count the user's challenges and then add one take turns (READ COMMITTED would let each
+    count without seeing the others' uncommitted rows). `FOR NO KEY UPDATE` does not conflict
+    with the key-share locks foreign keys take. SQLite needs nothing: it runs one writer at a
+    time, and `insert_challenge_within_limit` is a single statement."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    await session.execute(
+        select(User.user_id)
+        .where(User.tenant_id == tenant_id, User.user_id == user_id)
+        .with_for_update(key_share=True)
     )
-    return int(await session.scalar(query) or 0)
+
+
+async def insert_challenge_within_limit(
+    session: AsyncSession, values: dict[str, Any], *, since: datetime, limit: int
+) -> PushChallenge | None:
+    """Insert a pending challenge unless the user already had `limit` challenges (refused ones
+    do not count) since `since`: one `INSERT ... SELECT ... WHERE (count) < limit`, so the count
+    and the insert cannot be split by another writer. Call `lock_user` first (PostgreSQL)."""
+    table = PushChallenge.__table__
+    recent = (
+        select(func.count())
+        .select_from(table)
+        .where(
+            table.c.tenant_id == values["tenant_id"],
+            table.c.user_id == values["user_id"],
+            table.c.created_at >= since,
+            table.c.state != REFUSED,
+        )
+        .scalar_subquery()
+    )
+    names = list(values)
+    row = select(*(literal(values[name], table.c[name].type) for name in names)).where(
+        recent < limit
+    )
+    result = await session.execute(insert(PushChallenge).from_select(names, row))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return await session.get(PushChallenge, values["id"])
 
 
 async def decide(

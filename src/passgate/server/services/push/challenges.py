@@ -87,30 +87,35 @@ async def start(
     targets = [d for d in found if authenticator_id in (None, d.id)]
     if not targets:
         return Started(challenge=None, no_device=True)
+    # Atomic across requests and processes: the user's row is held (PostgreSQL) while the open
+    # challenge is looked for, and the insert itself checks the push-bombing limit.
+    await push_queries.lock_user(session, tenant.id, action.user_id)
     open_challenge = await push_queries.action_challenge(session, action.id, pending_at=now)
     if open_challenge is not None and (
         None in (open_challenge.authenticator_id, authenticator_id)
         or open_challenge.authenticator_id == authenticator_id
     ):
         return Started(challenge=open_challenge)
-    since = now - timedelta(seconds=settings.rate_limit_window_seconds)
-    refused = await push_queries.count_recent(session, tenant.id, action.user_id, since) >= (
-        settings.rate_limit
+    values = {
+        "id": str(uuid.uuid4()),
+        "tenant_id": tenant.id,
+        "user_id": action.user_id,
+        "action_id": action.id,
+        "authenticator_id": authenticator_id,
+        "state": PENDING,
+        "verification_code": _new_code(settings.code_digits) if settings.number_matching else None,
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=settings.challenge_expiry_seconds),
+    }
+    challenge = await push_queries.insert_challenge_within_limit(
+        session,
+        values,
+        since=now - timedelta(seconds=settings.rate_limit_window_seconds),
+        limit=settings.rate_limit,
     )
-    challenge = PushChallenge(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant.id,
-        user_id=action.user_id,
-        action_id=action.id,
-        authenticator_id=authenticator_id,
-        state=REFUSED if refused else PENDING,
-        verification_code=_new_code(settings.code_digits) if settings.number_matching else None,
-        created_at=now,
-        expires_at=now + timedelta(seconds=settings.challenge_expiry_seconds),
-    )
-    session.add(challenge)
-    await session.flush()
-    if refused:
+    if challenge is None:
+        session.add(PushChallenge(**{**values, "state": REFUSED}))
+        await session.flush()
         log.warning("push rate limit", tenant_id=tenant.id, user_id=action.user_id)
         return Started(challenge=None, refused=True)
     planned = (
@@ -161,7 +166,7 @@ async def pending_for_device(
     """P5: the challenge the device should show now. With `wait`, return as soon as one is
     created, up to `wait` seconds, without keeping a database connection meanwhile."""
     device = await devices.find(session, tenant, public_key)
-    await devices.prove(device, session, signature)
+    await devices.prove(session, tenant, device, signature)
     user_id, device_id = device.device.user_id, device.device.id
     with hub.listen(tenant.id, user_id) as wake:
         found = await push_queries.pending_challenge(

@@ -3,7 +3,6 @@ the private key by a signature (docs/wire.md#push-routes, #push-device-keys)."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.errors import Conflict
-from passgate.server.services.push import keys
+from passgate.server.services.push import keys, nonces
 from passgate.server.services.push.errors import (
     BadSignature,
     ExpiredCredential,
@@ -25,7 +24,6 @@ from passgate.server.store import push_queries, queries
 from passgate.server.store.tables import Authenticator, PushDevice, Tenant, utcnow
 
 ADD_SCOPE = "add:authenticators"
-NONCE_LIFETIME = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,24 +127,34 @@ async def remove(session: AsyncSession, tenant: Tenant, public_key: str, signatu
     return found.device.id
 
 
-async def issue_message(session: AsyncSession, tenant: Tenant, public_key: str) -> str:
-    """A one-time message for the device to sign (P4, P7); the last one issued is the valid one."""
+async def issue_message(
+    session: AsyncSession, tenant: Tenant, public_key: str, purpose: str
+) -> str:
+    """A one-time message for the device to sign (P4: `nonces.CHALLENGE`, P7:
+    `nonces.CREDENTIAL`). Asking writes nothing and invalidates nothing: whoever asks gets the
+    same message until the device's signature spends it."""
     found = await find(session, tenant, public_key)
-    nonce = secrets.token_urlsafe(32)
-    found.device.nonce, found.device.nonce_expires_at = nonce, utcnow() + NONCE_LIFETIME
-    await session.flush()
-    return nonce
+    return await nonces.issue(session, tenant, found.device.id, purpose, utcnow())
 
 
-async def prove(device: Device, session: AsyncSession, signature: str | None) -> None:
-    """Check `signature` signs the device's outstanding message, and use the message up."""
-    nonce = device.device.nonce
-    if not nonce or not keys.verify(device.device.public_key, signature, nonce):
+async def prove(
+    session: AsyncSession, tenant: Tenant, device: Device, signature: str | None
+) -> None:
+    """P5: check `signature` signs one of the device's outstanding P4 messages (P5 does not
+    send the message back), and spend that message."""
+    candidates = await nonces.outstanding(
+        session, tenant, device.device.id, nonces.CHALLENGE, utcnow()
+    )
+    signed = next(
+        (n for n in candidates if keys.verify(device.device.public_key, signature, n.message)),
+        None,
+    )
+    if signed is None:
         raise BadSignature(
             "The signature does not sign this device's current message; request a new one."
         )
-    if not await push_queries.consume_nonce(session, device.device.id, nonce, utcnow()):
-        raise BadSignature("This message has expired or was already used; request a new one.")
+    if not await nonces.spend(session, tenant, signed):
+        raise BadSignature("This message was already used; request a new one.")
 
 
 async def update(
@@ -161,10 +169,14 @@ async def update(
 ) -> Device:
     """Change the push token and optionally restart the credential's lifetime (P8)."""
     found = await find(session, tenant, public_key)
-    if message != found.device.nonce:
-        raise BadSignature("Unknown challengeId; request a new one.")
-    await prove(found, session, signature)
     now = utcnow()
+    nonce = nonces.parse(tenant, found.device.id, nonces.CREDENTIAL, message, now)
+    if nonce is None:
+        raise BadSignature("Unknown or expired challengeId; request a new one.")
+    if not keys.verify(found.device.public_key, signature, nonce.message):
+        raise BadSignature("The signature does not sign this challengeId with this device's key.")
+    if not await nonces.spend(session, tenant, nonce):
+        raise BadSignature("This challengeId was already used; request a new one.")
     if push_token is not None:
         found.device.push_token = push_token
     if reset_expiry:

@@ -1,0 +1,148 @@
+"""The one-time messages a push device signs (P4 for P5, P7 for P8; docs/wire.md#push-device-keys).
+
+P4 and P7 need only the tenant id and the device's public key, so anyone can call them. Asking
+must therefore neither write anything nor change what the device will be asked to sign. The
+messages are computed, not stored:
+
+    v1.<expiry>.<serial>.<mac>
+
+- `expiry` (Unix seconds) ends the message's life: every message issued in one 150-second slot
+  shares it, 300 s after the slot began, so a message lives 150 to 300 s.
+- `serial` counts the messages of that slot (device, purpose) already spent. Everyone who asks
+  gets the same message until the device spends it; the next one has the next serial.
+- `mac` is an HMAC keyed by a secret derived from the tenant's signing key over the version,
+  purpose, tenant id, device id, expiry and serial, so only Passgate makes valid messages and a
+  message of one device, tenant or purpose is refused for another.
+
+Spending a message records its digest in `push_used_nonces`, and only after the device's
+signature over it verified, so only the device can add rows (and they go once expired). The
+digest is a hash of (purpose, tenant, device, expiry) followed by the serial, which lets the
+next serial be counted with one indexed range query.
+
+P5 carries only the signature, not the message: the candidates are the next message of the
+current and of the previous slot, one of which the device was given (a message it got is the
+next unspent one until it is spent, since only its signature spends one)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services.push.errors import TooManyRequests
+from passgate.server.store import push_queries
+from passgate.server.store.tables import Tenant
+
+VERSION = "v1"
+SLOT_SECONDS = 150
+LIFETIME_SECONDS = 2 * SLOT_SECONDS
+# P4's message, signed for P5 (get the pending challenge).
+CHALLENGE = "challenge"
+# P7's message (also its challengeId), signed for P8 (update the credential).
+CREDENTIAL = "credential"
+
+_MAC_BYTES = 24  # 32 characters: the whole message stays within 64, P8's challengeId limit
+_SERIAL_DIGITS = 8
+_PREFIX_CHARS = 64 - _SERIAL_DIGITS
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Nonce:
+    message: str
+    digest: str
+    expiry: int
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.expiry, UTC)
+
+
+def _key(tenant: Tenant) -> bytes:
+    """The tenant's nonce key: derived from its signing key, which never leaves the server."""
+    return _derive(tenant.signing_private_key)
+
+
+@lru_cache(maxsize=1024)
+def _derive(signing_key_pem: str) -> bytes:
+    hkdf = HKDF(hashes.SHA256(), length=32, salt=None, info=b"passgate push nonces v1")
+    return hkdf.derive(signing_key_pem.encode())
+
+
+def _digest_prefix(tenant: Tenant, device_id: str, purpose: str, expiry: int) -> str:
+    text = f"{VERSION}|{purpose}|{tenant.id}|{device_id}|{expiry}"
+    return hashlib.sha256(text.encode()).hexdigest()[:_PREFIX_CHARS]
+
+
+def _make(tenant: Tenant, device_id: str, purpose: str, expiry: int, serial: int) -> Nonce:
+    signed = f"{VERSION}|{purpose}|{tenant.id}|{device_id}|{expiry}|{serial}".encode()
+    mac = hmac.new(_key(tenant), signed, hashlib.sha256).digest()[:_MAC_BYTES]
+    return Nonce(
+        message=f"{VERSION}.{expiry}.{serial}.{base64.urlsafe_b64encode(mac).decode()}",
+        digest=_digest_prefix(tenant, device_id, purpose, expiry) + f"{serial:0{_SERIAL_DIGITS}d}",
+        expiry=expiry,
+    )
+
+
+def _slot_expiries(now: datetime) -> tuple[int, int]:
+    """The expiry of messages issued now, and of those issued in the previous slot (still
+    valid: a slot's messages expire one whole slot after the next slot begins)."""
+    start = int(now.timestamp()) // SLOT_SECONDS * SLOT_SECONDS
+    return start + LIFETIME_SECONDS, start + SLOT_SECONDS
+
+
+async def _next(
+    session: AsyncSession, tenant: Tenant, device_id: str, purpose: str, expiry: int
+) -> Nonce:
+    """The first message of this slot that the device has not spent."""
+    prefix = _digest_prefix(tenant, device_id, purpose, expiry)
+    low, high = prefix + "0" * _SERIAL_DIGITS, prefix + "9" * _SERIAL_DIGITS
+    serial = await push_queries.count_spent_nonces(session, low, high)
+    if serial >= 10**_SERIAL_DIGITS:
+        raise TooManyRequests("Too many signed requests from this device; try again later.")
+    return _make(tenant, device_id, purpose, expiry, serial)
+
+
+async def issue(
+    session: AsyncSession, tenant: Tenant, device_id: str, purpose: str, now: datetime
+) -> str:
+    """The message for the device to sign now (P4, P7). It writes nothing."""
+    nonce = await _next(session, tenant, device_id, purpose, _slot_expiries(now)[0])
+    return nonce.message
+
+
+async def outstanding(
+    session: AsyncSession, tenant: Tenant, device_id: str, purpose: str, now: datetime
+) -> list[Nonce]:
+    """The messages a signature without its message (P5) may sign: at most two."""
+    return [await _next(session, tenant, device_id, purpose, e) for e in _slot_expiries(now)]
+
+
+def parse(
+    tenant: Tenant, device_id: str, purpose: str, message: str, now: datetime
+) -> Nonce | None:
+    """The message sent back (P8's challengeId), if Passgate made it for this tenant, device
+    and purpose, and it has not expired; None otherwise. Whether it was spent is `spend`'s."""
+    parts = message.split(".") if message.isascii() else []
+    if len(parts) != 4 or parts[0] != VERSION:
+        return None
+    expiry, serial = parts[1], parts[2]
+    if not (expiry.isascii() and expiry.isdigit() and serial.isascii() and serial.isdigit()):
+        return None
+    if len(expiry) > 12 or len(serial) > _SERIAL_DIGITS:
+        return None
+    if not now.timestamp() < int(expiry) <= now.timestamp() + LIFETIME_SECONDS:
+        return None
+    nonce = _make(tenant, device_id, purpose, int(expiry), int(serial))
+    return nonce if hmac.compare_digest(nonce.message.encode(), message.encode()) else None
+
+
+async def spend(session: AsyncSession, tenant: Tenant, nonce: Nonce) -> bool:
+    """Use a message up, once its signature verified: True for exactly one caller."""
+    return await push_queries.spend_nonce(session, nonce.digest, tenant.id, nonce.expires_at)
