@@ -139,6 +139,8 @@ class Action(Base):
         Index("ix_actions_tenant_user_created", "tenant_id", "user_id", "created_at"),
         # The console's activity chart: actions settled in the last days.
         Index("ix_actions_state_updated", "state_updated_at"),
+        # Pruning: client-made actions still pending long after their challenge expired.
+        Index("ix_actions_origin_state_updated", "origin", "state", "state_updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

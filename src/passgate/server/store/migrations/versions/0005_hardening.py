@@ -31,6 +31,9 @@ def upgrade() -> None:
     op.execute("UPDATE actions SET origin = 'server'")
     with op.batch_alter_table("actions") as batch_op:
         batch_op.alter_column("origin", existing_type=sa.String(length=16), nullable=False)
+    op.create_index(
+        "ix_actions_origin_state_updated", "actions", ["origin", "state", "state_updated_at"]
+    )
 
     op.create_table(
         "push_used_nonces",
@@ -56,6 +59,7 @@ def downgrade() -> None:
     op.drop_table("rate_limit_windows")
     op.drop_index("ix_push_used_nonces_expires", table_name="push_used_nonces")
     op.drop_table("push_used_nonces")
+    op.drop_index("ix_actions_origin_state_updated", table_name="actions")
     with op.batch_alter_table("actions") as batch_op:
         batch_op.drop_column("authenticator_added_at")
         batch_op.drop_column("origin")
