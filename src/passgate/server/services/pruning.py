@@ -3,9 +3,11 @@
 Anyone with a tenant id can make challenges, and every sign-in leaves rows behind, so without
 pruning the database grows for ever. What goes, and when:
 
-- passkey and console challenges, spent push nonces, rate-limit windows, console enrolment
-  links and console sessions: `GRACE` after they expire (or a session is revoked), so a late
-  caller still hears "expired" rather than "unknown";
+- passkey and console challenges, rate-limit windows, console enrolment links and console
+  sessions: `GRACE` after they expire (or a session is revoked), so a late caller still hears
+  "expired" rather than "unknown";
+- spent push messages (`push_used_nonces`) as soon as they expire: they are refused for their
+  age from then on;
 - actions a client made with nothing but the tenant id (`Action.origin == "client"`) that are
   still waiting for a challenge `CLIENT_ACTION_LIFETIME` after they were made, longer than any
   challenge lives;
@@ -33,6 +35,7 @@ from passgate.server.services import audit
 from passgate.server.services.enums import ActionState
 from passgate.server.settings import Settings
 from passgate.server.store import pruning as store
+from passgate.server.store import push_queries
 from passgate.server.store.tables import utcnow
 
 log = structlog.get_logger("passgate.pruning")
@@ -63,6 +66,9 @@ async def prune(
         cutoffs, pending=ActionState.CHALLENGE_REQUIRED, review=ActionState.REVIEW_REQUIRED
     )
     counts = {target.name: await _prune(sessionmaker, target, batch_size) for target in kinds}
+    # Only a valid device signature adds one, so there are never many: one DELETE.
+    async with sessionmaker() as session, session.begin():
+        counts["pushUsedNonces"] = await push_queries.prune_used_nonces(session, now)
     deleted = {name: count for name, count in counts.items() if count}
     if deleted:
         async with sessionmaker() as session, session.begin():

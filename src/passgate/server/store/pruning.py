@@ -20,7 +20,6 @@ from passgate.server.store.tables import (
     AdminLink,
     AdminSession,
     PasskeyChallenge,
-    PushUsedNonce,
     RateLimitWindow,
 )
 
@@ -51,7 +50,6 @@ def targets(cutoffs: Cutoffs, *, pending: str, review: str) -> list[Target]:
         Target(
             "passkeyChallenges", PasskeyChallenge.id, PasskeyChallenge.expires_at < cutoffs.expired
         ),
-        Target("pushUsedNonces", PushUsedNonce.digest, PushUsedNonce.expires_at < cutoffs.expired),
         Target(
             "rateLimitWindows", RateLimitWindow.bucket, RateLimitWindow.expires_at < cutoffs.expired
         ),
