@@ -91,6 +91,7 @@ def test_over_the_limit_is_429_in_authsignals_shape_with_retry_after(
         assert "from this address" in body["errorDescription"]
         assert 1 <= int(response.headers["retry-after"]) <= WINDOW
     assert refused.headers["access-control-allow-origin"] == "https://localhost"
+    assert refused.headers["access-control-expose-headers"] == "Retry-After"
     # One security event per bucket and window, however many calls were refused.
     (event,) = events(limited, app)
     assert (event.actor_type, event.source) == ("system", "127.0.0.1")

@@ -24,6 +24,8 @@ CLIENT_API = "/v1/client/"
 TENANT_ORIGINS = "passgate_tenant_origins"
 ALLOW_METHODS = "GET, POST, PATCH, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type"
+# A 429 or 503 says when to come back; a page on another origin may read it.
+EXPOSE_HEADERS = "Retry-After"
 # The routes Authsignal's browser SDK calls with `credentials: "include"` (its `useCookies`
 # flows): the three `/web` routes, and registration (C3), authentication options (C4) and
 # verify (C5) after them.
@@ -67,6 +69,7 @@ class ClientApiCors:
                 listed: Collection[str] = scope.get("state", {}).get(TENANT_ORIGINS, ())
                 if origin and origin in listed:
                     response_headers["Access-Control-Allow-Origin"] = origin
+                    response_headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
                     if allows_credentials(scope["path"]):
                         response_headers["Access-Control-Allow-Credentials"] = "true"
             await send(message)
