@@ -96,12 +96,16 @@ class TenantClient:
         body = {"challengeId": challenge_id, "registrationCredential": credential}
         return self.client("POST", PASSKEY_PATH, token=token, json=body)
 
-    def authentication_options(self, **body: Any) -> httpx.Response:
-        return self.client("POST", f"{PASSKEY_PATH}/authentication-options", json=body)
+    def authentication_options(self, token: str | None = None, **body: Any) -> httpx.Response:
+        """C4: with a token, for that token's user (its passkeys in allowCredentials)."""
+        path = f"{PASSKEY_PATH}/authentication-options"
+        return self.client("POST", path, token=token, json=body)
 
-    def verify_passkey(self, challenge_id: str, credential: dict[str, Any]) -> httpx.Response:
+    def verify_passkey(
+        self, challenge_id: str, credential: dict[str, Any], token: str | None = None
+    ) -> httpx.Response:
         body = {"challengeId": challenge_id, "authenticationCredential": credential}
-        return self.client("POST", "/verify/passkey", json=body)
+        return self.client("POST", "/verify/passkey", token=token, json=body)
 
     def register_passkey(self, device: SoftwareAuthenticator, user_id: str) -> Enrolled:
         """Track, C2, C3 with a token that may add authenticators; asserts each step."""
