@@ -1,5 +1,5 @@
 """Every refused passkey ceremony is a 4xx with its own error code, and changes nothing
-(except a possible clone, which stays flagged)."""
+except that its challenge is used up (and a possible clone stays flagged)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
-from passgate.server.services import tenants, tokens
+from passgate.server.services import audit, tenants, tokens
 from passgate.server.store.tables import PasskeyChallenge, utcnow
+from tests.console.helpers import enrolled_console
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, b64url, basic, bearer, with_client_data
 from tests.server.test_refusals import assert_error
@@ -176,7 +177,11 @@ def test_another_tenants_credential(
 
 
 def test_counter_going_backwards_flags_the_passkey(
-    ceremony: Ceremony, device: SoftwareAuthenticator, tmp_path: Path
+    server: LiveServer,
+    tenant: Tenant,
+    ceremony: Ceremony,
+    device: SoftwareAuthenticator,
+    tmp_path: Path,
 ) -> None:
     added = ceremony.register(device, "u-clone")
     challenge_id, assertion = ceremony.assertion(device)
@@ -192,6 +197,9 @@ def test_counter_going_backwards_flags_the_passkey(
     (passkey,) = listed.json()
     assert passkey["errorCode"] == "possible_clone"
     assert passkey["erroredAt"]
+    events = security_events(server, tenant)
+    assert (audit.SIGN_COUNT_REGRESSED, added["credentialId"]) in events
+    assert (audit.CHALLENGE_BURNT, challenge_id) in events
 
 
 def test_synced_passkeys_may_send_zero_forever(ceremony: Ceremony, tmp_path: Path) -> None:
@@ -275,9 +283,12 @@ def test_excluded_and_duplicate_credentials(
     ceremony: Ceremony, device: SoftwareAuthenticator
 ) -> None:
     added = ceremony.register(device, "u-dup")
+    # C3's accessToken has added its passkey (used up for enrolment): a second one needs a
+    # token tracked with the scope (docs/wire.md#scopes).
+    scoped = ceremony.authsignal.track("u-dup", "addPasskey", {"scope": "add:authenticators"})
     response = ceremony.http.post(
         "/client/user-authenticators/passkey/registration-options",
-        headers=bearer(added["accessToken"]),
+        headers=bearer(scoped["token"]),
         json={},
     )
     options = response.json()["options"]
@@ -301,3 +312,101 @@ def test_racing_verifications_have_one_winner(
     assert statuses == [200] + [400] * 7, [r.text for r in responses]
     losers = [r.json()["errorCode"] for r in responses if r.status_code == 400]
     assert set(losers) == {"challenge_already_used"}
+
+
+def security_events(server: LiveServer, tenant: Tenant) -> list[tuple[str, str | None]]:
+    """The tenant's security events: (action, challenge or credential id)."""
+
+    async def work(session: AsyncSession) -> list[tuple[str, str | None]]:
+        page = await audit.list_events(session, tenant_id=tenant.id, action_prefix="security.")
+        found = []
+        for event in page.events:
+            details = event.details or {}
+            found.append((event.action, details.get("challengeId") or details.get("credentialId")))
+        return found
+
+    return server.run(work)
+
+
+def test_a_refused_assertion_uses_the_challenge_up(
+    server: LiveServer, tenant: Tenant, ceremony: Ceremony, device: SoftwareAuthenticator
+) -> None:
+    """C5: a bad answer is refused, and the good answer to the same challenge is refused too
+    (docs/wire.md#passkey-routes): a challenge gets one attempt."""
+    ceremony.register(device, "u-burn-c5")
+    challenge_id, assertion = ceremony.assertion(device)
+    tampered = with_client_data(assertion, extra="x")
+    assert_error(ceremony.verify(challenge_id, tampered), 400, "verification_failed")
+    assert_error(ceremony.verify(challenge_id, assertion), 400, "challenge_already_used")
+    # A fresh challenge signs in: only the challenge was burnt, not the passkey.
+    fresh_id, assertion = ceremony.assertion(device)
+    assert ceremony.verify(fresh_id, assertion).status_code == 200
+    assert (audit.CHALLENGE_BURNT, challenge_id) in security_events(server, tenant)
+
+
+def test_a_refused_registration_uses_the_challenge_up(
+    ceremony: Ceremony, device: SoftwareAuthenticator
+) -> None:
+    """C3: a malformed credential is refused, then a good one for the same challenge too, and
+    nothing of the attempts is stored."""
+    token, challenge_id, options = ceremony.registration_options("u-burn-c3")
+    credential = device.create(options)
+    bent = _bend(credential, "clientDataJSON", "***not base64***")
+    assert_error(ceremony.add(token, challenge_id, bent), 400, "malformed_credential")
+    assert_error(ceremony.add(token, challenge_id, credential), 400, "challenge_already_used")
+    assert ceremony.authsignal.get_authenticators("u-burn-c3") == []
+    # The token was not used up by the refused attempts: a new challenge enrols.
+    retry = ceremony.http.post(
+        "/client/user-authenticators/passkey/registration-options",
+        headers=bearer(token),
+        json={},
+    )
+    assert retry.status_code == 200, retry.text
+    added = ceremony.add(token, retry.json()["challengeId"], device.create(retry.json()["options"]))
+    assert added.status_code == 200, added.text
+
+
+def test_a_refused_web_assertion_uses_the_challenge_up(
+    server: LiveServer, tenant: Tenant, device: SoftwareAuthenticator, ceremony: Ceremony
+) -> None:
+    """The /web variant: without its cookie the challenge is someone else's and stays usable;
+    with it, a refused answer burns it."""
+    ceremony.register(device, "u-burn-web")
+    with httpx.Client(base_url=server.api_url, timeout=10) as browser:
+        started = browser.post(
+            "/client/user-authenticators/passkey/authentication-options/web",
+            headers=basic(tenant.id),
+            json={},
+        )
+        assert started.status_code == 200, started.text
+        challenge_id = started.json()["challengeId"]
+        assertion = device.get(started.json()["options"])
+        body = {"challengeId": challenge_id, "authenticationCredential": assertion}
+        stranger = httpx.post(
+            f"{server.api_url}/client/verify/passkey", json=body, headers=basic(tenant.id)
+        )
+        assert_error(stranger, 403, "challenge_cookie_mismatch")
+        bad = {**body, "authenticationCredential": with_client_data(assertion, extra="x")}
+        refused = browser.post("/client/verify/passkey", json=bad, headers=basic(tenant.id))
+        assert_error(refused, 400, "verification_failed")
+        again = browser.post("/client/verify/passkey", json=body, headers=basic(tenant.id))
+        assert_error(again, 400, "challenge_already_used")
+
+
+def test_a_refused_console_sign_in_uses_the_challenge_up(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """The console's own ceremonies follow the same rule."""
+    console = enrolled_console(server, tmp_path, f"burn-{tmp_path.name}@example.com")
+    console.http.cookies.clear()
+    started = console.http.post("/admin/sign-in/options", json={}).json()
+    assertion = console.device.get(started["options"])
+    body = {"challengeId": started["challengeId"], "credential": assertion}
+    bad = {**body, "credential": with_client_data(assertion, extra="x")}
+    refused = console.http.post("/admin/sign-in/finish", json=bad)
+    assert refused.status_code == 400, refused.text
+    again = console.http.post("/admin/sign-in/finish", json=body)
+    assert again.status_code == 400 and again.json()["errorCode"] == "challenge_not_found"
+    assert not console.signed_in()
+    assert console.sign_in().status_code == 200  # a new challenge works
+    console.close()

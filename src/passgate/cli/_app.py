@@ -15,7 +15,7 @@ from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
 from passgate.cli._webauthn import tenant_webauthn
-from passgate.server.services import audit, branding, tenant_admin, tenants
+from passgate.server.services import audit, branding, enrolment, tenant_admin, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import DEFAULT_DATABASE_URL
@@ -259,6 +259,32 @@ def tenant_set_action(
 
     _database.run(database_url, work)
     typer.echo(f"{action_code}: {outcome.value}")
+
+
+@tenant_app.command("enrolment")
+def tenant_enrolment(
+    tenant_id: Annotated[str, typer.Argument(metavar="ID")],
+    window_minutes: Annotated[
+        int | None,
+        typer.Option(
+            help="Minutes after a challenge verified an action during which its token may add "
+            "an authenticator without add:authenticators (0-60; 0: never).",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+) -> None:
+    """Show or set who may add an authenticator to an enrolled user (docs/wire.md#scopes)."""
+
+    async def work(session: Any) -> int:
+        if window_minutes is not None:
+            await tenant_admin.set_enrolment_window(
+                session, audit.cli_actor(), tenant_id, window_minutes
+            )
+        tenant = await tenants.get_tenant(session, tenant_id)
+        return int(enrolment.window(tenant).total_seconds() // 60)
+
+    typer.echo(f"enrolment window: {_database.run(database_url, work)} min")
 
 
 def push_fields(settings: push_settings.PushSettings) -> dict[str, Any]:

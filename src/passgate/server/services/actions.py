@@ -12,13 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from passgate.server.schemas import TrackAttributes
 from passgate.server.services import redirects, tenants, tokens, users
 from passgate.server.services.enums import ActionState, VerificationMethod
-from passgate.server.services.errors import Forbidden, NotFound
+from passgate.server.services.errors import Conflict, Forbidden, NotFound
 from passgate.server.services.push import challenges as push_challenges
 from passgate.server.services.push.hub import PushHub
 from passgate.server.services.push.settings import push_settings
 from passgate.server.store import queries
 from passgate.server.store.tables import Action, PushChallenge, Tenant, User, utcnow
 
+# `Action.origin` of an action a client recorded with no backend-issued token for it.
+CLIENT_ORIGIN = "client"
 # A result is redeemable by /validate only from these states.
 VALID_STATES = frozenset({ActionState.CHALLENGE_SUCCEEDED, ActionState.ALLOW})
 # A successful challenge does not override these: the backend (or a reviewer) decided.
@@ -56,6 +58,9 @@ async def track(
 
     With an `idempotencyKey` already used for this user and action, the existing action is
     returned unchanged (with a fresh token), so a retried request never creates a second one.
+    A key that a client's action holds (one a passkey sign-in recorded without a backend's
+    token, `origin="client"`) is refused with 409: track never inherits an outcome it did not
+    ask for, so a client cannot pre-approve an action its backend will track later.
     An action that needs a challenge asks the user's push devices (tenant setting
     `challenge_on_track`); over the push-bombing limit the action is still tracked, unpushed.
     A `redirectUrl` must be on one of the tenant's origins (the hosted page sends the user
@@ -71,6 +76,11 @@ async def track(
         )
     if action is None:
         action = await _insert_action(session, tenant, user_id, action_code, attributes)
+    if action.origin == CLIENT_ORIGIN:
+        raise Conflict(
+            f"The idempotency key {action.idempotency_key!r} belongs to an action a client "
+            f"recorded for {action_code!r} without your token; track with another key."
+        )
     token = action_token(tenant, action, user.username)
     push_challenge = None
     if (
@@ -274,11 +284,17 @@ async def complete_challenge(
     if idempotency_key:
         action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
     if action is None:
-        action = _record_verified_action(
-            session, tenant, user_id, action_code, idempotency_key, method, authenticator_id
+        action = await _record_verified_action(
+            session,
+            tenant,
+            user_id,
+            action_code,
+            idempotency_key,
+            method=method,
+            authenticator_id=authenticator_id,
+            device_id=device_id,
         )
-        action.device_id = device_id
-    elif action.state == ActionState.CHALLENGE_REQUIRED:
+    if action.state == ActionState.CHALLENGE_REQUIRED:
         await settle(
             session, action, succeeded=True, method=method, authenticator_id=authenticator_id
         )
@@ -288,32 +304,42 @@ async def complete_challenge(
     return action, action_token(tenant, action, user.username if user else None)
 
 
-def _record_verified_action(
+async def _record_verified_action(
     session: AsyncSession,
     tenant: Tenant,
     user_id: str,
     action_code: str,
     idempotency_key: str | None,
+    *,
     method: VerificationMethod,
     authenticator_id: str,
+    device_id: str | None,
 ) -> Action:
-    """An action that starts verified (a usernameless sign-in), unless the tenant's rule for
-    its code blocks it."""
+    """An action that starts verified (a usernameless sign-in, or one under an action code a
+    client chose), unless the tenant's rule for its code blocks it. No backend tracked it, so
+    it is the client's (`origin`): track refuses its key rather than inherit its outcome.
+    When a track took the key meanwhile, that action is returned instead."""
     now = utcnow()
     outcome = ActionState(tenants.default_outcome(tenant, action_code).value)
     state = outcome if outcome in BLOCKING_STATES else ActionState.CHALLENGE_SUCCEEDED
-    action = Action(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant.id,
-        user_id=user_id,
-        action_code=action_code,
-        idempotency_key=idempotency_key or str(uuid.uuid4()),
-        state=state.value,
-        state_updated_at=now,
-        created_at=now,
-        updated_at=now,
-        verification_method=method.value,
-        verified_by_authenticator_id=authenticator_id,
-    )
-    session.add(action)
+    key = idempotency_key or str(uuid.uuid4())
+    values = {
+        "id": str(uuid.uuid4()),
+        "tenant_id": tenant.id,
+        "user_id": user_id,
+        "action_code": action_code,
+        "idempotency_key": key,
+        "state": state.value,
+        "state_updated_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "verification_method": method.value,
+        "verified_by_authenticator_id": authenticator_id,
+        "device_id": device_id,
+        "origin": CLIENT_ORIGIN,
+    }
+    action = await queries.insert_action(session, values)
+    if action is None:
+        action = await queries.get_action(session, tenant.id, user_id, action_code, key)
+        assert action is not None
     return action

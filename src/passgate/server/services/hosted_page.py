@@ -10,9 +10,9 @@ add an authenticator) is still enforced there, once. What is decided here is wha
 - an action that no longer exists is refused (404 `action_not_found`), one a challenge, the
   backend or `/validate` already settled is refused as used (410 `token_used`), one the
   tenant's rules block is refused (403 `action_blocked`);
-- enrolment is offered when the token's scope has `add:authenticators` or the user has no
-  authenticator at all (the same rule the Client API applies); otherwise sign-in with the
-  user's passkeys and approval on the user's push devices;
+- enrolment is offered when `enrolment`'s rule (the one the Client API applies) lets the
+  token add an authenticator; otherwise sign-in with the user's passkeys and approval on the
+  user's push devices;
 - passkeys are offered only when the tenant's rp id can be used on Passgate's own origin."""
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from dataclasses import dataclass
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import origins, redirects, tenants, tokens
+from passgate.server.services import enrolment, origins, redirects, tenants, tokens
 from passgate.server.services.enums import ActionState
 from passgate.server.services.errors import ExpiredToken, InvalidToken, PassgateError
 from passgate.server.services.passkey_policy import policy as passkey_policy
-from passgate.server.services.passkeys import ADD_SCOPE
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import passkeys as passkey_store
 from passgate.server.store import push_queries, queries
@@ -106,7 +105,7 @@ async def open_challenge(
     now = utcnow()
     devices = await push_queries.user_devices(session, tenant.id, claims.user_id, now)
     unavailable = _passkey_unavailable(tenant, public_origin)
-    enrol = ADD_SCOPE in claims.scope.split() or not enrolled
+    enrol = enrolment.leave(tenant, claims, action, enrolled=bool(enrolled)) is not None
     waiting = None
     if not enrol and devices:
         challenge = await push_queries.action_challenge(session, action.id, pending_at=now)
@@ -181,7 +180,11 @@ async def _pending_action(session: AsyncSession, tenant: Tenant, claims: TokenCl
             error_code="action_blocked",
             tenant=tenant,
         )
-    enrolling_allowed = action.state == ActionState.ALLOW and ADD_SCOPE in claims.scope.split()
+    enrolling_allowed = (
+        action.state == ActionState.ALLOW
+        and enrolment.ADD_SCOPE in claims.scope.split()
+        and action.authenticator_added_at is None
+    )
     if action.validated_at is not None or not (
         action.state == ActionState.CHALLENGE_REQUIRED or enrolling_allowed
     ):

@@ -2,7 +2,9 @@
 
 Every challenge is single-use, expires after five minutes, is bound to its tenant and, when
 the caller presented a token, to that token's user and action; it is consumed by one
-conditional UPDATE before the response is verified, so two racing requests never both win."""
+conditional UPDATE before the response is verified, so two racing requests never both win,
+and a refused response uses it up too (`single_use`). Who may add a passkey is the rule of
+`enrolment`, shared with every other kind of authenticator."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import actions, relying_party
+from passgate.server.services import actions, audit, enrolment, relying_party, single_use
 from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import Conflict, Forbidden, InvalidRequest
 from passgate.server.services.passkey_policy import policy as passkey_policy
@@ -38,7 +40,6 @@ CHALLENGE_LIFETIME = timedelta(minutes=5)
 PRUNE_ONE_IN = 64
 # The action recorded for a sign-in that started without one. [inferred: Authsignal's name]
 DEFAULT_SIGN_IN_ACTION = "signInWithPasskey"
-ADD_SCOPE = "add:authenticators"
 REGISTRATION, AUTHENTICATION = "registration", "authentication"
 
 
@@ -167,7 +168,8 @@ async def registration_options(
     policy = passkey_policy(tenant, hosted_origin)
     user = await queries.ensure_user(session, tenant.id, claims.user_id)
     existing = await store.user_credentials(session, tenant.id, user.user_id)
-    await _check_may_add(session, tenant, claims, user, len(existing), policy.max_passkeys_per_user)
+    _check_cap(len(existing), policy.max_passkeys_per_user)
+    await enrolment.check(session, tenant, claims)
     name = username or user.username or claims.username or user.user_id
     display = display_name or user.display_name or name
     challenge = await _new_challenge(
@@ -192,34 +194,11 @@ async def registration_options(
     return Options(challenge_id=challenge.id, options=options)
 
 
-async def _check_may_add(
-    session: AsyncSession,
-    tenant: Tenant,
-    claims: TokenClaims,
-    user: User,
-    passkey_count: int,
-    cap: int,
-) -> None:
-    """An enrolled user adds an authenticator only with `add:authenticators`, or with the
-    token of an action they have just verified (docs/wire.md#tokens)."""
+def _check_cap(passkey_count: int, cap: int) -> None:
     if passkey_count >= cap:
         raise Forbidden(
             f"The user already has {passkey_count} passkeys, the most this tenant allows.",
             error_code="passkey_limit_reached",
-        )
-    if ADD_SCOPE in claims.scope.split() or not await queries.enrolled_methods(
-        session, tenant.id, user.user_id
-    ):
-        return
-    action = None
-    if claims.action_code and claims.idempotency_key:
-        action = await queries.get_action(
-            session, tenant.id, user.user_id, claims.action_code, claims.idempotency_key
-        )
-    if action is None or action.state not in actions.VALID_STATES:
-        raise Forbidden(
-            f"The user is already enrolled: adding a passkey needs a token with the "
-            f"{ADD_SCOPE!r} scope or from a verified action."
         )
 
 
@@ -241,26 +220,31 @@ async def add_passkey(
             "The challenge was issued for another user or action.",
             error_code="challenge_not_found",
         )
-    policy = passkey_policy(tenant, hosted_origin)
-    verified = relying_party.verify_registration(
-        policy, credential, expected_challenge=challenge.challenge
-    )
-    user = await queries.ensure_user(session, tenant.id, claims.user_id)
-    count = await store.count_user_credentials(session, tenant.id, user.user_id)
-    await _check_may_add(session, tenant, claims, user, count, policy.max_passkeys_per_user)
-    authenticator, row = await _insert_passkey(
-        session, tenant, user, challenge, verified, device_id, user_agent
-    )
-    _action, token = await actions.complete_challenge(
-        session,
-        tenant,
-        user_id=user.user_id,
-        action_code=claims.action_code or DEFAULT_SIGN_IN_ACTION,
-        idempotency_key=claims.idempotency_key,
-        method=VerificationMethod.PASSKEY,
-        authenticator_id=authenticator.id,
-        device_id=device_id,
-    )
+    async with single_use.refusal_burns_challenge(session, challenge.id, tenant.id):
+        policy = passkey_policy(tenant, hosted_origin)
+        verified = relying_party.verify_registration(
+            policy, credential, expected_challenge=challenge.challenge
+        )
+        user = await queries.ensure_user(session, tenant.id, claims.user_id)
+        _check_cap(
+            await store.count_user_credentials(session, tenant.id, user.user_id),
+            policy.max_passkeys_per_user,
+        )
+        grant = await enrolment.check(session, tenant, claims)
+        authenticator, row = await _insert_passkey(
+            session, tenant, user, challenge, verified, device_id, user_agent
+        )
+        await enrolment.use_up(session, grant)
+        _action, token = await actions.complete_challenge(
+            session,
+            tenant,
+            user_id=user.user_id,
+            action_code=claims.action_code or DEFAULT_SIGN_IN_ACTION,
+            idempotency_key=claims.idempotency_key,
+            method=VerificationMethod.PASSKEY,
+            authenticator_id=authenticator.id,
+            device_id=device_id,
+        )
     return Verified(token=token, user=user, authenticator=authenticator, credential=row)
 
 
@@ -368,6 +352,42 @@ async def verify(
         raise InvalidRequest(
             "The challenge was issued for another user.", error_code="challenge_not_found"
         )
+    try:
+        async with single_use.refusal_burns_challenge(session, challenge.id, tenant.id):
+            return await _sign_in(
+                session,
+                tenant,
+                claims,
+                challenge,
+                credential,
+                device_id=device_id,
+                hosted_origin=hosted_origin,
+            )
+    except SignCountRegressed:
+        # A copy of the key may exist: flag it. Written after the refusal's savepoint is
+        # undone, so it is committed along with the burnt challenge.
+        found = await store.credential_with_authenticator(
+            session, tenant.id, [relying_party.credential_id_of(credential)]
+        )
+        if found is not None:
+            row = found[0]
+            await store.flag_credential(session, row.authenticator_id, "possible_clone", utcnow())
+            details = {"credentialId": row.credential_id, "userId": row.user_id}
+            await audit.security_event(session, tenant.id, audit.SIGN_COUNT_REGRESSED, details)
+        raise
+
+
+async def _sign_in(
+    session: AsyncSession,
+    tenant: Tenant,
+    claims: TokenClaims | None,
+    challenge: PasskeyChallenge,
+    credential: dict[str, Any],
+    *,
+    device_id: str | None,
+    hosted_origin: str | None,
+) -> Verified:
+    """Check the assertion against the consumed `challenge` and settle its action."""
     found = await store.credential_with_authenticator(
         session, tenant.id, [relying_party.credential_id_of(credential)]
     )
@@ -386,19 +406,14 @@ async def verify(
         raise CeremonyRefused(
             "The user handle does not match the passkey's user.", error_code="verification_failed"
         )
-    try:
-        asserted = relying_party.verify_assertion(
-            passkey_policy(tenant, hosted_origin),
-            credential,
-            expected_challenge=challenge.challenge,
-            public_key=row.public_key,
-            stored_sign_count=row.sign_count,
-            public_key_algorithm=row.public_key_algorithm,
-        )
-    except SignCountRegressed as exc:
-        await store.flag_credential(session, row.authenticator_id, "possible_clone", utcnow())
-        exc.keep_changes = True
-        raise
+    asserted = relying_party.verify_assertion(
+        passkey_policy(tenant, hosted_origin),
+        credential,
+        expected_challenge=challenge.challenge,
+        public_key=row.public_key,
+        stored_sign_count=row.sign_count,
+        public_key_algorithm=row.public_key_algorithm,
+    )
     now = utcnow()
     row.sign_count, row.backed_up = asserted.sign_count, asserted.backed_up
     authenticator.last_verified_at = now

@@ -15,7 +15,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import audit, branding, passkey_policy, tenants, well_known
+from passgate.server.services import (
+    audit,
+    branding,
+    enrolment,
+    passkey_policy,
+    tenants,
+    well_known,
+)
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.passkey_policy import PasskeySettings
 from passgate.server.services.push import settings as push
@@ -216,6 +223,17 @@ async def set_outcome(
     if before != outcome.value:
         details = {action_code: {"from": before, "to": outcome.value}}
         await _record(session, actor, "tenant.action_outcome.changed", tenant_id, details)
+
+
+async def set_enrolment_window(
+    session: AsyncSession, actor: audit.Actor, tenant_id: str, minutes: int
+) -> None:
+    """How long a challenge's verification lets its token add an authenticator (`enrolment`)."""
+    before = int(enrolment.window(await tenants.get_tenant(session, tenant_id)).total_seconds())
+    await enrolment.set_window(session, tenant_id, minutes)
+    if before != minutes * 60:
+        details = {"from": before // 60, "to": minutes}
+        await _record(session, actor, "tenant.enrolment_window.changed", tenant_id, details)
 
 
 def _public_push(settings: push.PushSettings) -> dict[str, Any]:

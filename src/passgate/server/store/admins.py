@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from passgate.server.store import challenges
 from passgate.server.store.tables import (
     Admin,
     AdminChallenge,
@@ -161,21 +162,8 @@ async def revoke_sessions(
 async def consume_challenge(
     session: AsyncSession, challenge_id: str, purpose: str, now: datetime
 ) -> AdminChallenge | None:
-    """Atomically move a pending, unexpired challenge to `used`: returned to exactly one
-    caller, ever; racing requests get None."""
-    statement = (
-        update(AdminChallenge)
-        .where(
-            AdminChallenge.id == challenge_id,
-            AdminChallenge.purpose == purpose,
-            AdminChallenge.state == "pending",
-            AdminChallenge.expires_at > now,
-        )
-        .values(state="used", used_at=now)
-        .returning(AdminChallenge)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.scalars(statement)).one_or_none()
+    """Use up a pending, unexpired challenge: for exactly one caller, ever."""
+    return await challenges.consume(session, AdminChallenge, challenge_id, purpose, now)
 
 
 async def delete_expired_challenges(session: AsyncSession, before: datetime) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from passgate.server.store import challenges
 from passgate.server.store.tables import Authenticator, PasskeyChallenge, PasskeyCredential
 
 
@@ -21,22 +22,15 @@ async def get_challenge(
 async def consume_challenge(
     session: AsyncSession, tenant_id: str, challenge_id: str, purpose: str, now: datetime
 ) -> PasskeyChallenge | None:
-    """Atomically move a pending, unexpired challenge to `used`: it is returned to exactly one
-    caller, ever; racing requests get None."""
-    statement = (
-        update(PasskeyChallenge)
-        .where(
-            PasskeyChallenge.id == challenge_id,
-            PasskeyChallenge.tenant_id == tenant_id,
-            PasskeyChallenge.purpose == purpose,
-            PasskeyChallenge.state == "pending",
-            PasskeyChallenge.expires_at > now,
-        )
-        .values(state="used", used_at=now)
-        .returning(PasskeyChallenge)
-        .execution_options(synchronize_session=False)
+    """Use up a pending, unexpired challenge of this tenant: for exactly one caller, ever."""
+    return await challenges.consume(
+        session,
+        PasskeyChallenge,
+        challenge_id,
+        purpose,
+        now,
+        PasskeyChallenge.tenant_id == tenant_id,
     )
-    return (await session.scalars(statement)).one_or_none()
 
 
 async def delete_expired_challenges(session: AsyncSession, before: datetime) -> None:

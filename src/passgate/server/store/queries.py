@@ -263,3 +263,19 @@ async def settle_action(
         .execution_options(synchronize_session="fetch")
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def mark_authenticator_added(
+    session: AsyncSession, action_id: str, now: datetime, *, unredeemed: bool
+) -> bool:
+    """Record, once, that this action's token added an authenticator: True for exactly one
+    caller. With `unredeemed`, only while /validate has not redeemed the action either."""
+    statement = update(Action).where(
+        Action.id == action_id, Action.authenticator_added_at.is_(None)
+    )
+    if unredeemed:
+        statement = statement.where(Action.validated_at.is_(None))
+    result = await session.execute(
+        statement.values(authenticator_added_at=now).execution_options(synchronize_session="fetch")
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

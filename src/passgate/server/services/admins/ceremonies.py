@@ -3,7 +3,8 @@ the public URL and the only origin accepted is the public origin. User verificat
 discoverable credentials are required; attestation is not asked for.
 
 Every challenge is single-use, expires after five minutes, and is bound by an HttpOnly cookie
-to the browser that asked for it (the challenge keeps only the cookie value's hash)."""
+to the browser that asked for it (the challenge keeps only the cookie value's hash). A refused
+answer uses its challenge up as well (`single_use`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import aaguids, audit, relying_party
+from passgate.server.services import aaguids, audit, relying_party, single_use
 from passgate.server.services.admins import accounts
 from passgate.server.services.errors import Conflict, Forbidden, InvalidRequest, PassgateError
 from passgate.server.services.passkey_policy import PasskeyPolicy
@@ -172,25 +173,26 @@ async def finish_registration(
     admin = await accounts.get_admin(session, challenge.admin_id or "")
     if challenge.link_id is None and (signed_in is None or signed_in.id != admin.id):
         raise Forbidden("This ceremony belongs to another admin.", error_code="forbidden")
-    verified = relying_party.verify_registration(
-        policy, credential, expected_challenge=challenge.challenge
-    )
-    if challenge.link_id is not None and not await store.use_link(
-        session, challenge.link_id, utcnow()
-    ):
-        raise InvalidRequest(
-            "This enrolment link was used or expired meanwhile.", error_code="link_used"
+    async with single_use.refusal_burns_challenge(session, challenge.id, None):
+        verified = relying_party.verify_registration(
+            policy, credential, expected_challenge=challenge.challenge
         )
-    await _add_passkey(session, admin, verified)
-    actor = audit.Actor(type="admin", id=admin.email, source=source)
-    await audit.record(
-        session,
-        actor,
-        "admin.passkey.added",
-        target_type="admin",
-        target_id=admin.email,
-        details={"enrolmentLink": challenge.link_id is not None, "aaguid": verified.aaguid},
-    )
+        if challenge.link_id is not None and not await store.use_link(
+            session, challenge.link_id, utcnow()
+        ):
+            raise InvalidRequest(
+                "This enrolment link was used or expired meanwhile.", error_code="link_used"
+            )
+        await _add_passkey(session, admin, verified)
+        actor = audit.Actor(type="admin", id=admin.email, source=source)
+        await audit.record(
+            session,
+            actor,
+            "admin.passkey.added",
+            target_type="admin",
+            target_id=admin.email,
+            details={"enrolmentLink": challenge.link_id is not None, "aaguid": verified.aaguid},
+        )
     return admin
 
 
@@ -239,21 +241,25 @@ async def finish_sign_in(
 ) -> Admin:
     """The admin whose passkey signed the challenge, or a refusal."""
     challenge = await _consume(session, challenge_id, AUTHENTICATION, binding_hash)
-    found = await store.passkey_by_credential(session, relying_party.credential_id_of(credential))
-    if found is None:
-        raise InvalidRequest(
-            "This passkey is not an admin's passkey of this server.", error_code="unknown_passkey"
+    async with single_use.refusal_burns_challenge(session, challenge.id, None):
+        found = await store.passkey_by_credential(
+            session, relying_party.credential_id_of(credential)
         )
-    passkey, admin = found
-    handle = relying_party.user_handle_of(credential)
-    if handle is not None and handle != admin.handle:
-        raise InvalidRequest("The passkey's user handle does not match.", error_code="mismatch")
-    verified = relying_party.verify_assertion(
-        policy,
-        credential,
-        expected_challenge=challenge.challenge,
-        public_key=passkey.public_key,
-        stored_sign_count=passkey.sign_count,
-    )
-    await store.record_passkey_use(session, passkey.id, verified.sign_count, utcnow())
+        if found is None:
+            raise InvalidRequest(
+                "This passkey is not an admin's passkey of this server.",
+                error_code="unknown_passkey",
+            )
+        passkey, admin = found
+        handle = relying_party.user_handle_of(credential)
+        if handle is not None and handle != admin.handle:
+            raise InvalidRequest("The passkey's user handle does not match.", error_code="mismatch")
+        verified = relying_party.verify_assertion(
+            policy,
+            credential,
+            expected_challenge=challenge.challenge,
+            public_key=passkey.public_key,
+            stored_sign_count=passkey.sign_count,
+        )
+        await store.record_passkey_use(session, passkey.id, verified.sign_count, utcnow())
     return admin

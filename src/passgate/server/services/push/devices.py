@@ -10,20 +10,18 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from passgate.server.services import enrolment
 from passgate.server.services.errors import Conflict
 from passgate.server.services.push import keys, nonces
 from passgate.server.services.push.errors import (
     BadSignature,
     ExpiredCredential,
-    ScopeRequired,
     UnknownCredential,
 )
 from passgate.server.services.push.settings import push_settings
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import push_queries, queries
 from passgate.server.store.tables import Authenticator, PushDevice, Tenant, utcnow
-
-ADD_SCOPE = "add:authenticators"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,9 +45,9 @@ async def enroll(
     device_platform: str | None,
     push_token: str | None,
 ) -> Device:
-    """Enroll a device for the token's user (P2). The token is the proof; a user who is already
-    enrolled needs a token with the `add:authenticators` scope. Enrolling the same key again
-    returns the existing credential, renewed."""
+    """Enroll a device for the token's user (P2). The token is the proof; whether it may add
+    an authenticator is `enrolment`'s rule, the same for every method. Enrolling the same key
+    again returns the existing credential, renewed (no authenticator is added then)."""
     public_key = keys.canonical_public_key(public_key)
     existing = await push_queries.device_by_key(session, tenant.id, public_key)
     if existing is not None:
@@ -62,13 +60,7 @@ async def enroll(
             device.push_token = push_token
         await session.flush()
         return Device(device=device, authenticator=authenticator)
-    if await queries.enrolled_methods(session, tenant.id, claims.user_id) and (
-        ADD_SCOPE not in claims.scope.split()
-    ):
-        raise ScopeRequired(
-            f"The user is already enrolled: adding a device needs a token with the {ADD_SCOPE} "
-            "scope (track with scope='add:authenticators')."
-        )
+    grant = await enrolment.check(session, tenant, claims)
     user = await queries.ensure_user(session, tenant.id, claims.user_id)
     now = utcnow()
     authenticator = Authenticator(
@@ -99,6 +91,7 @@ async def enroll(
             session.add(device)
     except IntegrityError as exc:
         raise Conflict("This device key was enrolled by a concurrent request.") from exc
+    await enrolment.use_up(session, grant)
     return Device(device=device, authenticator=authenticator)
 
 

@@ -1,0 +1,129 @@
+"""Who may add an authenticator to a user: one rule, for every method (passkeys at C2/C3 and
+their /web twins, push devices at P2, and any method added later), docs/wire.md#scopes.
+
+- A user with no authenticator may enrol with any valid token of theirs.
+- A user who has one gets another only with a token whose scope has `add:authenticators`, or
+  with the token of an action that a challenge verified (CHALLENGE_SUCCEEDED with a
+  verification method: a rule's ALLOW or a backend's PATCH verified nothing) within the
+  tenant's enrolment window and that `/validate` has not redeemed yet.
+- Either way a token's action adds one authenticator: `use_up` marks it with one conditional
+  UPDATE as the authenticator goes in, so the same token (or another token of the same
+  action) cannot add a second.
+
+Methods call `check` before they do any work (to refuse early) and again, with `use_up`,
+in the request that adds the authenticator. Every refusal is 403 `forbidden`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services import tenants
+from passgate.server.services.enums import ActionState
+from passgate.server.services.errors import Forbidden, InvalidRequest
+from passgate.server.services.tokens import TokenClaims
+from passgate.server.store import queries
+from passgate.server.store.tables import Action, Tenant, utcnow
+
+ADD_SCOPE = "add:authenticators"
+# Tenant setting (`tenants.settings`): how long after a challenge verified an action its
+# token may add an authenticator without the scope. 0 turns that way off.
+WINDOW_SETTING = "enrolmentWindowMinutes"
+DEFAULT_WINDOW_MINUTES = 5
+MAX_WINDOW_MINUTES = 60
+
+
+class EnrolmentRefused(Forbidden):
+    """The token may not add an authenticator for its user (now, or any more)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Grant:
+    """A token's leave to add one authenticator: `use_up` spends it."""
+
+    action: Action
+    # True when the leave comes from a recent verification, which /validate ends.
+    needs_unredeemed: bool
+
+
+def window(tenant: Tenant) -> timedelta:
+    minutes = tenant.settings.get(WINDOW_SETTING, DEFAULT_WINDOW_MINUTES)
+    return timedelta(minutes=minutes if isinstance(minutes, int) else DEFAULT_WINDOW_MINUTES)
+
+
+async def set_window(session: AsyncSession, tenant_id: str, minutes: int) -> None:
+    """Change a tenant's enrolment window (0 to MAX_WINDOW_MINUTES minutes)."""
+    if isinstance(minutes, bool) or not 0 <= minutes <= MAX_WINDOW_MINUTES:
+        raise InvalidRequest(
+            f"the enrolment window must be 0-{MAX_WINDOW_MINUTES} minutes, not {minutes!r}"
+        )
+    tenant = await tenants.get_tenant(session, tenant_id)
+    tenant.settings = {**tenant.settings, WINDOW_SETTING: minutes}
+    tenant.updated_at = utcnow()
+    await session.flush()
+    tenants.forget(tenant_id)
+
+
+async def check(session: AsyncSession, tenant: Tenant, claims: TokenClaims) -> Grant:
+    """The token's leave to add an authenticator for its user now, or `EnrolmentRefused`."""
+    action = None
+    if claims.action_code and claims.idempotency_key:
+        action = await queries.get_action(
+            session, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+        )
+    if action is None:
+        raise EnrolmentRefused(
+            "The token's action no longer exists: track a new one to add an authenticator."
+        )
+    if action.authenticator_added_at is not None:
+        raise _used_up()
+    enrolled = bool(await queries.enrolled_methods(session, tenant.id, claims.user_id))
+    grant = leave(tenant, claims, action, enrolled=enrolled)
+    if grant is None:
+        minutes = int(window(tenant).total_seconds() // 60)
+        raise EnrolmentRefused(
+            f"The user already has an authenticator: adding another needs a token tracked "
+            f"with scope {ADD_SCOPE!r}, or the token of an action a challenge verified in the "
+            f"last {minutes} minutes and not yet validated."
+        )
+    return grant
+
+
+def leave(tenant: Tenant, claims: TokenClaims, action: Action, *, enrolled: bool) -> Grant | None:
+    """The rule itself, for callers that have read the token's action and whether its user
+    has an authenticator (the hosted page decides with it whether to offer enrolment)."""
+    if action.authenticator_added_at is not None:
+        return None
+    if ADD_SCOPE in claims.scope.split() or not enrolled:
+        return Grant(action=action, needs_unredeemed=False)
+    if _freshly_verified(action, window(tenant)):
+        return Grant(action=action, needs_unredeemed=True)
+    return None
+
+
+async def use_up(session: AsyncSession, grant: Grant) -> None:
+    """Spend the grant as its authenticator is added: exactly one caller wins, atomically;
+    the others (the same token racing, or /validate first for a verification's leave) are
+    refused and their request rolls back."""
+    if not await queries.mark_authenticator_added(
+        session, grant.action.id, utcnow(), unredeemed=grant.needs_unredeemed
+    ):
+        raise _used_up()
+
+
+def _freshly_verified(action: Action, span: timedelta) -> bool:
+    return (
+        action.state == ActionState.CHALLENGE_SUCCEEDED
+        and action.verification_method is not None
+        and action.validated_at is None
+        and action.state_updated_at > utcnow() - span
+    )
+
+
+def _used_up() -> EnrolmentRefused:
+    return EnrolmentRefused(
+        "This token has already added an authenticator (or its action was validated): track "
+        "a new action to add another."
+    )

@@ -1,0 +1,38 @@
+"""A refused answer uses its challenge up (docs/wire.md#passkey-routes).
+
+Ceremonies consume their challenge with one conditional UPDATE before they check the answer.
+When the check then refuses, the request's rollback would undo the consume with everything
+else, and the same challenge could be answered again (a bad assertion, then a good one). So
+the checks run inside `refusal_burns_challenge`: a savepoint undoes whatever they wrote, and
+the error is marked `keep_changes`, so the request commits the consume (and nothing of the
+refused attempt) before the error goes out (see database.py).
+
+A request refused before the checks (the challenge is another browser's or another user's)
+does not come here: its rollback leaves the challenge to its rightful owner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services import audit
+from passgate.server.services.errors import PassgateError
+
+
+@asynccontextmanager
+async def refusal_burns_challenge(
+    session: AsyncSession, challenge_id: str, tenant_id: str | None
+) -> AsyncIterator[None]:
+    """Run an answer's checks and writes; if they refuse, undo the writes, keep the consume,
+    and note the burnt challenge in the audit log (actor "system"; no tenant for the
+    console's own ceremonies)."""
+    try:
+        async with session.begin_nested():
+            yield
+    except PassgateError as exc:
+        exc.keep_changes = True
+        details = {"challengeId": challenge_id, "errorCode": exc.error_code}
+        await audit.security_event(session, tenant_id, audit.CHALLENGE_BURNT, details)
+        raise
