@@ -23,6 +23,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "PASSGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PATIENT_DATABASE = {
+    "database_pool_timeout_seconds": 30,
+    "database_lock_timeout_seconds": 30,
+    "database_statement_timeout_seconds": 60,
+}
 
 
 async def _postgres(statement: str) -> None:
@@ -57,7 +62,10 @@ def database_url(
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[LiveServer]:
-    live = LiveServer(database_url).start()
+    # Patient database waits: the suites fire bursts of 50-100 concurrent writes at this one
+    # process on a shared machine to test races, not overload (a burst that outlasts the
+    # default waits gets 503s by design; tests/server/test_overload.py tests the defaults).
+    live = LiveServer(database_url, **PATIENT_DATABASE).start()
     yield live
     live.stop()
 

@@ -105,7 +105,7 @@ def test_bad_arguments_get_one_line_and_nonzero_exit(sqlite_url: str, args: list
 
 def test_bad_environment_setting_is_one_line(sqlite_url: str) -> None:
     result = passgate("serve", "--port", "1", env={"PASSGATE_MAX_BODY_BYTES": "10"})
-    assert result.returncode == 1
+    assert result.returncode == 2  # configuration: see tests/cli/test_config_errors.py
     assert result.stderr == (
         "passgate: error: PASSGATE_MAX_BODY_BYTES: Input should be greater than or equal to 1024\n"
     )
@@ -163,7 +163,7 @@ def test_tenant_origins_change_and_are_checked(sqlite_url: str) -> None:
 def test_a_public_url_that_is_not_one_is_one_line(sqlite_url: str) -> None:
     for value in ("not a url", "https://auth.example.com/prefix"):
         result = passgate("serve", "--port", "1", env={"PASSGATE_PUBLIC_URL": value})
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert result.stderr.startswith("passgate: error: PASSGATE_PUBLIC_URL: ")
         assert result.stderr.count("\n") == 1, result.stderr
 
@@ -275,8 +275,9 @@ def test_unreadable_files_and_bad_settings_are_one_line(sqlite_url: str, tmp_pat
         ),
         passgate("serve", "--port", "1", env={"PASSGATE_PUSH_WEBHOOK_RETRY_DELAYS": "1,5"}),
     ]
+    # Unusable files and settings are configuration errors (2); a refused change is 1.
+    assert [result.returncode for result in runs] == [2, 2, 1, 2]
     for result in runs:
-        assert result.returncode == 1
         assert result.stderr.startswith("passgate: error: ")
         assert result.stderr.count("\n") == 1, result.stderr
-    assert "APNs settings need bundleId, keyId, teamId" in runs[1].stderr
+    assert "the APNs key is not a PEM private key" in runs[1].stderr

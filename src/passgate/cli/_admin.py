@@ -91,7 +91,7 @@ def admin_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJson
             for summary in await accounts.list_admins(session)
         ]
 
-    found = _database.run(database_url, work)
+    found = _database.run(database_url, work, read_only=True)
     if as_json:
         _output.print_json(found)
         return

@@ -17,6 +17,7 @@ from passgate.cli._device import device_app
 from passgate.cli._webauthn import tenant_webauthn
 from passgate.server.services import audit, branding, enrolment, tenant_admin, tenants
 from passgate.server.services.enums import ActionOutcome
+from passgate.server.services.errors import PassgateError
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import DEFAULT_DATABASE_URL
 from passgate.server.store.migrate import upgrade
@@ -92,6 +93,8 @@ def serve(
         # The hosted pages and the console run on this origin; in dev, the listen address.
         settings = settings.model_copy(update={"public_url": f"http://localhost:{port}"})
     configure_logging(json_lines=settings.log_json)
+    if settings.redis_url:
+        _database.check_redis(settings.redis_url)
     _database.translate_errors(lambda: asyncio.run(upgrade(database_url)))
     if dev:
         credentials = ensure_dev_tenant(database_url, port, origin or [])
@@ -156,7 +159,7 @@ def tenant_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJso
     async def work(session: Any) -> list[dict[str, Any]]:
         return [tenant_fields(tenant) for tenant in await tenants.list_tenants(session)]
 
-    found = _database.run(database_url, work)
+    found = _database.run(database_url, work, read_only=True)
     if as_json:
         _output.print_json(found)
         return
@@ -175,7 +178,7 @@ def tenant_show(
     async def work(session: Any) -> dict[str, Any]:
         return tenant_fields(await tenants.get_tenant(session, tenant_id))
 
-    found = _database.run(database_url, work)
+    found = _database.run(database_url, work, read_only=True)
     if as_json:
         _output.print_json(found)
     else:
@@ -313,7 +316,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise _database.CommandError(f"cannot read {path}: {exc}") from exc
+        raise _database.ConfigError(f"cannot read {path}: {exc}") from exc
 
 
 def _read_json(path: Path | None) -> dict[str, Any] | None:
@@ -322,10 +325,20 @@ def _read_json(path: Path | None) -> dict[str, Any] | None:
     try:
         data = json.loads(_read_text(path))
     except ValueError as exc:
-        raise _database.CommandError(f"{path}: not JSON ({exc})") from exc
+        raise _database.ConfigError(f"{path}: not JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise _database.CommandError(f"{path}: expected a JSON object")
+        raise _database.ConfigError(f"{path}: expected a JSON object")
     return data
+
+
+def _read_apns_key(path: Path) -> str:
+    """The .p8 file's text, refused here (not at the first push) when it is no APNs key."""
+    pem = _read_text(path)
+    try:
+        push_settings.check_apns_key(pem)
+    except PassgateError as exc:
+        raise _database.ConfigError(f"{path}: {exc.description}") from exc
+    return pem
 
 
 @tenant_app.command("update")
@@ -362,7 +375,7 @@ def tenant_update(
     apns = None
     if apns_key_file:
         apns = {
-            "privateKey": _read_text(apns_key_file),
+            "privateKey": _read_apns_key(apns_key_file),
             "keyId": apns_key_id,
             "teamId": apns_team_id,
             "bundleId": apns_bundle_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
@@ -14,7 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.errors import PassgateError
 from passgate.server.settings import Settings
-from passgate.server.store.database import DatabaseUrlError, create_engine, create_sessionmaker
+from passgate.server.store.database import (
+    DatabaseUrlError,
+    create_engine,
+    create_sessionmaker,
+    sqlite_path,
+)
 from passgate.server.store.migrate import upgrade
 
 T = TypeVar("T")
@@ -31,7 +37,15 @@ DatabaseUrl = Annotated[
 
 
 class CommandError(typer.exceptions.TyperException):
-    """A failure to report on one line, without a traceback."""
+    """A failure to report on one line, without a traceback (exit code 1: the command ran
+    and its change was refused)."""
+
+
+class ConfigError(CommandError):
+    """Configuration the command cannot run with: a bad setting, database, Redis or key
+    file. Exit code 2, as for a usage error; the message says what to fix."""
+
+    exit_code = 2
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -39,15 +53,32 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except SettingsError as exc:
-        raise CommandError(f"bad PASSGATE_* setting: {exc}") from exc
+        raise ConfigError(f"bad PASSGATE_* setting: {exc}") from exc
     except ValidationError as exc:
         error = exc.errors()[0]
         name = "PASSGATE_" + "_".join(str(part) for part in error["loc"]).upper()
-        raise CommandError(f"{name}: {error['msg']}") from exc
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message}") from exc
 
 
-def run(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Migrate, then run `work` in one committed transaction. Failures become one-line errors."""
+def require_existing(database_url: str) -> None:
+    """A command that only reads must not create a database: a mistyped SQLite path would
+    otherwise make directories and an empty database, and show nothing, silently."""
+    path = translate_errors(lambda: sqlite_path(database_url))
+    if path is not None and not path.is_file():
+        raise ConfigError(
+            f"no database at {path}: check --database-url (or PASSGATE_DATABASE_URL); "
+            "`passgate db upgrade` creates a new one"
+        )
+
+
+def run(
+    database_url: str, work: Callable[[AsyncSession], Awaitable[T]], *, read_only: bool = False
+) -> T:
+    """Migrate, then run `work` in one committed transaction. Failures become one-line errors.
+    A `read_only` command refuses an SQLite database that does not exist yet."""
+    if read_only:
+        require_existing(database_url)
 
     async def _run() -> T:
         await upgrade(database_url)
@@ -67,9 +98,34 @@ def translate_errors(call: Callable[[], T]) -> T:
     except PassgateError as exc:
         raise CommandError(exc.description) from exc
     except DatabaseUrlError as exc:
-        raise CommandError(str(exc)) from exc
+        raise ConfigError(f"{exc}: check --database-url (or PASSGATE_DATABASE_URL)") from exc
     except (DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise CommandError(f"cannot use the database: {reason}") from exc
     except SQLAlchemyError as exc:
         raise CommandError(f"database error: {exc}") from exc
+
+
+def check_redis(redis_url: str) -> None:
+    """Refuse to serve with a Redis that cannot be reached (one line, not a traceback at
+    start-up): long-polls in other workers would never be woken through it."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    async def ping() -> None:
+        client = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    parts = urlsplit(redis_url)
+    where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else repr(redis_url)
+    try:
+        asyncio.run(ping())
+    except (RedisError, OSError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"cannot reach Redis at {where} (PASSGATE_REDIS_URL): {reason}; start Redis, "
+            "or unset PASSGATE_REDIS_URL to run without it (one worker process)"
+        ) from exc

@@ -111,7 +111,7 @@ def _files(
     async def work(session: Any) -> passkey_policy.PasskeyPolicy:
         return passkey_policy.policy(await tenants.get_tenant(session, tenant_id))
 
-    policy = _database.run(database_url, work)
+    policy = _database.run(database_url, work, read_only=True)
     return policy, {
         well_known.AASA: well_known.apple_app_site_association([policy]),
         well_known.ASSET_LINKS: well_known.asset_links([policy]),

@@ -17,14 +17,21 @@ from passgate.server.push import create_hub
 from passgate.server.services.pruning import Pruner
 from passgate.server.services.origins import OriginIndex
 from passgate.server.settings import Settings
-from passgate.server.store.database import create_engine, create_sessionmaker
+from passgate.server.store.database import (
+    create_engine,
+    create_read_engine,
+    create_sessionmaker,
+)
 
 
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
     """Build the app. The database must already be migrated (`passgate db upgrade`, or
     `passgate serve`, which migrates before it listens)."""
     settings = settings or Settings()
-    engine = engine or create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    limits, pool_size = settings.database_limits, settings.database_pool_size
+    engine = engine or create_engine(settings.database_url, pool_size=pool_size, limits=limits)
+    # GET requests, long-poll rechecks and CORS origin lookups read here (server/database.py).
+    read_engine = create_read_engine(engine, pool_size=pool_size, limits=limits)
     push_hub, push_http = create_hub(settings)
 
     @asynccontextmanager
@@ -35,6 +42,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         await pruner.aclose()
         await push_hub.aclose()
         await push_http.aclose()
+        await read_engine.dispose()
         await engine.dispose()
 
     app = FastAPI(
@@ -44,9 +52,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.sessionmaker = create_sessionmaker(engine, read_engine)
     app.state.push_hub = push_hub
-    app.state.origin_index = OriginIndex(app.state.sessionmaker)
+    app.state.origin_index = OriginIndex(create_sessionmaker(read_engine))
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseUnreadableUrl)

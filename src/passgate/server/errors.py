@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -26,7 +28,19 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "too_many_requests",
+    503: "service_unavailable",
 }
+
+# A busy or stalled database is answered 503 with this Retry-After, well within the 2 s an
+# Authsignal SDK waits, instead of a late 500 (store/database.py bounds every wait).
+RETRY_AFTER_SECONDS = 1
+BUSY = "The service is busy; try again in a moment."
+# PostgreSQL: query_canceled (statement_timeout), lock_not_available (lock_timeout),
+# too_many_connections, cannot_connect_now (starting or shutting down).
+_BUSY_SQLSTATES = frozenset({"57014", "55P03", "53300", "57P03"})
+# SQLite: SQLITE_BUSY and SQLITE_LOCKED, with any extended code.
+_BUSY_SQLITE_CODES = frozenset({5, 6})
+_BUSY_SQLITE_MESSAGES = ("database is locked", "database table is locked", "database is busy")
 
 
 def error_response(status_code: int, error_code: str, description: str) -> JSONResponse:
@@ -67,7 +81,44 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def database_busy(exc: BaseException) -> bool:
+    """Did the database refuse for want of time or capacity (503), rather than fail (500)?
+    A pool checkout that timed out, a PostgreSQL statement or lock timeout, SQLite busy."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _BUSY_SQLITE_CODES:
+        return True
+    return str(orig).lower().startswith(_BUSY_SQLITE_MESSAGES)
+
+
+def unavailable_response() -> JSONResponse:
+    response = error_response(503, "service_unavailable", BUSY)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if database_busy(exc):
+        # Expected under overload: one line, no traceback.
+        log.warning(
+            "database busy, answered 503: %s %s: %s",
+            request.method,
+            request.url.path,
+            (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0],
+        )
+        return unavailable_response()
+    return await _on_unexpected(request, exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if database_busy(exc):  # raised outside the routes (a middleware's lookup)
+        return await _on_database_error(request, exc)
     log.exception("unhandled error in %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "An unexpected error occurred.")
 
@@ -77,6 +128,7 @@ def install(app: FastAPI) -> None:
         PassgateError: _on_domain_error,
         RequestValidationError: _on_validation_error,
         StarletteHTTPException: _on_http_error,
+        SQLAlchemyError: _on_database_error,
         Exception: _on_unexpected,
     }
     for exception_class, handler in handlers.items():

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from passgate.server.store.database import Limits
+
 DEFAULT_DATABASE_URL = "sqlite:///./.passgate/passgate.db"
 
 
@@ -48,6 +50,31 @@ class Settings(BaseSettings):
         default=100_000, ge=1024, description="Requests with a larger body get 413."
     )
     database_pool_size: int = Field(default=10, ge=1)
+    # A request waits at most pool + lock timeout (1.4 s by default), under the 2 s after which
+    # Authsignal's Python SDK gives up: a busy or stalled database is answered 503 with
+    # Retry-After, never a late 500.
+    database_pool_timeout_seconds: float = Field(
+        default=0.7,
+        gt=0,
+        le=60,
+        description="How long a request waits for a free database connection before it is "
+        "answered 503. On SQLite, the wait for this process's turn to write.",
+    )
+    database_lock_timeout_seconds: float = Field(
+        default=0.7,
+        gt=0,
+        le=60,
+        description="How long a statement waits for a lock another transaction holds "
+        "(PostgreSQL's lock_timeout; on SQLite the busy timeout, for another process's "
+        "writer) before the request is answered 503.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="PostgreSQL's statement_timeout: a longer statement is cancelled and the "
+        "request answered 503.",
+    )
     log_json: bool = Field(default=False, description="Log as JSON lines instead of console.")
     push_webhook_retry_delays: list[float] = Field(
         default=[1.0, 5.0, 30.0, 120.0],
@@ -115,6 +142,14 @@ class Settings(BaseSettings):
                 "live at the root of its host)"
             )
         return value.strip().rstrip("/")
+
+    @property
+    def database_limits(self) -> Limits:
+        return Limits(
+            pool_timeout=self.database_pool_timeout_seconds,
+            lock_timeout=self.database_lock_timeout_seconds,
+            statement_timeout=self.database_statement_timeout_seconds,
+        )
 
     @property
     def public_origin(self) -> str | None:

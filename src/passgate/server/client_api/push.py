@@ -21,7 +21,7 @@ from passgate.server.client_api.push_schemas import (
     UpdateCredentialRequest,
     UpdatedCredentialResponse,
 )
-from passgate.server.database import Session
+from passgate.server.database import Session, writes
 from passgate.server.push import Hub
 from passgate.server.services.push import challenges, devices, nonces
 from passgate.server.services.push.challenges import MAX_WAIT_SECONDS
@@ -81,6 +81,7 @@ async def challenge_message(
 
 
 @router.get("/challenge", response_model_exclude_none=True)
+@writes  # uses up the device's signed message, then waits without a connection (PushHub)
 async def get_challenge(
     public_key: PublicKeyQuery,
     caller: AnyCaller,

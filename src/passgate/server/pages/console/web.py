@@ -46,6 +46,9 @@ class ConsoleRoute(APIRoute):
     error body); a missing or ended session sends the browser to the sign-in page. The
     request's transaction has been rolled back by then: nothing is half-saved."""
 
+    # Even a GET may write: it refreshes the admin's session (server/database.py).
+    writes_on_get = True
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 

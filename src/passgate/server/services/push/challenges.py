@@ -3,11 +3,10 @@ decided once (P6), and watched by the requester (W2, `get_action`, `/validate`).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -168,22 +167,12 @@ async def pending_for_device(
     device = await devices.find(session, tenant, public_key)
     await devices.prove(session, tenant, device, signature)
     user_id, device_id = device.device.user_id, device.device.id
-    with hub.listen(tenant.id, user_id) as wake:
-        found = await push_queries.pending_challenge(
-            session, tenant.id, user_id, device_id, utcnow()
-        )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(wait, MAX_WAIT_SECONDS)
-        while found is None and (remaining := deadline - loop.time()) > 0:
-            # The one early commit: it keeps the used-up message and gives the connection back
-            # to the pool while this request sleeps.
-            await session.commit()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=min(remaining, hub.recheck_seconds))
-            wake.clear()
-            found = await push_queries.pending_challenge(
-                session, tenant.id, user_id, device_id, utcnow()
-            )
+
+    def look() -> Awaitable[tuple[PushChallenge, Action] | None]:
+        return push_queries.pending_challenge(session, tenant.id, user_id, device_id, utcnow())
+
+    # While it waits, the request holds no connection; its used-up message is committed first.
+    found = await hub.wait_for(session, tenant.id, user_id, look, min(wait, MAX_WAIT_SECONDS))
     if found is None:
         return Pending(device=device)
     return Pending(device=device, challenge=found[0], action=found[1])

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.store.database import read_only
 
 if TYPE_CHECKING:
     from passgate.server.services.push.delivery import Deliverer
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("passgate.push")
 
 Delivery = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 class PushHub:
@@ -55,6 +58,34 @@ class PushHub:
             self._waiters[key].discard(wake)
             if not self._waiters[key]:
                 del self._waiters[key]
+
+    async def wait_for(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        user_id: str,
+        look: Callable[[], Awaitable[T | None]],
+        wait: float,
+    ) -> T | None:
+        """`look()` now and, while it finds nothing, again when woken for this user or every
+        `recheck_seconds`, until `wait` seconds have passed. Before each pause the session
+        commits what the request did so far and gives its connection back to the pool: a
+        waiting long-poll holds no connection (and, on SQLite, no lock). The looks after the
+        first are read-only transactions."""
+        with self.listen(tenant_id, user_id) as wake:
+            found = await look()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while found is None and (remaining := deadline - loop.time()) > 0:
+                await session.commit()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        wake.wait(), timeout=min(remaining, self.recheck_seconds)
+                    )
+                wake.clear()
+                read_only(session)
+                found = await look()
+        return found
 
     def wake(self, tenant_id: str, user_id: str) -> None:
         for wake in self._waiters.get((tenant_id, user_id), ()):

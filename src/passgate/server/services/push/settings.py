@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server import json_values
@@ -111,6 +114,8 @@ def update_push_settings(
         raise InvalidRequest(f"unknown push settings: {', '.join(sorted(unknown))}")
     defaults = PushSettings()
     current = replace(push_settings(tenant), **{name: getattr(defaults, name) for name in clear})
+    if changes.get("apns"):
+        check_apns_key(str(changes["apns"].get("privateKey") or ""))
     updated = replace(current, **{k: v for k, v in changes.items() if v is not None})
     if updated.webhook_url and not updated.webhook_secret:
         updated = replace(updated, webhook_secret=new_webhook_secret())
@@ -152,6 +157,18 @@ async def rotate_webhook_secret(
     await session.flush()
     tenants.forget(tenant_id)
     return updated
+
+
+def check_apns_key(pem: str) -> None:
+    """Refuse an APNs key that is not one, when it is set rather than at the first push: an
+    APNs auth key (.p8) is a PEM PKCS#8 P-256 private key."""
+    fix = "give the .p8 file Apple issued (Certificates, Identifiers & Profiles > Keys)"
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise InvalidRequest(f"the APNs key is not a PEM private key: {fix}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise InvalidRequest(f"the APNs key is not a P-256 (ES256) key: {fix}")
 
 
 def new_webhook_secret() -> str:
