@@ -124,3 +124,43 @@ def test_tracked_actions_stay_the_backends(
     assert origin_of(server, tenant, "s-1") == "server"
     again = http.post("/users/tracked/actions/signIn", json={"idempotencyKey": "s-1"})
     assert again.status_code == 200 and again.json()["state"] == "CHALLENGE_SUCCEEDED"
+
+
+def test_a_client_cannot_answer_an_action_its_backend_tracked(
+    server: LiveServer, tenant: Tenant, ceremony: Ceremony, http: httpx.Client, tmp_path: Path
+) -> None:
+    """Naming a tracked action's key in C1, without that action's token (Basic, or a token
+    for another action), settles nothing: 409, and the action still waits for its challenge."""
+    device = SoftwareAuthenticator(tmp_path / "device.bin")
+    ceremony.register(device, "victim")
+    http.post("/users/victim/actions/transfer", json={"idempotencyKey": "t-1"})
+
+    started = ceremony.http.post(
+        "/client/challenge",
+        headers=basic(tenant.id),
+        json={"action": "transfer", "idempotencyKey": "t-1"},
+    )
+    challenge_id = started.json()["challengeId"]
+    options = ceremony.http.post(
+        "/client/user-authenticators/passkey/authentication-options",
+        headers=basic(tenant.id),
+        json={"challengeId": challenge_id},
+    ).json()["options"]
+    verified = ceremony.http.post(
+        "/client/verify/passkey",
+        headers=basic(tenant.id),
+        json={"challengeId": challenge_id, "authenticationCredential": device.get(options)},
+    )
+    assert_error(verified, 409, "conflict")
+
+    other_token = ceremony.authsignal.track("victim", "signIn")["token"]
+    refused = ceremony.http.post(
+        "/client/challenge",
+        headers=bearer(other_token),
+        json={"action": "transfer", "idempotencyKey": "t-1"},
+    )
+    assert_error(refused, 409, "conflict")
+
+    action = http.get("/users/victim/actions/transfer/t-1").json()
+    assert action["state"] == "CHALLENGE_REQUIRED"
+    assert origin_of(server, tenant, "t-1") == "server"

@@ -275,14 +275,21 @@ async def complete_challenge(
     method: VerificationMethod,
     authenticator_id: str,
     device_id: str | None = None,
+    client_made: bool = False,
 ) -> tuple[Action, str]:
     """A challenge for this action succeeded: settle it (see `settle`) and return it with a
     token `/validate` accepts. Without an idempotency key (a sign-in that started with no
     tracked action) the action is recorded now, already succeeded, unless the tenant's rule
-    for it blocks. An action already decided otherwise is refused."""
+    for it blocks. An action already decided otherwise is refused.
+
+    `client_made`: the challenge was started with nothing but the tenant id (no token of the
+    backend's). Such a challenge never settles an action a backend tracked, even under that
+    action's key: only the action's own token may answer it (409, nothing settled)."""
     action = None
     if idempotency_key:
         action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+    if action is not None and client_made:
+        _refuse_backend_action(action)
     if action is None:
         action = await _record_verified_action(
             session,
@@ -302,6 +309,23 @@ async def complete_challenge(
         raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
     user = await queries.get_user(session, tenant.id, user_id)
     return action, action_token(tenant, action, user.username if user else None)
+
+
+async def refuse_backend_key(
+    session: AsyncSession, tenant: Tenant, user_id: str, action_code: str, idempotency_key: str
+) -> None:
+    """Refuse (409) a challenge a client starts under the key of an action a backend tracked."""
+    action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+    if action is not None:
+        _refuse_backend_action(action)
+
+
+def _refuse_backend_action(action: Action) -> None:
+    if action.origin != CLIENT_ORIGIN:
+        raise Conflict(
+            f"The idempotency key {action.idempotency_key!r} belongs to an action your backend "
+            f"tracked for {action.action_code!r}; answer it with that action's token."
+        )
 
 
 async def _record_verified_action(

@@ -75,6 +75,12 @@ async def create_challenge(
     `binding_hash` ties it to the browser holding a cookie (the `/web` routes)."""
     if claims is not None:
         same_action = action_code in (None, claims.action_code)
+        if not same_action and idempotency_key and action_code:
+            # The token is for another action: this key must not be one the backend tracked
+            # (only that action's own token answers it; see actions.complete_challenge).
+            await actions.refuse_backend_key(
+                session, tenant, claims.user_id, action_code, idempotency_key
+            )
         return await _new_challenge(
             session,
             tenant,
@@ -426,6 +432,8 @@ async def _sign_in(
         method=VerificationMethod.PASSKEY,
         authenticator_id=authenticator.id,
         device_id=device_id,
+        # A challenge bound to no user came from a Basic-only C1 or C4.
+        client_made=challenge.user_id is None,
     )
     return Verified(token=token, user=user, authenticator=authenticator, credential=row)
 
