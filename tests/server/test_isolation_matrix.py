@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -77,6 +78,7 @@ class Victim:
     registration_token: str
     registration: dict[str, Any]  # C2: challengeId and options
     authentication: dict[str, Any]  # C4: challengeId and options
+    web_authentication: dict[str, Any]  # C4 /web: bound to B's browser cookie
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,6 +105,7 @@ class Victim:
             "B's C1 challenge id": self.c1_challenge_id,
             "B's C2 challenge id": self.registration["challengeId"],
             "B's C4 challenge id": self.authentication["challengeId"],
+            "B's C4 /web challenge id": self.web_authentication["challengeId"],
         }
 
     def read(self) -> dict[str, Any]:
@@ -171,6 +174,9 @@ def victim(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert registration.status_code == 200, registration.text
     authentication = b.authentication_options()
     assert authentication.status_code == 200, authentication.text
+    # B's browser: its binding cookie stays in B's client's cookie jar.
+    web = b.client("POST", f"{PASSKEY_PATH}/authentication-options/web", json={})
+    assert web.status_code == 200 and b.http.cookies, web.text
 
     world = Victim(
         tenant=tenant,
@@ -194,6 +200,7 @@ def victim(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
         registration_token=registration_token,
         registration=registration.json(),
         authentication=authentication.json(),
+        web_authentication=web.json(),
     )
     world.snapshot = world.read()
     yield world
@@ -274,7 +281,7 @@ class Expect:
     def _nothing_of_b(self, response: httpx.Response) -> None:
         """Anything of B's that A sent may be echoed (an error naming the key it did not find):
         A knew it. Nothing else of B's may appear."""
-        sent = str(response.request.url) + response.request.content.decode()
+        sent = unquote(str(response.request.url)) + response.request.content.decode()
         self._absent(
             response,
             {name: value for name, value in self.victim.identifiers.items() if value not in sent},
@@ -470,6 +477,11 @@ def verify_passkey(a: Attacker, b: Victim, expect: Expect) -> None:
     )
     own = a.client.authentication_options().json()
     expect.refused(a.client.verify_passkey(b.c1_challenge_id, a.passkey().get(own["options"])))
+    # B's cookie-bound challenge, with A's own binding cookie (from A's own /web call).
+    web = a.client.client("POST", f"{PASSKEY_PATH}/authentication-options/web", json={})
+    assert web.status_code == 200 and a.client.http.cookies, web.text
+    answer = a.passkey().get(b.web_authentication["options"])
+    expect.refused(a.client.verify_passkey(b.web_authentication["challengeId"], answer))
     # A's challenge, A's signature, claiming B's credential id.
     forged = _with_credential_id(a.passkey().get(own["options"]), b.credential_id)
     expect.refused(a.client.verify_passkey(own["challengeId"], forged))
@@ -682,6 +694,9 @@ def test_b_still_completes_its_own_ceremonies(server: LiveServer, victim: Victim
     verified = b.verify_passkey(
         victim.authentication["challengeId"], victim.passkey.get(victim.authentication["options"])
     )
+    assert verified.status_code == 200, verified.text
+    web = victim.web_authentication  # with B's binding cookie, from B's client's jar
+    verified = b.verify_passkey(web["challengeId"], victim.passkey.get(web["options"]))
     assert verified.status_code == 200, verified.text
     options = b.authentication_options(challengeId=victim.c1_challenge_id)
     assert options.status_code == 200, options.text
