@@ -47,6 +47,9 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessionmaker() as session:
         if reads_only(request):
             read_only(session)
+        # A route class that turns errors into responses itself (the console's) runs before
+        # this dependency exits, so it must undo the writes itself: see `undo_writes`.
+        request.state.session = session
         try:
             yield session
         except PassgateError as exc:
@@ -56,6 +59,18 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+
+
+async def undo_writes(request: Request, exc: PassgateError) -> None:
+    """For route classes that catch a domain error and answer it themselves: the dependency
+    above then sees a normal return and would commit, so roll back here first (unless the
+    error's writes must stand)."""
+    session: AsyncSession | None = getattr(request.state, "session", None)
+    if session is not None and not exc.keep_changes:
+        # Detach what was loaded first: a rollback expires it, and the error page still
+        # reads the signed-in admin.
+        session.expunge_all()
+        await session.rollback()
 
 
 # scope="function": the commit happens before the response goes out, not after.

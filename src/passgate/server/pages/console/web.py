@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, RedirectResponse
 
 from passgate.server import binding_cookies
-from passgate.server.database import Session
+from passgate.server.database import Session, undo_writes
 from passgate.server.errors import error_response
 from passgate.server.pages.rendering import render
 from passgate.server.services import audit
@@ -56,6 +56,8 @@ class ConsoleRoute(APIRoute):
             try:
                 return await handle(request)
             except PassgateError as exc:
+                # Caught before the session dependency exits: it would commit otherwise.
+                await undo_writes(request, exc)
                 return _error(request, exc)
 
         return route
