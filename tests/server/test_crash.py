@@ -274,19 +274,19 @@ def missing_writes(client: TenantClient, ledger: Ledger) -> list[str]:
         found = client.client("GET", PASSKEY_PATH, params={"credentialId": passkey.credential_id})
         if passkey.authenticator_id not in listed(passkey.user_id) or found.status_code != 200:
             missing.append(f"passkey {passkey}")
-    for device, key in ledger.devices:
-        found = client.client("GET", PUSH_PATH, params={"publicKey": public_key_param(key)})
+    for device, device_key in ledger.devices:
+        found = client.client("GET", PUSH_PATH, params={"publicKey": public_key_param(device_key)})
         if device.authenticator_id not in listed(device.user_id) or found.status_code != 200:
             missing.append(f"device {device}")
     for user, action, key, challenge_id, device_key in ledger.approvals:
-        if state(user, action, key) != "CHALLENGE_SUCCEEDED":
-            missing.append(f"approval of {user}/{action}/{key}: {state(user, action, key)}")
+        if (now := state(user, action, key)) != "CHALLENGE_SUCCEEDED":
+            missing.append(f"approval of {user}/{action}/{key}: {now}")
         again = client.answer(device_key, challenge_id, approved=False)
         if again.status_code != 409:
             missing.append(f"challenge {challenge_id} not decided: {again.text}")
     for user, action, key in ledger.sign_ins:
-        if state(user, action, key) != "CHALLENGE_SUCCEEDED":
-            missing.append(f"sign-in {user}/{action}/{key}: {state(user, action, key)}")
+        if (now := state(user, action, key)) != "CHALLENGE_SUCCEEDED":
+            missing.append(f"sign-in {user}/{action}/{key}: {now}")
     for token in ledger.redeemed:
         # Not valid again (in a long run it may have expired meanwhile: a 400 then).
         validated = client.validate(token).json()
