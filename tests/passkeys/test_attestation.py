@@ -19,7 +19,7 @@ import pytest
 from authsignal.client import AuthsignalClient
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from fido2 import cbor
@@ -30,9 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import passkey_policy, relying_party, tenants
+from passgate.server.services.errors import InvalidRequest
 from passgate.server.services.passkey_policy import PasskeyPolicy
-from passgate.server.services.relying_party import CeremonyRefused
+from passgate.server.services.relying_party import CeremonyRefused, b64decode_any
 from passgate.server.store.tables import PasskeyCredential
+from tests.cli.test_cli import passgate
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, b64url, with_client_data
 from tests.server.test_refusals import assert_error
@@ -117,12 +119,17 @@ def client_data(kind: str, challenge: str, origin: str, **extra: Any) -> bytes:
 
 
 def make_registration(
-    options: dict[str, Any], origin: str, fmt: str, statement: Statement, aaguid: bytes = AAGUID
+    options: dict[str, Any],
+    origin: str,
+    fmt: str,
+    statement: Statement,
+    aaguid: bytes = AAGUID,
+    credential_id: bytes | None = None,
 ) -> Made:
     """`statement(auth_data, client_data_hash, credential_id, credential_key, cose_key)`
     gives attStmt."""
     key = ec.generate_private_key(ec.SECP256R1())
-    credential_id = secrets.token_bytes(32)
+    credential_id = credential_id or secrets.token_bytes(32)
     cose = ES256.from_cryptography_key(key.public_key())
     flags = AuthenticatorData.FLAG
     auth_data = bytes(
@@ -247,6 +254,72 @@ def u2f_statement(ca: Issued) -> Statement:
     return statement
 
 
+def packed_statement(ca: Issued) -> Statement:
+    """A security key's packed attestation: a batch certificate from `ca` signs the
+    registration."""
+
+    def statement(
+        auth_data: bytes, hashed: bytes, _id: bytes, _k: ec.EllipticCurvePrivateKey, _c: bytes
+    ) -> dict[str, Any]:
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Passgate tests"),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Authenticator Attestation"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "Key batch"),
+            ]
+        )
+        batch = issue(subject, ca, ca=False)
+        signature = batch.key.sign(auth_data + hashed, ec.ECDSA(hashes.SHA256()))
+        return {"alg": -7, "sig": signature, "x5c": [batch.der, ca.der]}
+
+    return statement
+
+
+def safetynet_statement(
+    ca: Issued,
+    *,
+    hostname: str = "attest.android.com",
+    cts_profile_match: bool = True,
+    made_at: datetime.datetime | None = None,
+) -> Statement:
+    """What Google's SafetyNet service answered: a JWS (RS256) whose x5c leaf was issued to
+    attest.android.com, its nonce the base64 SHA-256 of authData || clientDataHash."""
+
+    def statement(
+        auth_data: bytes, hashed: bytes, _id: bytes, _k: ec.EllipticCurvePrivateKey, _c: bytes
+    ) -> dict[str, Any]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(named(hostname))
+            .issuer_name(ca.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(EPOCH)
+            .not_valid_after(END)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+            .sign(ca.key, hashes.SHA256())
+        )
+        moment = made_at or datetime.datetime.now(datetime.UTC)
+        chain = [leaf.public_bytes(Encoding.DER), ca.der]
+        header = {"alg": "RS256", "x5c": [base64.b64encode(der) for der in chain]}
+        payload = {
+            "nonce": base64.b64encode(hashlib.sha256(auth_data + hashed).digest()).decode(),
+            "timestampMs": int(moment.timestamp() * 1000),
+            "apkPackageName": "com.google.android.gms",
+            "ctsProfileMatch": cts_profile_match,
+            "basicIntegrity": True,
+        }
+        signing_input = ".".join(
+            b64url(json.dumps(part, default=bytes.decode).encode()) for part in (header, payload)
+        )
+        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        jws = f"{signing_input}.{b64url(signature)}"
+        return {"ver": "214815028", "response": jws.encode()}
+
+    return statement
+
+
 # Through the real server -------------------------------------------------------------------
 
 
@@ -302,12 +375,19 @@ def test_tpm_from_a_manufacturer_no_list_knows(
     anchored = register_and_sign_in(ceremony, "tpm-2", "tpm", tpm_statement(intermediate))
     assert stored(server, anchored.credential_id).attestation_verified is True
 
+    # A TPM whose root is not configured: registered, unverified, unless the tenant requires
+    # trusted attestation.
     _stranger_root, stranger = make_pki()
-    token, challenge_id, options = ceremony.registration_options("tpm-3")
+    untrusted = register_and_sign_in(ceremony, "tpm-3", "tpm", tpm_statement(stranger))
+    assert stored(server, untrusted.credential_id).attestation_verified is False
+    configure(server, tenant, attestation="direct", requireTrustedAttestation=True)
+    token, challenge_id, options = ceremony.registration_options("tpm-4")
     made = make_registration(options, "https://localhost", "tpm", tpm_statement(stranger))
     refused = ceremony.add(token, challenge_id, made.credential)
     assert_error(refused, 400, "verification_failed")
     assert "trusted root" in refused.json()["errorDescription"]
+    anchored = register_and_sign_in(ceremony, "tpm-5", "tpm", tpm_statement(intermediate))
+    assert stored(server, anchored.credential_id).attestation_verified is True
 
 
 def test_fido_u2f_needs_no_zero_aaguid(
@@ -321,16 +401,126 @@ def test_fido_u2f_needs_no_zero_aaguid(
     assert row.aaguid == "01020304-0506-0708-090a-0b0c0d0e0f10"
 
 
+def test_browsers_and_security_keys_register_unless_trust_is_required(
+    server: LiveServer, tenant: Tenant, ceremony: Ceremony, tmp_path: Path
+) -> None:
+    """What a browser sends when attestation 'none' is asked for, packed self attestation,
+    and a security key whose root is not configured all register, recorded unverified, even
+    with roots configured for the format. Only a tenant that configured roots and requires
+    trusted attestation refuses them."""
+    device = SoftwareAuthenticator(tmp_path / "device.bin")  # packed self attestation
+    key_root, key_ca = make_pki()
+    _stranger_root, stranger_ca = make_pki()
+
+    def add(user_id: str, kind: str) -> Any:
+        token, challenge_id, options = ceremony.registration_options(user_id)
+        if kind == "browser":
+            credential = without_attestation(device.create(options))
+        elif kind == "self":
+            credential = device.create(options)
+        else:
+            ca = key_ca if kind == "configured key" else stranger_ca
+            made = make_registration(options, "https://localhost", "packed", packed_statement(ca))
+            credential = made.credential
+        return ceremony.add(token, challenge_id, credential)
+
+    kinds = ["browser", "self", "stranger key", "configured key"]
+    for configured in (False, True):
+        if configured:
+            configure(server, tenant, attestationRoots={"packed": [key_root.pem]})
+        for kind in kinds:
+            added = add(f"u-{kind}-{configured}", kind)
+            assert added.status_code == 200, added.text
+            row = stored(server, b64decode_any(added.json()["credentialId"]))
+            expected = "none" if kind == "browser" else "packed"
+            assert row.attestation_format == expected
+            assert row.attestation_verified is (configured and kind == "configured key")
+
+    configure(server, tenant, attestation="direct", requireTrustedAttestation=True)
+    for kind in kinds[:3]:
+        assert_error(add(f"u-{kind}-required", kind), 400, "verification_failed")
+    added = add("u-key-required", "configured key")
+    assert added.status_code == 200, added.text
+    assert stored(server, b64decode_any(added.json()["credentialId"])).attestation_verified
+
+
+def test_requiring_trusted_attestation_needs_direct_attestation(
+    server: LiveServer, tenant: Tenant
+) -> None:
+    with pytest.raises(InvalidRequest, match="requireTrustedAttestation needs attestation"):
+        configure(server, tenant, requireTrustedAttestation=True)
+    configure(server, tenant, attestation="direct", requireTrustedAttestation=True)
+    with pytest.raises(InvalidRequest, match="requireTrustedAttestation needs attestation"):
+        configure(server, tenant, attestation="none")
+
+
+def test_the_command_requires_trusted_attestation(
+    server: LiveServer, tenant: Tenant, ceremony: Ceremony, tmp_path: Path
+) -> None:
+    device = SoftwareAuthenticator(tmp_path / "device.bin")
+    for number, (flag, status) in enumerate(
+        [("--require-trusted-attestation", 400), ("--accept-untrusted-attestation", 200)]
+    ):
+        result = passgate(
+            "tenant", "webauthn", tenant.id, flag,
+            "--database-url", server.database_url, "--json",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["requireTrustedAttestation"] is (status == 400)
+        tenants.forget(tenant.id)  # the server (this process) would see it within seconds
+        token, challenge_id, options = ceremony.registration_options(f"u-command-{number}")
+        assert options["attestation"] == "direct"
+        added = ceremony.add(token, challenge_id, device.create(options))
+        assert added.status_code == status, added.text
+
+
+def test_android_safetynet_through_the_server(
+    server: LiveServer, tenant: Tenant, ceremony: Ceremony
+) -> None:
+    """A SafetyNet statement from a test CA configured as the tenant's android-safetynet
+    root registers verified and signs in; a device that fails its profile, a certificate
+    issued to another host, or a response made long ago is refused."""
+    root, intermediate = make_pki()
+    configure(
+        server,
+        tenant,
+        attestation="direct",
+        requireTrustedAttestation=True,
+        attestationRoots={"android-safetynet": [root.pem]},
+    )
+    made = register_and_sign_in(
+        ceremony, "u-safetynet", "android-safetynet", safetynet_statement(intermediate)
+    )
+    row = stored(server, made.credential_id)
+    assert (row.attestation_format, row.attestation_verified) == ("android-safetynet", True)
+
+    an_hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    refusals = {
+        "compatibility profile": safetynet_statement(intermediate, cts_profile_match=False),
+        "not issued to attest.android.com": safetynet_statement(
+            intermediate, hostname="attest.example.com"
+        ),
+        "timestampMs": safetynet_statement(intermediate, made_at=an_hour_ago),
+    }
+    for number, (reason, statement) in enumerate(refusals.items()):
+        token, challenge_id, options = ceremony.registration_options(f"u-safetynet-{number}")
+        bad = make_registration(options, "https://localhost", "android-safetynet", statement)
+        refused = ceremony.add(token, challenge_id, bad.credential)
+        assert_error(refused, 400, "verification_failed")
+        assert reason in refused.json()["errorDescription"]
+
+
 # The stated clock --------------------------------------------------------------------------
 
 
-def localhost_policy(roots: dict[str, list[bytes]]) -> PasskeyPolicy:
+def localhost_policy(roots: dict[str, list[bytes]], trusted_only: bool = False) -> PasskeyPolicy:
     return PasskeyPolicy(
         rp_id="localhost",
         rp_name="Attestation",
         expected_origins=("https://localhost",),
         user_verification_required=False,
-        attestation="none",
+        attestation="direct" if trusted_only else "none",
+        require_trusted_attestation=trusted_only,
         attestation_roots=roots,
         authenticator_attachment=None,
         resident_key_required=False,
@@ -347,17 +537,21 @@ def test_a_chain_is_valid_only_inside_its_dates() -> None:
     challenge = b"c" * 32
     options = {"rp": {"id": "localhost"}, "challenge": b64url(challenge)}
     made = make_registration(options, "https://localhost", "tpm", tpm_statement(intermediate))
-    rp = localhost_policy({"tpm": [root.certificate.public_bytes(Encoding.PEM)]})
+    roots = {"tpm": [root.certificate.public_bytes(Encoding.PEM)]}
 
-    def verify(now: datetime.datetime) -> relying_party.VerifiedPasskey:
+    def verify(now: datetime.datetime, trusted_only: bool = False) -> relying_party.VerifiedPasskey:
         return relying_party.verify_registration(
-            rp, made.credential, expected_challenge=challenge, now=now
+            localhost_policy(roots, trusted_only=trusted_only),
+            made.credential,
+            expected_challenge=challenge,
+            now=now,
         )
 
     assert verify(NOW).attestation_verified is True
     for outside in (NOW + 7 * DAY, EPOCH - DAY):
+        assert verify(outside).attestation_verified is False
         with pytest.raises(CeremonyRefused, match="not valid at validation time") as refused:
-            verify(outside)
+            verify(outside, trusted_only=True)
         assert refused.value.error_code == "verification_failed"
 
 

@@ -78,11 +78,16 @@ def register(
     now: datetime.datetime | None = None,
     roots: dict[str, list[bytes]] | None = None,
     credential: dict[str, Any] | None = None,
+    trusted_only: bool = False,
 ) -> relying_party.VerifiedPasskey:
+    """Through the relying party; `trusted_only` is a tenant that requires trusted attestation."""
     if roots is None:
         roots = last_certificate_as_root(vector) if vector.get("trustLastCertificate") else {}
+    strict: dict[str, Any] = (
+        {"attestation": "direct", "require_trusted_attestation": True} if trusted_only else {}
+    )
     return relying_party.verify_registration(
-        policy(vector["rpId"], [vector["origin"]], attestation_roots=roots),
+        policy(vector["rpId"], [vector["origin"]], attestation_roots=roots, **strict),
         credential or vector["credential"],
         expected_challenge=b64decode_any(vector["challenge"]),
         now=now or vector_now(vector),
@@ -104,13 +109,106 @@ BY_FORMAT = {vector["format"]: vector for vector in REGISTRATIONS}
 
 
 @pytest.mark.parametrize("fmt", ["apple", "tpm", "android-key"])
-def test_a_chain_is_refused_outside_its_validity(fmt: str) -> None:
-    """The same chains, checked before their certificates began or after they expired."""
+def test_a_chain_outside_its_validity_is_unverified(fmt: str) -> None:
+    """The same chains, checked before their certificates began or after they expired: the
+    passkey is accepted and recorded unverified (an Apple passkey registered today with an
+    expired anonymous chain still registers), and refused only by a tenant that requires
+    trusted attestation."""
     vector = BY_FORMAT[fmt]
     for moment in ("2019-01-01T00:00:00Z", "2099-06-01T00:00:00Z"):
+        now = datetime.datetime.fromisoformat(moment)
+        assert register(vector, now=now).attestation_verified is False
         with pytest.raises(CeremonyRefused, match="not valid at validation time") as refused:
-            register(vector, now=datetime.datetime.fromisoformat(moment))
+            register(vector, now=now, trusted_only=True)
         assert refused.value.error_code == "verification_failed"
+    assert register(vector, trusted_only=True).attestation_verified is True
+
+
+@pytest.mark.parametrize("fmt", ["none", "packed", "fido-u2f"])
+def test_statements_without_a_trusted_chain_register_unverified(fmt: str) -> None:
+    """What browsers send by default (none), packed self attestation, and a security key's
+    chain whose root is not configured: registered, not verified, unless the tenant
+    requires trusted attestation."""
+    vector = BY_FORMAT[fmt]
+    assert register(vector).attestation_verified is False
+    with pytest.raises(CeremonyRefused) as refused:
+        register(vector, trusted_only=True)
+    assert refused.value.error_code == "verification_failed"
+    if fmt != "none":  # none is refused earlier: direct attestation refuses it
+        assert "verified to a trusted root" in str(refused.value)
+
+
+def test_a_bad_attestation_signature_is_always_refused() -> None:
+    vector = BY_FORMAT["packed"]
+    attestation = attestation_of(vector)
+    signature = bytearray(attestation["attStmt"]["sig"])
+    signature[-1] ^= 1
+    forged = {**attestation, "attStmt": {**attestation["attStmt"], "sig": bytes(signature)}}
+    with pytest.raises(CeremonyRefused, match="signature does not verify") as refused:
+        register(vector, credential=with_attestation(vector, forged))
+    assert refused.value.error_code == "verification_failed"
+
+
+# android-safetynet: a real device's response from 2021 ------------------------------------
+
+
+def _safetynet_jws(vector: dict[str, Any]) -> list[str]:
+    return str(attestation_of(vector)["attStmt"]["response"].decode()).split(".")
+
+
+def test_android_safetynet_verifies_at_a_time_inside_its_validity() -> None:
+    """The device's response verifies as of its stated time, the chain reaching GlobalSign's
+    root (shipped) through x5c in the JWS header; a tenant requiring trust accepts it."""
+    vector = BY_FORMAT["android-safetynet"]
+    payload = json.loads(b64decode_any(_safetynet_jws(vector)[1]))
+    assert payload["ctsProfileMatch"] is True
+    made = datetime.datetime.fromtimestamp(payload["timestampMs"] / 1000, datetime.UTC)
+    for now in (made, made + datetime.timedelta(minutes=5)):
+        verified = register(vector, now=now, trusted_only=True)
+        assert (verified.attestation_format, verified.attestation_verified) == (
+            "android-safetynet",
+            True,
+        )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "2021-09-03T21:00:00Z",
+        "2021-09-03T21:20:00Z",
+        "2021-10-01T00:00:00Z",
+        "2026-01-01T00:00:00Z",
+    ],
+)
+def test_android_safetynet_is_refused_away_from_its_time(moment: str) -> None:
+    """timestampMs must be within minutes of `now` (a response is made during the ceremony),
+    whatever the certificates' dates: before it was made, minutes after, a month later
+    (certificates still valid), and today (the leaf long expired)."""
+    vector = BY_FORMAT["android-safetynet"]
+    with pytest.raises(CeremonyRefused, match="timestampMs") as refused:
+        register(vector, now=datetime.datetime.fromisoformat(moment))
+    assert refused.value.error_code == "verification_failed"
+
+
+def test_android_safetynet_bound_to_its_registration() -> None:
+    """The JWS signature covers the header and payload, and the payload's nonce covers
+    authenticatorData and clientDataJSON: changing either is refused."""
+    vector = BY_FORMAT["android-safetynet"]
+    attestation = attestation_of(vector)
+    header, payload, signature = _safetynet_jws(vector)
+    flipped = b64url(bytes([b64decode_any(signature)[0] ^ 1]) + b64decode_any(signature)[1:])
+    response = ".".join([header, payload, flipped]).encode()
+    forged = {**attestation, "attStmt": {**attestation["attStmt"], "response": response}}
+    with pytest.raises(CeremonyRefused, match="signature does not verify"):
+        register(vector, credential=with_attestation(vector, forged))
+    auth_data = bytearray(attestation["authData"])
+    auth_data[32] |= 0x08  # a flag the nonce was not made over
+    moved = {**attestation, "authData": bytes(auth_data)}
+    with pytest.raises(CeremonyRefused, match="made for another registration"):
+        register(vector, credential=with_attestation(vector, moved))
+    without = {**attestation, "attStmt": {"ver": attestation["attStmt"]["ver"]}}
+    with pytest.raises(CeremonyRefused, match="response is missing"):
+        register(vector, credential=with_attestation(vector, without))
 
 
 def test_android_key_without_its_root_in_x5c_is_anchored_at_the_configured_root() -> None:
@@ -122,10 +220,11 @@ def test_android_key_without_its_root_in_x5c_is_anchored_at_the_configured_root(
     shortened = {**attestation["attStmt"], "x5c": attestation["attStmt"]["x5c"][:-1]}
     credential = with_attestation(vector, {**attestation, "attStmt": shortened})
     assert register(vector, roots=roots, credential=credential).attestation_verified
-    with pytest.raises(CeremonyRefused, match="does not verify to a trusted root"):
-        register(vector, roots={}, credential=credential)
-    with pytest.raises(CeremonyRefused, match="does not verify to a trusted root"):
-        register(vector, roots={})  # Google's roots alone do not issue this chain
+    # Google's roots alone do not issue this chain: unverified, or refused when required.
+    for shown in (credential, vector["credential"]):
+        assert register(vector, roots={}, credential=shown).attestation_verified is False
+        with pytest.raises(CeremonyRefused, match="does not verify to a trusted root"):
+            register(vector, roots={}, credential=shown, trusted_only=True)
 
 
 def test_fido_u2f_with_a_non_zero_aaguid_is_accepted() -> None:

@@ -1,5 +1,6 @@
-"""`passgate tenant webauthn`: which signature algorithms a tenant accepts for passkeys, and
-the roots attestation chains are verified to (docs/passkeys.md#algorithms)."""
+"""`passgate tenant webauthn`: which signature algorithms a tenant accepts for passkeys, the
+roots attestation chains are verified to, and whether an unverified chain is refused
+(docs/passkeys.md#algorithms, docs/passkeys.md#attestation)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ def tenant_webauthn(
         list[Path] | None,
         typer.Option(help="PEM root for android-key attestation chains (repeatable; replaces)."),
     ] = None,
+    trusted_attestation: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-trusted-attestation/--accept-untrusted-attestation",
+            help="Refuse passkeys whose attestation is not verified to a root (sets "
+            "attestation to direct), or accept and record them unverified (the default).",
+        ),
+    ] = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -39,6 +48,10 @@ def tenant_webauthn(
     changes: dict[str, Any] = {}
     if algorithms is not None:
         changes["algorithms"] = algorithms.split(",")
+    if trusted_attestation is not None:
+        changes["requireTrustedAttestation"] = trusted_attestation
+        if trusted_attestation:
+            changes["attestation"] = "direct"
 
     async def work(session: Any) -> tuple[dict[str, Any], dict[str, int]]:
         tenant = await tenants.get_tenant(session, tenant_id)
@@ -54,6 +67,7 @@ def tenant_webauthn(
             "tenantId": tenant.id,
             "algorithms": proposed.algorithms,
             "attestationRoots": {f: len(p) for f, p in proposed.attestation_roots.items()},
+            "requireTrustedAttestation": proposed.require_trusted_attestation,
         }
         return shown, stranded
 

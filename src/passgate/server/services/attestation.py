@@ -5,7 +5,11 @@ Our own code rather than py_webauthn's format verifiers, which demand an all-zer
 fido-u2f, accept only listed TPM manufacturers, assume android-key's x5c ends with its root,
 and check certificate dates against the wall clock only. The result says whether the chain
 was verified to a trust anchor: the tenant's configured roots for the format, or the ones
-Passgate ships (Apple's, Google's hardware attestation roots)."""
+Passgate ships (Apple's, Google's hardware attestation roots, GlobalSign's for SafetyNet).
+
+A statement whose signature or structure is wrong is always refused. A chain that reaches
+no anchor leaves the passkey unverified; only a tenant that requires trusted attestation
+refuses it, and then also refuses statements with no chain at all (`none`, self)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from webauthn.helpers.known_root_certs import (
     apple_webauthn_root_ca,
+    globalsign_root_ca,
     google_hardware_attestation_root_2,
     google_hardware_attestation_root_3,
     google_hardware_attestation_root_4,
@@ -28,7 +33,12 @@ from webauthn.helpers.known_root_certs import (
 )
 from webauthn.helpers.structs import AuthenticatorData
 
-from passgate.server.services import attestation_android, attestation_tpm, cose_algorithms
+from passgate.server.services import (
+    attestation_android,
+    attestation_safetynet,
+    attestation_tpm,
+    cose_algorithms,
+)
 from passgate.server.services.attestation_trust import (
     AttestationRefused,
     Statement,
@@ -49,6 +59,8 @@ BUILT_IN_ROOTS: dict[str, tuple[bytes, ...]] = {
         google_hardware_attestation_root_4,
         google_hardware_attestation_root_5,
     ),
+    # SafetyNet's attest.android.com certificates: GTS, cross-signed by GlobalSign Root CA.
+    "android-safetynet": (globalsign_root_ca,),
 }
 APPLE_NONCE_EXTENSION = x509.ObjectIdentifier("1.2.840.113635.100.8.2")
 APPLE_NONCE_PREFIX = bytes.fromhex("3024a1220420")  # SEQUENCE { [1] { OCTET STRING (32) } }
@@ -71,8 +83,10 @@ def verify(
     credential: CredentialKey,
     roots: Mapping[str, Sequence[bytes]],
     now: datetime,
+    require_trust: bool = False,
 ) -> Verified:
-    """Verify one attestation statement; `AttestationRefused` says why it does not."""
+    """Verify one attestation statement; `AttestationRefused` says why it does not. With
+    `require_trust`, a statement whose chain is not verified to an anchor is refused too."""
     verifier = FORMATS.get(fmt)
     if verifier is None:
         raise AttestationRefused(f"Unsupported attestation format {fmt!r}.")
@@ -90,8 +104,21 @@ def verify(
         credential=credential,
         anchors=anchors,
         now=now,
+        require_trust=require_trust,
     )
-    return Verified(fmt, verifier(checked))
+    try:
+        verified = verifier(checked)
+    except AttestationRefused:
+        raise
+    except (ValueError, TypeError) as exc:  # a certificate or structure that does not parse
+        raise AttestationRefused(f"The {fmt} attestation statement is malformed.") from exc
+    if require_trust and not verified:
+        raise AttestationRefused(
+            f"This relying party accepts only attestations verified to a trusted root, and "
+            f"this {fmt} attestation is not (it has no certificate chain, or no root is "
+            f"configured for {fmt})."
+        )
+    return Verified(fmt, verified)
 
 
 def _none(statement: Statement) -> bool:
@@ -189,4 +216,5 @@ FORMATS: dict[str, Callable[[Statement], bool]] = {
     "apple": _apple,
     "tpm": attestation_tpm.verify,
     "android-key": attestation_android.verify,
+    "android-safetynet": attestation_safetynet.verify,
 }

@@ -2,11 +2,17 @@
 certificate chain walk, made against a stated time (`now`) with `cryptography.x509.verification`.
 
 py_webauthn walks chains with pyOpenSSL against the wall clock and offers no way to state the
-time, so a chain cannot be checked as of a given moment there (docs/passkeys.md#attestation)."""
+time, so a chain cannot be checked as of a given moment there (docs/passkeys.md#attestation).
+
+Trust in the chain is the relying party's policy, not part of the statement's validity: a
+chain that does not reach a root (unknown root, expired or not yet valid certificates) makes
+the passkey unverified, and refuses the registration only when the tenant requires trusted
+attestation (`Statement.require_trust`). A wrong signature or structure is always refused."""
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +31,8 @@ from cryptography.x509.verification import (
 from webauthn.helpers.structs import AuthenticatorData
 
 from passgate.server.services.cose_algorithms import CredentialKey
+
+log = logging.getLogger(__name__)
 
 AAGUID_EXTENSION = x509.ObjectIdentifier("1.3.6.1.4.1.45724.1.1.4")
 MAX_CHAIN_DEPTH = 8
@@ -47,6 +55,8 @@ class Statement:
     # Trust anchors for this format: the tenant's, plus any Passgate ships for it.
     anchors: Sequence[x509.Certificate]
     now: datetime
+    # The tenant accepts only attestations whose chain verifies to one of `anchors`.
+    require_trust: bool = False
 
     @property
     def signed_data(self) -> bytes:
@@ -84,8 +94,8 @@ def _load_pem(pem: bytes) -> tuple[x509.Certificate, ...]:
 
 def trust_path(statement: Statement, chain: Sequence[x509.Certificate]) -> bool:
     """True when `chain` (leaf first; it may or may not end with the root) leads to one of
-    the statement's anchors, every certificate valid at `statement.now`; False when there is
-    no anchor to check against. A chain that does not verify is refused."""
+    the statement's anchors, every certificate valid at `statement.now`. Otherwise False
+    (unverified), or refused when the tenant requires trusted attestation."""
     if not statement.anchors:
         return False
     verifier = (
@@ -99,10 +109,14 @@ def trust_path(statement: Statement, chain: Sequence[x509.Certificate]) -> bool:
     try:
         verifier.verify(chain[0], list(chain[1:]))
     except VerificationError as exc:
-        raise AttestationRefused(
+        problem = (
             f"the attestation certificate chain does not verify to a trusted root at "
             f"{_aware(statement.now).isoformat()}: {exc} ({statement.fmt})"
-        ) from exc
+        )
+        if statement.require_trust:
+            raise AttestationRefused(problem) from exc
+        log.info("attestation recorded as unverified: %s", problem)
+        return False
     return True
 
 

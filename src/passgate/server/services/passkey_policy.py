@@ -5,8 +5,8 @@ need (docs/wire.md#native-app-association).
 The settings live in the tenant row's `settings` JSON under `"passkeys"`, camelCase:
 
     {"userVerification": "preferred", "attestation": "none", "attestationRoots": {"packed":
-     ["-----BEGIN CERTIFICATE-----..."]}, "algorithms": ["ES256", "EdDSA", ...],
-     "authenticatorAttachment": null,
+     ["-----BEGIN CERTIFICATE-----..."]}, "requireTrustedAttestation": false,
+     "algorithms": ["ES256", "EdDSA", ...], "authenticatorAttachment": null,
      "residentKeyRequired": true, "maxPasskeysPerUser": 10, "iosApps": ["TEAMID.bundle"],
      "androidApps": [{"packageName": "com.example", "sha256CertFingerprints": ["AA:BB:..."]}]}
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cryptography import x509
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +75,8 @@ class PasskeySettings(BaseModel):
     user_verification: Literal["preferred", "required"] = "preferred"
     attestation: Literal["none", "direct"] = "none"
     attestation_roots: dict[str, list[str]] = Field(default_factory=dict)
+    # Refuse passkeys whose attestation does not verify to a root (docs/passkeys.md#attestation).
+    require_trusted_attestation: bool = False
     # COSE algorithm names the tenant accepts; stored in the canonical order (ES256 first).
     algorithms: list[str] = Field(
         default_factory=lambda: [a.name for a in cose_algorithms.available()]
@@ -109,6 +111,12 @@ class PasskeySettings(BaseModel):
                     raise ValueError(f"a {fmt} root is not a PEM certificate") from exc
         return roots
 
+    @model_validator(mode="after")
+    def _trusted_needs_direct(self) -> PasskeySettings:
+        if self.require_trusted_attestation and self.attestation != "direct":
+            raise ValueError("requireTrustedAttestation needs attestation 'direct'")
+        return self
+
     @field_validator("ios_apps")
     @classmethod
     def _ios(cls, values: list[str]) -> list[str]:
@@ -129,6 +137,7 @@ class PasskeyPolicy:
     user_verification_required: bool
     attestation: Literal["none", "direct"]
     attestation_roots: Mapping[str, Sequence[bytes]] = field(default_factory=dict)
+    require_trusted_attestation: bool = False
     # COSE algorithm ids the tenant accepts, in the order options offer them.
     algorithms: tuple[int, ...] = field(
         default_factory=lambda: tuple(a.cose_id for a in cose_algorithms.available())
@@ -218,6 +227,7 @@ def _build(
         attestation_roots={
             fmt: [pem.encode() for pem in pems] for fmt, pems in settings.attestation_roots.items()
         },
+        require_trusted_attestation=settings.require_trusted_attestation,
         algorithms=tuple(a.cose_id for a in cose_algorithms.parse_names(settings.algorithms)),
         authenticator_attachment=settings.authenticator_attachment,
         resident_key_required=settings.resident_key_required,

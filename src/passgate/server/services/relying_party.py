@@ -56,6 +56,13 @@ __all__ = [
 ]
 
 CEREMONY_TIMEOUT_MS = 300_000
+# WebAuthn's longest credential id; base64url, it fits limits.CREDENTIAL_ID (1,400 characters).
+MAX_CREDENTIAL_ID_BYTES = 1023
+# Transports Passgate keeps (WebAuthn's AuthenticatorTransport, and "cable", the name Chrome
+# used for "hybrid"); others are dropped. At most 8 names, each at most 32 characters.
+KNOWN_TRANSPORTS = frozenset({"usb", "nfc", "ble", "smart-card", "hybrid", "internal", "cable"})
+MAX_TRANSPORTS = 8
+MAX_TRANSPORT_LENGTH = 32
 
 
 class CeremonyRefused(InvalidRequest):
@@ -195,11 +202,18 @@ def credential_id_of(credential: dict[str, Any]) -> str:
     if not isinstance(raw, str) or not raw:
         raise CeremonyRefused("The credential has no id.", error_code="malformed_credential")
     try:
-        return b64url(b64decode_any(raw))
+        decoded = b64decode_any(raw)
     except (binascii.Error, ValueError) as exc:
         raise CeremonyRefused(
             "The credential id is not base64.", error_code="malformed_credential"
         ) from exc
+    if len(decoded) > MAX_CREDENTIAL_ID_BYTES:
+        raise CeremonyRefused(
+            f"The credential id is {len(decoded)} bytes; WebAuthn allows at most "
+            f"{MAX_CREDENTIAL_ID_BYTES}.",
+            error_code="malformed_credential",
+        )
+    return b64url(decoded)
 
 
 def user_handle_of(credential: dict[str, Any]) -> str | None:
@@ -246,6 +260,7 @@ def verify_registration(
             credential=key,
             roots=policy.attestation_roots,
             now=now or datetime.now(UTC),
+            require_trust=policy.require_trusted_attestation,
         )
     except AttestationRefused as exc:
         raise CeremonyRefused(str(exc), error_code="verification_failed") from exc
@@ -253,7 +268,7 @@ def verify_registration(
         raise CeremonyRefused(
             "This relying party requires attestation.", error_code="verification_failed"
         )
-    transports = normalized["response"].get("transports")
+    transports = _transports(normalized["response"].get("transports"))
     return VerifiedPasskey(
         credential_id=b64url(attested.credential_id),
         public_key=attested.credential_public_key,
@@ -264,11 +279,27 @@ def verify_registration(
         attestation_verified=verified.trust_path_verified,
         device_type=_device_type(parsed),
         backed_up=parsed.flags.bs,
-        transports=[t for t in transports if isinstance(t, str)][:8]
-        if isinstance(transports, list)
-        else [],
+        transports=transports,
         authenticator_attachment=_attachment(normalized),
     )
+
+
+def _transports(value: Any) -> list[str]:
+    """`response.transports` as stored: known names, in order, once each. Absent or null is
+    none; anything but a list of at most 8 short strings is refused."""
+    if value is None:
+        return []
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_TRANSPORTS
+        or not all(isinstance(t, str) and len(t) <= MAX_TRANSPORT_LENGTH for t in value)
+    ):
+        raise CeremonyRefused(
+            f"response.transports must be a list of at most {MAX_TRANSPORTS} strings of at "
+            f"most {MAX_TRANSPORT_LENGTH} characters.",
+            error_code="malformed_credential",
+        )
+    return list(dict.fromkeys(t for t in value if t in KNOWN_TRANSPORTS))
 
 
 def verify_assertion(
