@@ -42,11 +42,15 @@ def device(tmp_path: Path) -> SoftwareAuthenticator:
     return SoftwareAuthenticator(tmp_path / "device.bin")
 
 
-def test_wrong_origin(ceremony: Ceremony, tmp_path: Path) -> None:
+def test_wrong_origin(
+    server: LiveServer, tenant: Tenant, ceremony: Ceremony, tmp_path: Path
+) -> None:
     phishing = SoftwareAuthenticator(tmp_path / "p.bin", origin="https://login.localhost")
     token, challenge_id, options = ceremony.registration_options("u-origin")
     response = ceremony.add(token, challenge_id, phishing.create(options))
     assert_error(response, 400, "origin_mismatch")
+    # A security event for the tenant's audit log (actor "system").
+    assert (audit.ORIGIN_REFUSED, challenge_id) in security_events(server, tenant)
 
 
 def test_wrong_rp_id(server: LiveServer, authsignal: AuthsignalClient, tmp_path: Path) -> None:

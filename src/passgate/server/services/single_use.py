@@ -20,6 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from passgate.server.services import audit
 from passgate.server.services.errors import PassgateError
 
+# Refusals that mean the answer came from a page the tenant does not list (or a frame of
+# one): a phishing site relaying a ceremony looks like this.
+ORIGIN_REFUSALS = frozenset({"origin_mismatch", "cross_origin_refused"})
+
 
 @asynccontextmanager
 async def refusal_burns_challenge(
@@ -27,7 +31,7 @@ async def refusal_burns_challenge(
 ) -> AsyncIterator[None]:
     """Run an answer's checks and writes; if they refuse, undo the writes, keep the consume,
     and note the burnt challenge in the audit log (actor "system"; no tenant for the
-    console's own ceremonies)."""
+    console's own ceremonies), and a refused origin as well."""
     try:
         async with session.begin_nested():
             yield
@@ -35,4 +39,7 @@ async def refusal_burns_challenge(
         exc.keep_changes = True
         details = {"challengeId": challenge_id, "errorCode": exc.error_code}
         await audit.security_event(session, tenant_id, audit.CHALLENGE_BURNT, details)
+        if exc.error_code in ORIGIN_REFUSALS:
+            details = {**details, "reason": exc.description}
+            await audit.security_event(session, tenant_id, audit.ORIGIN_REFUSED, details)
         raise
