@@ -38,6 +38,21 @@ async def _postgres(statement: str) -> None:
         await connection.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Passgate's data directory (its master key file) for every server and command a test
+    starts, so tests never use or make the developer's ./.passgate/master.key."""
+    path = tmp_path_factory.mktemp("passgate-data")
+    names = ("PASSGATE_DATA_DIR", "PASSGATE_MASTER_KEY")
+    saved = {name: os.environ.pop(name, None) for name in names}
+    os.environ["PASSGATE_DATA_DIR"] = str(path)
+    yield path
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
+
+
 @pytest.fixture(
     scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )

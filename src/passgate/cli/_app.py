@@ -14,6 +14,7 @@ from passgate.cli._admin import admin_app
 from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
+from passgate.cli._keys import check_master_key, keys_app
 from passgate.cli._webauthn import tenant_webauthn
 from passgate.server.services import audit, branding, enrolment, tenant_admin, tenants
 from passgate.server.services.enums import ActionOutcome
@@ -36,6 +37,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(device_app, name="device")
 app.add_typer(admin_app, name="admin")
 db_app.command("prune")(_prune.db_prune)
+app.add_typer(keys_app, name="keys")
 tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
 app.command("wellknown")(_passkeys.wellknown)
 app.command("doctor")(_passkeys.doctor)
@@ -96,6 +98,7 @@ def serve(
     if settings.redis_url:
         _database.check_redis(settings.redis_url)
     _database.translate_errors(lambda: asyncio.run(upgrade(database_url)))
+    check_master_key(settings)
     if dev:
         credentials = ensure_dev_tenant(database_url, port, origin or [])
         _output.print_fields(

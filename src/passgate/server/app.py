@@ -14,8 +14,9 @@ from passgate.server.cors import ClientApiCors
 from passgate.server.middleware import BodySizeLimit, RefuseUnreadableUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.push import create_hub
-from passgate.server.services.pruning import Pruner
+from passgate.server.services import secrets_box
 from passgate.server.services.origins import OriginIndex
+from passgate.server.services.pruning import Pruner
 from passgate.server.settings import Settings
 from passgate.server.store.database import (
     create_engine,
@@ -36,6 +37,12 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Without the master key the stored secrets need, refuse to start (secrets_box).
+        try:
+            await secrets_box.prepare_engine(engine, settings)
+        except BaseException:
+            await engine.dispose()
+            raise
         await push_hub.start()
         pruner = Pruner(app.state.sessionmaker, settings).start()
         yield

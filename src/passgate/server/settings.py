@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from passgate.server.store.database import Limits
@@ -48,6 +49,16 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=100_000, ge=1024, description="Requests with a larger body get 413."
+    )
+    data_dir: Path = Field(
+        default=Path(".passgate"),
+        description="Passgate's own files: the master key file (master.key) when "
+        "PASSGATE_MASTER_KEY is not set.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="The key that encrypts secrets at rest: base64url of 32 random bytes "
+        "(`passgate keys generate`). Unset: the key file in data_dir, made on first use.",
     )
     database_pool_size: int = Field(default=10, ge=1)
     # A request waits at most pool + lock timeout (1.4 s by default), under the 2 s after which

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import origins as origin_rules
+from passgate.server.services import secrets_box
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import (
     UNAUTHORIZED_SECRET_KEY,
@@ -96,8 +97,10 @@ async def create_tenant(
     rp_id = origin_rules.check_rp_id(rp_id)
     secret_key = _new_secret_key()
     key_id, private_key = generate_signing_key()
+    tenant_id = str(uuid.uuid4())
+    await secrets_box.ready(session)
     tenant = Tenant(
-        id=str(uuid.uuid4()),
+        id=tenant_id,
         name=name.strip(),
         secret_key_hash=hash_secret_key(secret_key),
         secret_key_hint=secret_key[: len(SECRET_KEY_PREFIX) + 4],
@@ -106,7 +109,9 @@ async def create_tenant(
         origins=expected_origins(rp_id, origins),
         token_lifetime_seconds=600,
         signing_key_id=key_id,
-        signing_private_key=private_key,
+        signing_private_key=secrets_box.seal(
+            private_key, tenant_id=tenant_id, field=secrets_box.SIGNING_KEY
+        ),
         settings={},
     )
     session.add(tenant)

@@ -15,6 +15,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from passgate.server.services import secrets_box
 from passgate.server.services.errors import ExpiredToken, InvalidToken
 from passgate.server.store.tables import Tenant
 
@@ -42,12 +43,14 @@ class _SigningKey:
     public_key: ec.EllipticCurvePublicKey
 
 
-# Parsed keys by (tenant id, key id): PEM parsing happens once per process, not per request.
-_keys: dict[tuple[str, str], _SigningKey] = {}
+# Parsed keys by (tenant id, key id, stored ciphertext): decryption and PEM parsing happen
+# once per process, not per request, and a re-sealed key (a master key rotation) is a new entry.
+_keys: dict[tuple[str, str, str], _SigningKey] = {}
 
 
 def generate_signing_key() -> tuple[str, str]:
-    """A new tenant signing key: (key id, PKCS#8 PEM of the P-256 private key)."""
+    """A new tenant signing key: (key id, PKCS#8 PEM of the P-256 private key). Store the PEM
+    sealed (`secrets_box.seal`, field `secrets_box.SIGNING_KEY`)."""
     private_key = ec.generate_private_key(ec.SECP256R1())
     pem = private_key.private_bytes(
         serialization.Encoding.PEM,
@@ -58,12 +61,13 @@ def generate_signing_key() -> tuple[str, str]:
 
 
 def _signing_key(tenant: Tenant) -> _SigningKey:
-    cache_key = (tenant.id, tenant.signing_key_id)
+    cache_key = (tenant.id, tenant.signing_key_id, tenant.signing_private_key)
     key = _keys.get(cache_key)
     if key is None:
-        private_key = serialization.load_pem_private_key(
-            tenant.signing_private_key.encode(), password=None
+        pem = secrets_box.open_sealed(
+            tenant.signing_private_key, tenant_id=tenant.id, field=secrets_box.SIGNING_KEY
         )
+        private_key = serialization.load_pem_private_key(pem.encode(), password=None)
         assert isinstance(private_key, ec.EllipticCurvePrivateKey)
         key = _SigningKey(tenant.signing_key_id, private_key, private_key.public_key())
         _keys[cache_key] = key

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server import json_values
-from passgate.server.services import tenants
+from passgate.server.services import secrets_box, tenants
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store.tables import Tenant
 
@@ -99,8 +99,15 @@ _NAMES = frozenset(f.name for f in fields(PushSettings))
 
 
 def push_settings(tenant: Tenant) -> PushSettings:
-    stored = tenant.settings.get("push") or {}
+    """The tenant's push settings, their secrets opened (stored sealed: `_store`)."""
+    stored = secrets_box.open_push(tenant.settings.get("push") or {}, tenant.id)
     return PushSettings(**{name: value for name, value in stored.items() if name in _NAMES})
+
+
+def _store(tenant: Tenant, settings: PushSettings) -> None:
+    # A new dict, so SQLAlchemy sees the JSON column change.
+    stored = secrets_box.seal_push(asdict(settings), tenant.id)
+    tenant.settings = {**tenant.settings, "push": stored}
 
 
 def update_push_settings(
@@ -119,8 +126,7 @@ def update_push_settings(
     updated = replace(current, **{k: v for k, v in changes.items() if v is not None})
     if updated.webhook_url and not updated.webhook_secret:
         updated = replace(updated, webhook_secret=new_webhook_secret())
-    # A new dict, so SQLAlchemy sees the JSON column change.
-    tenant.settings = {**tenant.settings, "push": asdict(updated)}
+    _store(tenant, updated)
     return updated
 
 
@@ -128,6 +134,7 @@ async def configure(
     session: AsyncSession, tenant_id: str, *, clear: Iterable[str] = (), **changes: Any
 ) -> PushSettings:
     """Change a tenant's push settings (the operator's `passgate tenant update`)."""
+    await secrets_box.ready(session)
     tenant = await tenants.get_tenant(session, tenant_id)
     updated = update_push_settings(tenant, clear=clear, **changes)
     await session.flush()
@@ -142,6 +149,7 @@ async def rotate_webhook_secret(
     secret as well, which Authsignal's verifiers accept (any `v2` may match)."""
     if not 0 <= grace_seconds <= MAX_SECRET_GRACE_SECONDS:
         raise InvalidRequest("the grace period must be between 0 and 30 days")
+    await secrets_box.ready(session)
     tenant = await tenants.get_tenant(session, tenant_id)
     current = push_settings(tenant)
     if not current.webhook_url or not current.webhook_secret:
@@ -153,7 +161,7 @@ async def rotate_webhook_secret(
         previous_webhook_secret=current.webhook_secret if keep_old else None,
         previous_webhook_secret_expires_at=int(time.time()) + grace_seconds if keep_old else None,
     )
-    tenant.settings = {**tenant.settings, "push": asdict(updated)}
+    _store(tenant, updated)
     await session.flush()
     tenants.forget(tenant_id)
     return updated
