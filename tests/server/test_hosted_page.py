@@ -23,7 +23,14 @@ from passgate.server.pages.translations import (
     choose_language,
     texts,
 )
-from passgate.server.services import branding, hosted_page, origins, redirects, tenants
+from passgate.server.services import (
+    branding,
+    hosted_page,
+    origins,
+    redirects,
+    secrets_box,
+    tenants,
+)
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import InvalidRequest
 from tests.live_server import LiveServer, Tenant
@@ -87,7 +94,10 @@ def test_forged_and_other_tenants_tokens_are_refused(
 
     async def signing_key(session: AsyncSession) -> tuple[str, str]:
         tenant = await tenants.get_tenant(session, other.id)
-        return tenant.signing_private_key, tenant.signing_key_id
+        pem = secrets_box.open_sealed(
+            tenant.signing_private_key, tenant_id=tenant.id, field=secrets_box.SIGNING_KEY
+        )
+        return pem, tenant.signing_key_id
 
     # Signed with another tenant's own key, claiming to be this tenant's.
     pem, key_id = server.run(signing_key)
