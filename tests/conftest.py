@@ -17,6 +17,7 @@ import pytest
 from authsignal.client import AuthsignalClient
 
 from tests.live_server import LiveServer, Tenant
+from tests.passkeys.helpers import Ceremony
 
 NODE_DIR = Path(__file__).parent / "compat" / "node"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -93,6 +94,16 @@ def tenant(server: LiveServer) -> Tenant:
 @pytest.fixture
 def other_tenant(server: LiveServer) -> Tenant:
     return server.create_tenant(name="other")
+
+
+@pytest.fixture
+def ceremony(
+    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
+) -> Iterator[Ceremony]:
+    """The test's tenant's Client API, driven step by step (tests/passkeys/helpers.py)."""
+    flow = Ceremony(server.api_url, tenant.id, authsignal)
+    yield flow
+    flow.close()
 
 
 @pytest.fixture

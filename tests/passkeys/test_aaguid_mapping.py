@@ -5,27 +5,14 @@ shows it; nothing for AAGUIDs the list does not know."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from authsignal.client import AuthsignalClient
 
 from passgate.authenticators import SoftwareAuthenticator
-from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, bearer
 
 APPLE_PASSWORDS = "fbfc3007-154e-4ecc-8c0b-6e020557d7bd"
-
-
-@pytest.fixture
-def ceremony(
-    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
-) -> Iterator[Ceremony]:
-    flow = Ceremony(server.api_url, tenant.id, authsignal)
-    yield flow
-    flow.close()
 
 
 def authenticator_with_aaguid(path: Path, aaguid: str | None) -> SoftwareAuthenticator:

@@ -5,12 +5,10 @@ is enforced at registration and at sign-in, and narrowing it warns with counts."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from authsignal.client import AuthsignalClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,15 +21,6 @@ from tests.passkeys.helpers import Ceremony
 from tests.server.test_refusals import assert_error
 
 NAMES = [algorithm.name for algorithm in cose_algorithms.available()]
-
-
-@pytest.fixture
-def ceremony(
-    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
-) -> Iterator[Ceremony]:
-    flow = Ceremony(server.api_url, tenant.id, authsignal)
-    yield flow
-    flow.close()
 
 
 def stored(server: LiveServer, credential_id: str) -> PasskeyCredential:

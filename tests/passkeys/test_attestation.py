@@ -10,7 +10,7 @@ import datetime
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -321,15 +321,6 @@ def safetynet_statement(
 
 
 # Through the real server -------------------------------------------------------------------
-
-
-@pytest.fixture
-def ceremony(
-    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
-) -> Iterator[Ceremony]:
-    flow = Ceremony(server.api_url, tenant.id, authsignal)
-    yield flow
-    flow.close()
 
 
 def configure(server: LiveServer, tenant: Tenant, **changes: Any) -> None:

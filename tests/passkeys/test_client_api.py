@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from authsignal.client import AuthsignalClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
@@ -23,15 +20,6 @@ from tests.server.test_refusals import assert_error
 SIGNING_CERT_SHA256 = "373B4FFAC7CDAB2DBF5C87B87AB9B8A91FB0E1E449D8397A25DB856CF0981E29"
 FINGERPRINT = ":".join(f"{byte:02X}" for byte in bytes.fromhex(SIGNING_CERT_SHA256))
 APK_ORIGIN = "android:apk-key-hash:NztP-sfNqy2_XIe4erm4qR-w4eRJ2Dl6JduFbPCYHik"
-
-
-@pytest.fixture
-def ceremony(
-    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
-) -> Iterator[Ceremony]:
-    flow = Ceremony(server.api_url, tenant.id, authsignal)
-    yield flow
-    flow.close()
 
 
 def set_passkeys(server: LiveServer, tenant: Tenant, **changes: object) -> None:

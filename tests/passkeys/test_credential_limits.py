@@ -3,27 +3,14 @@ WebAuthn's 1,023 bytes (which fit the column on both databases), and `transports
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
-from authsignal.client import AuthsignalClient
 
 from passgate.server.services.relying_party import MAX_CREDENTIAL_ID_BYTES, b64decode_any
 from passgate.server.store import limits
-from tests.live_server import LiveServer, Tenant
+from tests.live_server import LiveServer
 from tests.passkeys.helpers import Ceremony, b64url
 from tests.passkeys.test_attestation import make_assertion, make_registration, stored
 from tests.server.test_refusals import assert_error
-
-
-@pytest.fixture
-def ceremony(
-    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
-) -> Iterator[Ceremony]:
-    flow = Ceremony(server.api_url, tenant.id, authsignal)
-    yield flow
-    flow.close()
 
 
 def none_statement(*_: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import shutil
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -26,15 +25,6 @@ from tests.console.helpers import enrolled_console
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, b64url, basic, bearer, with_client_data
 from tests.server.test_refusals import assert_error
-
-
-@pytest.fixture
-def ceremony(
-    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
-) -> Iterator[Ceremony]:
-    flow = Ceremony(server.api_url, tenant.id, authsignal)
-    yield flow
-    flow.close()
 
 
 @pytest.fixture

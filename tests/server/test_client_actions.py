@@ -5,13 +5,10 @@ refused with 409 instead of returning them already succeeded (docs/wire.md#serve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from authsignal.client import AuthsignalClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,15 +17,6 @@ from passgate.server.store.tables import Action
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, basic, bearer
 from tests.server.test_refusals import assert_error
-
-
-@pytest.fixture
-def ceremony(
-    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient
-) -> Iterator[Ceremony]:
-    flow = Ceremony(server.api_url, tenant.id, authsignal)
-    yield flow
-    flow.close()
 
 
 def client_sign_in(
