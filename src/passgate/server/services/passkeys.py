@@ -37,7 +37,6 @@ from passgate.server.store.tables import (
 )
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
-PRUNE_ONE_IN = 64
 # The action recorded for a sign-in that started without one. [inferred: Authsignal's name]
 DEFAULT_SIGN_IN_ACTION = "signInWithPasskey"
 REGISTRATION, AUTHENTICATION = "registration", "authentication"
@@ -115,10 +114,6 @@ async def _new_challenge(
         **bound,
     )
     session.add(challenge)
-    if (
-        secrets.randbelow(PRUNE_ONE_IN) == 0
-    ):  # expired challenges are useless: drop them now and then
-        await store.delete_expired_challenges(session, now - CHALLENGE_LIFETIME)
     await session.flush()
     return challenge
 

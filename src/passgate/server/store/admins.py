@@ -164,7 +164,3 @@ async def consume_challenge(
 ) -> AdminChallenge | None:
     """Use up a pending, unexpired challenge: for exactly one caller, ever."""
     return await challenges.consume(session, AdminChallenge, challenge_id, purpose, now)
-
-
-async def delete_expired_challenges(session: AsyncSession, before: datetime) -> None:
-    await session.execute(delete(AdminChallenge).where(AdminChallenge.expires_at < before))

@@ -33,10 +33,6 @@ async def consume_challenge(
     )
 
 
-async def delete_expired_challenges(session: AsyncSession, before: datetime) -> None:
-    await session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.expires_at < before))
-
-
 async def user_credentials(
     session: AsyncSession, tenant_id: str, user_id: str
 ) -> Sequence[PasskeyCredential]:

@@ -29,7 +29,6 @@ from passgate.server.store import admins as store
 from passgate.server.store.tables import Admin, AdminChallenge, AdminPasskey, utcnow
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
-PRUNE_ONE_IN = 32
 REGISTRATION, AUTHENTICATION = "registration", "authentication"
 RP_NAME = "Passgate admin"
 
@@ -100,8 +99,6 @@ async def _new_challenge(
         expires_at=now + CHALLENGE_LIFETIME,
     )
     session.add(challenge)
-    if secrets.randbelow(PRUNE_ONE_IN) == 0:  # expired challenges are useless
-        await store.delete_expired_challenges(session, now - CHALLENGE_LIFETIME)
     await session.flush()
     return challenge
 
