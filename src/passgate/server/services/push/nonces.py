@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from passgate.server.services import secrets_box
 from passgate.server.services.push.errors import TooManyRequests
 from passgate.server.store import push_queries
 from passgate.server.store.tables import Tenant
@@ -65,8 +66,13 @@ class Nonce:
 
 
 def _key(tenant: Tenant) -> bytes:
-    """The tenant's nonce key: derived from its signing key, which never leaves the server."""
-    return _derive(tenant.signing_private_key)
+    """The tenant's nonce key: derived from its signing key (opened, not the stored
+    ciphertext: a copy of the database without the master key must not let anyone make
+    messages, and a master key rotation must not change the key)."""
+    pem = secrets_box.open_sealed(
+        tenant.signing_private_key, tenant_id=tenant.id, field=secrets_box.SIGNING_KEY
+    )
+    return _derive(pem)
 
 
 @lru_cache(maxsize=1024)
