@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from passgate.server.services.errors import (
     Conflict,
-    Forbidden,
     NotFound,
     PassgateError,
     Unauthorized,
@@ -23,10 +22,6 @@ class ExpiredCredential(Unauthorized):
 
 class BadSignature(Unauthorized):
     error_code = "invalid_signature"
-
-
-class ScopeRequired(Forbidden):
-    error_code = "insufficient_scope"
 
 
 class ChallengeExpired(PassgateError):
