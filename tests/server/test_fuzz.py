@@ -23,7 +23,7 @@ from schemathesis.generation.case import Case
 from tests.live_server import LiveServer
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("PASSGATE_FUZZ_EXAMPLES", "70"))
-# The floor for one run over both APIs, per database.
+# The floor for one run over both APIs, per database (docs/reliability.md).
 MINIMUM_REQUESTS = 2000
 # Client API routes that take only a Bearer token; the rest take Basic (the tenant id), and
 # C1, C4 and C5 take either (fuzzed with each in turn).

@@ -39,7 +39,7 @@ from passgate.server.store.database import (
 from passgate.server.store.tables import RateLimitWindow, utcnow
 from tests.live_server import LiveServer, Tenant
 
-# What the issue asks: a 503 well before Authsignal's Python SDK gives up at 2 s.
+# A 503 well before Authsignal's Python SDK gives up at 2 s.
 PROMPT = 1.5
 
 
