@@ -15,7 +15,6 @@ still plain text (databases from before encryption)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -31,12 +30,12 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from passgate.server.services.errors import PassgateError
 from passgate.server.settings import Settings
+from passgate.server.store import queries
 from passgate.server.store.database import create_sessionmaker
 from passgate.server.store.tables import Tenant
 
@@ -345,7 +344,7 @@ def _transform_tenant(tenant: Tenant, transform: Transform) -> None:
 async def key_ids_in_use(session: AsyncSession) -> dict[str, int]:
     """How many stored secrets each key id seals (`PLAINTEXT` for those not yet sealed)."""
     counts: dict[str, int] = {}
-    for tenant in (await session.scalars(select(Tenant))).all():
+    for tenant in await queries.all_tenants(session):
         for key_id in map(key_id_in, _tenant_values(tenant)):
             counts[key_id] = counts.get(key_id, 0) + 1
     return counts
@@ -400,29 +399,13 @@ async def prepare_engine(engine: AsyncEngine, settings: Settings) -> MasterKey:
 async def _compact(engine: AsyncEngine) -> None:
     """Best effort: a database busy elsewhere is left as it is, with a warning."""
     try:
-        if engine.dialect.name == "sqlite":
-            path = engine.url.database
-            if path and path != ":memory:":
-                await asyncio.to_thread(_vacuum_sqlite, path)
-            return
-        async with engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.exec_driver_sql("VACUUM FULL tenants")
+        await queries.compact(engine)
     except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
         log.warning(
             "could not compact the database after encrypting its secrets (%s): run VACUUM "
             "(SQLite) or VACUUM FULL tenants (PostgreSQL) so old copies do not linger",
             exc,
         )
-
-
-def _vacuum_sqlite(path: str) -> None:
-    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
-    try:
-        connection.execute("VACUUM")
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
 
 
 def _finish_interrupted_rotation(
@@ -463,12 +446,11 @@ async def _seal_plaintext(session: AsyncSession, key: MasterKey) -> int:
 
     plain = [
         tenant
-        for tenant in (await session.scalars(select(Tenant))).all()
+        for tenant in await queries.all_tenants(session)
         if PLAINTEXT in {key_id_in(value) for value in _tenant_values(tenant)}
     ]
     if plain:
-        locked = select(Tenant).where(Tenant.id.in_([t.id for t in plain])).with_for_update()
-        for tenant in await session.scalars(locked.execution_options(populate_existing=True)):
+        for tenant in await queries.lock_tenants(session, [t.id for t in plain]):
             _transform_tenant(tenant, seal_plain)
         await session.flush()
     return sealed
@@ -486,8 +468,8 @@ async def reseal_all(session: AsyncSession, old: MasterKey, new: MasterKey) -> i
         plaintext = open_sealed(value, tenant_id=tenant_id, field=field)
         return seal_with(new, plaintext, tenant_id=tenant_id, field=field)
 
-    query = select(Tenant).with_for_update().execution_options(populate_existing=True)
-    for tenant in (await session.scalars(query)).all():
+    every = [tenant.id for tenant in await queries.all_tenants(session)]
+    for tenant in await queries.lock_tenants(session, every):
         _transform_tenant(tenant, reseal)
     await session.flush()
     return count

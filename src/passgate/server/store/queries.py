@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -10,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from passgate.server.store.tables import (
     Action,
@@ -59,6 +61,35 @@ async def count_tenant_passkeys(session: AsyncSession, tenant_id: str) -> int:
 
 async def all_tenants(session: AsyncSession) -> Sequence[Tenant]:
     return (await session.scalars(select(Tenant).order_by(Tenant.created_at))).all()
+
+
+async def lock_tenants(session: AsyncSession, tenant_ids: Sequence[str]) -> Sequence[Tenant]:
+    """These tenants' rows, locked until the transaction ends and read afresh (a process
+    that waited for the lock sees what the holder wrote)."""
+    query = select(Tenant).where(Tenant.id.in_(tenant_ids)).with_for_update()
+    return (await session.scalars(query.execution_options(populate_existing=True))).all()
+
+
+async def compact(engine: AsyncEngine) -> None:
+    """Rewrite the database so deleted or overwritten values leave no copies in free pages:
+    VACUUM on SQLite (and a WAL checkpoint), VACUUM FULL of `tenants` on PostgreSQL."""
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database
+        if path and path != ":memory:":
+            await asyncio.to_thread(_vacuum_sqlite, path)
+        return
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql("VACUUM FULL tenants")
+
+
+def _vacuum_sqlite(path: str) -> None:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        connection.execute("VACUUM")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
 
 
 # Users -----------------------------------------------------------------------------------
