@@ -266,3 +266,14 @@ class TestTenantSettings:
             return push_settings(await get_tenant(session, tenant.id)).fcm
 
         assert server.run(fcm) is None
+
+
+@pytest.mark.parametrize("field", ["name", "rp_name"])
+def test_tenant_names_must_fit_their_column(server: LiveServer, field: str) -> None:
+    """The console and the CLI create tenants too: a name longer than its column is a clear
+    refusal, not a database error from PostgreSQL."""
+    names = {"name": "fits", field: "n" * 201}
+    with pytest.raises(InvalidRequest, match="at most 200 characters"):
+        server.create_tenant(**names)
+    made = server.create_tenant(**{**names, field: " " + "n" * 200 + " "})
+    assert made.id

@@ -24,7 +24,7 @@ from passgate.server.services.errors import (
     Unauthorized,
 )
 from passgate.server.services.tokens import generate_signing_key
-from passgate.server.store import queries
+from passgate.server.store import limits, queries
 from passgate.server.store.tables import Tenant, utcnow
 
 SECRET_KEY_PREFIX = "pg_sk_"
@@ -92,8 +92,8 @@ async def create_tenant(
     rp_name: str | None = None,
 ) -> tuple[Tenant, str]:
     """Create a tenant. Returns it with its secret key, which is never retrievable again."""
-    if not name.strip():
-        raise InvalidRequest("a tenant needs a name")
+    name = _checked_name(name, "a tenant")
+    rp_name = _checked_name(rp_name or name, "the relying party")
     rp_id = origin_rules.check_rp_id(rp_id)
     secret_key = _new_secret_key()
     key_id, private_key = generate_signing_key()
@@ -101,11 +101,11 @@ async def create_tenant(
     await secrets_box.ready(session)
     tenant = Tenant(
         id=tenant_id,
-        name=name.strip(),
+        name=name,
         secret_key_hash=hash_secret_key(secret_key),
         secret_key_hint=secret_key[: len(SECRET_KEY_PREFIX) + 4],
         rp_id=rp_id,
-        rp_name=rp_name or name.strip(),
+        rp_name=rp_name,
         origins=expected_origins(rp_id, origins),
         token_lifetime_seconds=600,
         signing_key_id=key_id,
@@ -118,6 +118,14 @@ async def create_tenant(
     await session.flush()
     origin_rules.tenants_changed()
     return tenant, secret_key
+
+
+def _checked_name(name: str, whose: str) -> str:
+    """A tenant's or relying party's name, trimmed; it must fit its column."""
+    name = name.strip()
+    if not name or len(name) > limits.TENANT_NAME:
+        raise InvalidRequest(f"{whose} needs a name of at most {limits.TENANT_NAME} characters")
+    return name
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -140,13 +148,13 @@ async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantCh
     """Change a tenant's name, relying party or origins, all checked before anything is
     written: a bad value raises `InvalidRequest` naming it and nothing is saved."""
     tenant = await get_tenant(session, tenant_id)
-    name = tenant.name if changes.name is None else changes.name.strip()
-    if not name or len(name) > 200:
-        raise InvalidRequest("a tenant needs a name of at most 200 characters")
+    name = tenant.name if changes.name is None else _checked_name(changes.name, "a tenant")
     rp_id = tenant.rp_id if changes.rp_id is None else origin_rules.check_rp_id(changes.rp_id)
-    rp_name = tenant.rp_name if changes.rp_name is None else changes.rp_name.strip()
-    if not rp_name or len(rp_name) > 200:
-        raise InvalidRequest("the relying party needs a name of at most 200 characters")
+    rp_name = (
+        tenant.rp_name
+        if changes.rp_name is None
+        else _checked_name(changes.rp_name, "the relying party")
+    )
     listed = list(tenant.origins if changes.origins is None else changes.origins)
     if rp_id != tenant.rp_id:
         listed = [f"https://{rp_id}" if o == f"https://{tenant.rp_id}" else o for o in listed]

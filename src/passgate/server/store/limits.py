@@ -32,3 +32,5 @@ PUSH_TOKEN = 4096
 CREDENTIAL_ID = 1400
 PASSKEY_NAME = 100
 AUTHENTICATOR_ATTACHMENT = 32
+# A tenant's name and its relying party's name (the console, the CLI).
+TENANT_NAME = 200

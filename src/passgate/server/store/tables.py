@@ -63,11 +63,11 @@ class Tenant(Base):
     __table_args__ = (Index("ix_tenants_rp_id", "rp_id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(limits.TENANT_NAME))
     secret_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     secret_key_hint: Mapped[str] = mapped_column(String(20))
     rp_id: Mapped[str] = mapped_column(String(253))
-    rp_name: Mapped[str] = mapped_column(String(200))
+    rp_name: Mapped[str] = mapped_column(String(limits.TENANT_NAME))
     origins: Mapped[list[str]] = mapped_column(default=list)
     token_lifetime_seconds: Mapped[int] = mapped_column(Integer, default=600)
     signing_key_id: Mapped[str] = mapped_column(String(64))
