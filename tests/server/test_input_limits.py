@@ -210,6 +210,16 @@ class TestColumnLengths:
         )
         assert fits.status_code == 200, fits.text
 
+    @pytest.mark.parametrize("action", ["pay/all", "sign in", "ação", "x?y"])
+    def test_a_client_made_action_code_follows_tracks_rule(
+        self, server: LiveServer, tenant: Tenant, action: str
+    ) -> None:
+        """C1 names an action a backend reads back by path: the characters track allows."""
+        response = httpx.post(
+            f"{server.api_url}/client/challenge", json={"action": action}, headers=basic(tenant.id)
+        )
+        assert "action" in refused(response, "action")
+
 
 class TestUrls:
     @pytest.mark.parametrize("user_id", ["a%FFb", "a%FEb", "a%C3", "a%ED%A0%80b", "a%C0%AFb"])

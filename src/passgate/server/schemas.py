@@ -16,7 +16,12 @@ from passgate.server.store import limits
 
 # Stored strings take their length from store/limits.py, which the columns use too.
 ShortText = Annotated[str, StringConstraints(max_length=255)]
-ActionCode = Annotated[str, StringConstraints(min_length=1, max_length=limits.ACTION_CODE)]
+ActionCode = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=limits.ACTION_CODE, pattern=limits.ACTION_CODE_PATTERN
+    ),
+]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.IDEMPOTENCY_KEY)]
 Email = Annotated[str, StringConstraints(max_length=limits.EMAIL)]
 PhoneNumber = Annotated[str, StringConstraints(max_length=limits.PHONE_NUMBER)]

@@ -4,10 +4,13 @@ from typing import Annotated
 
 from fastapi import Path
 
-from passgate.server.services.tenants import ACTION_CODE
+from passgate.server.store import limits
 
-UserId = Annotated[str, Path(min_length=1, max_length=255, alias="userId")]
+UserId = Annotated[str, Path(min_length=1, max_length=limits.USER_ID, alias="userId")]
 ActionCode = Annotated[
-    str, Path(max_length=100, pattern=rf"^{ACTION_CODE.pattern}$", alias="action")
+    str,
+    Path(max_length=limits.ACTION_CODE, pattern=limits.ACTION_CODE_PATTERN, alias="action"),
 ]
-IdempotencyKey = Annotated[str, Path(min_length=1, max_length=255, alias="idempotencyKey")]
+IdempotencyKey = Annotated[
+    str, Path(min_length=1, max_length=limits.IDEMPOTENCY_KEY, alias="idempotencyKey")
+]

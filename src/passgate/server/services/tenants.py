@@ -29,7 +29,7 @@ from passgate.server.store.tables import Tenant, utcnow
 
 SECRET_KEY_PREFIX = "pg_sk_"
 MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME = 60, 86_400
-ACTION_CODE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+ACTION_CODE = re.compile(limits.ACTION_CODE_PATTERN)
 # How long an old secret key may keep working after a rotation, at most.
 MAX_KEY_GRACE = timedelta(days=30)
 

@@ -12,6 +12,9 @@ ID = 36
 # Authsignal's limits for what a backend or app names.
 USER_ID = 255
 ACTION_CODE = 100
+# What an action code may hold: it is a path segment of the Server API, so a client's C1 is
+# held to the same rule as a backend's track.
+ACTION_CODE_PATTERN = rf"^[A-Za-z0-9_.:\-]{{1,{ACTION_CODE}}}$"
 IDEMPOTENCY_KEY = 255
 EMAIL = 320
 PHONE_NUMBER = 32
