@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import socket
 import sqlite3
 import threading
 import time
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from passgate.sdk._protocol import basic_auth
 from passgate.sdk._push_protocol import (
@@ -29,6 +30,7 @@ from passgate.sdk._push_protocol import (
     public_key_param,
     sign,
 )
+from passgate.server.errors import database_busy
 from passgate.server.store.database import (
     WriteInReadOnlyTransaction,
     create_engine,
@@ -263,3 +265,27 @@ def test_a_burst_of_long_polls_gets_no_500_and_health_stays_fast(
     assert results[0][2]["challengeId"] == tracked.json()["challengeId"]
     waited = [body for status, _, body in results if status == 200 and "challengeId" not in body]
     assert len(waited) >= 10, statuses.count(503)
+
+
+def test_an_unreachable_database_is_busy_not_broken() -> None:
+    """A refused connection (PostgreSQL restarting, a failover) is answered like a stalled
+    database, 503 with Retry-After, not 500: the error the driver really raises is classed so."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+
+    async def connect() -> BaseException:
+        engine = create_engine(f"postgresql://postgres@127.0.0.1:{closed_port}/gone")
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            return exc
+        finally:
+            await engine.dispose()
+        raise AssertionError("a closed port accepted a connection")
+
+    refused = asyncio.run(connect())
+    assert isinstance(refused, ConnectionError), repr(refused)
+    assert database_busy(refused)
+    assert not database_busy(ValueError("a bug, not an outage"))

@@ -82,13 +82,17 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def database_busy(exc: BaseException) -> bool:
-    """Did the database refuse for want of time or capacity (503), rather than fail (500)?
-    A pool checkout that timed out, a PostgreSQL statement or lock timeout, SQLite busy."""
-    if isinstance(exc, PoolTimeout):
+    """Did the database refuse for want of time or capacity, or could it not be reached (503),
+    rather than fail (500)? A pool checkout that timed out, a PostgreSQL statement or lock
+    timeout, SQLite busy, a connection refused or lost."""
+    if isinstance(exc, PoolTimeout | ConnectionError):
+        # ConnectionError: the driver could not reach the database (asyncpg raises it bare).
         return True
     if not isinstance(exc, DBAPIError):
         return False
     orig = exc.orig
+    if exc.connection_invalidated or isinstance(orig, ConnectionError):
+        return True
     if getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES:
         return True
     code = getattr(orig, "sqlite_errorcode", None)
@@ -107,7 +111,7 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     if database_busy(exc):
         # Expected under overload: one line, no traceback.
         log.warning(
-            "database busy, answered 503: %s %s: %s",
+            "database busy or unreachable, answered 503: %s %s: %s",
             request.method,
             request.url.path,
             (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0],
