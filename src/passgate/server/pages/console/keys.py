@@ -59,13 +59,7 @@ async def rotate_secret_key(
     secret_key, refusal = await forms.attempt(session, rotate)
     if secret_key is None:
         return await _keys_page(request, session, tenant_id, refusal=refusal, form="secret")
-    context = {
-        "overview": await tenant_admin.overview(session, tenant_id),
-        "tab": "keys",
-        "what": "secret key",
-        "secret": secret_key,
-    }
-    return web.page(request, "console/key_rotated.html", context)
+    return await _rotated_page(request, session, tenant_id, "secret key", secret_key)
 
 
 @router.post("/tenants/{tenant_id}/keys/webhook")
@@ -86,10 +80,17 @@ async def rotate_webhook_secret(
     secret, refusal = await forms.attempt(session, rotate)
     if secret is None:
         return await _keys_page(request, session, tenant_id, refusal=refusal, form="webhook")
+    return await _rotated_page(request, session, tenant_id, "webhook secret", secret)
+
+
+async def _rotated_page(
+    request: Request, session: Session, tenant_id: str, what: str, secret: str
+) -> Response:
+    """The new secret, shown once, after a rotation of either kind."""
     context = {
         "overview": await tenant_admin.overview(session, tenant_id),
         "tab": "keys",
-        "what": "webhook secret",
+        "what": what,
         "secret": secret,
     }
     return web.page(request, "console/key_rotated.html", context)
