@@ -37,37 +37,33 @@ export function requestOptions(json) {
   };
 }
 
-export function registrationJSON(credential) {
-  const response = credential.response;
+// The fields every PublicKeyCredential has in its JSON form, with its response's own fields.
+function credentialJSON(credential, response) {
   return {
     id: credential.id,
     rawId: bufferToBase64url(credential.rawId),
     type: credential.type,
     authenticatorAttachment: credential.authenticatorAttachment || undefined,
     clientExtensionResults: credential.getClientExtensionResults(),
-    response: {
-      clientDataJSON: bufferToBase64url(response.clientDataJSON),
-      attestationObject: bufferToBase64url(response.attestationObject),
-      transports: response.getTransports ? response.getTransports() : [],
-    },
+    response: { clientDataJSON: bufferToBase64url(credential.response.clientDataJSON), ...response },
   };
+}
+
+export function registrationJSON(credential) {
+  const response = credential.response;
+  return credentialJSON(credential, {
+    attestationObject: bufferToBase64url(response.attestationObject),
+    transports: response.getTransports ? response.getTransports() : [],
+  });
 }
 
 export function authenticationJSON(credential) {
   const response = credential.response;
-  return {
-    id: credential.id,
-    rawId: bufferToBase64url(credential.rawId),
-    type: credential.type,
-    authenticatorAttachment: credential.authenticatorAttachment || undefined,
-    clientExtensionResults: credential.getClientExtensionResults(),
-    response: {
-      clientDataJSON: bufferToBase64url(response.clientDataJSON),
-      authenticatorData: bufferToBase64url(response.authenticatorData),
-      signature: bufferToBase64url(response.signature),
-      userHandle: response.userHandle ? bufferToBase64url(response.userHandle) : undefined,
-    },
-  };
+  return credentialJSON(credential, {
+    authenticatorData: bufferToBase64url(response.authenticatorData),
+    signature: bufferToBase64url(response.signature),
+    userHandle: response.userHandle ? bufferToBase64url(response.userHandle) : undefined,
+  });
 }
 
 export async function createPasskey(optionsJSON) {
