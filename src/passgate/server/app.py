@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate import __version__
-from passgate.server import client_api, errors, pages, server_api, well_known
+from passgate.server import client_api, errors, pages, server_api, statement_count, well_known
 from passgate.server.cors import ClientApiCors
 from passgate.server.middleware import BodySizeLimit, RefuseUnreadableUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(client_api.router, prefix="/v1")
     app.include_router(well_known.router)
     pages.install(app, settings)
+    statement_count.install(app, engine, read_engine)  # opt-in, for benchmarks
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
