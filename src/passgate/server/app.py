@@ -23,6 +23,7 @@ from passgate.server.store.database import (
     create_read_engine,
     create_sessionmaker,
 )
+from passgate.server.store.db import Engines
 
 
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.engines = Engines(engine, read_engine)
     app.state.sessionmaker = create_sessionmaker(engine, read_engine)
     app.state.push_hub = push_hub
     app.state.origin_index = OriginIndex(create_sessionmaker(read_engine))

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.errors import PassgateError
-from passgate.server.store.database import read_only
+from passgate.server.store.db import Db
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,38 +40,46 @@ def reads_only(request: Request) -> bool:
     )
 
 
-async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def _request_db(request: Request) -> AsyncIterator[Db]:
     """Commit when the route returns, roll back when it raises (unless the domain error says
     its writes must stand). Routes and services never commit; a 200 therefore always means
-    the transaction is durable."""
-    async with request.app.state.sessionmaker() as session:
-        if reads_only(request):
-            read_only(session)
-        # A route class that turns errors into responses itself (the console's) runs before
-        # this dependency exits, so it must undo the writes itself: see `undo_writes`.
-        request.state.session = session
-        try:
-            yield session
-        except PassgateError as exc:
-            await (session.commit() if exc.keep_changes else session.rollback())
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
+    the transaction is durable. The connection is taken at the first statement, so a request
+    answered without the database costs none."""
+    db = request.app.state.engines.db(read_only=reads_only(request))
+    # A route class that turns errors into responses itself (the console's) runs before
+    # this dependency exits, so it must undo the writes itself: see `undo_writes`.
+    request.state.db = db
+    try:
+        yield db
+    except PassgateError as exc:
+        await (db.commit() if exc.keep_changes else db.rollback())
+        raise
+    except BaseException:
+        await db.rollback()
+        raise
+    else:
+        await db.commit()
+    finally:
+        await db.close()
 
 
 async def undo_writes(request: Request, exc: PassgateError) -> None:
     """For route classes that catch a domain error and answer it themselves: the dependency
     above then sees a normal return and would commit, so roll back here first (unless the
     error's writes must stand)."""
-    session: AsyncSession | None = getattr(request.state, "session", None)
-    if session is not None and not exc.keep_changes:
-        # Detach what was loaded first: a rollback expires it, and the error page still
-        # reads the signed-in admin.
-        session.expunge_all()
-        await session.rollback()
+    db: Db | None = getattr(request.state, "db", None)
+    if db is not None and not exc.keep_changes:
+        await db.rollback()
 
 
 # scope="function": the commit happens before the response goes out, not after.
+Database = Annotated[Db, Depends(_request_db, scope="function")]
+
+
+async def _request_session(db: Database) -> AsyncSession:
+    return await db.session()
+
+
+# An ORM session on the request's unit of work, for code not yet moved onto the store's Core
+# statements (see store/db.py).
 Session = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +26,7 @@ from passgate.server.services.push.hub import PushHub
 from passgate.server.services.push.settings import push_settings
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import push_queries, queries
+from passgate.server.store.db import db_of
 from passgate.server.store.push_queries import PENDING, REFUSED
 from passgate.server.store.tables import Action, PushChallenge, Tenant, utcnow
 
@@ -120,7 +120,7 @@ async def start(
     planned = (
         hub.deliverer.plan(tenant.id, settings, challenge, action, targets) if hub.deliverer else []
     )
-    hub.after_commit(session, tenant.id, action.user_id, planned)
+    hub.after_commit(db_of(session), tenant.id, action.user_id, planned)
     return Started(challenge=challenge)
 
 
@@ -168,11 +168,16 @@ async def pending_for_device(
     await devices.prove(session, tenant, device, signature)
     user_id, device_id = device.device.user_id, device.device.id
 
-    def look() -> Awaitable[tuple[PushChallenge, Action] | None]:
-        return push_queries.pending_challenge(session, tenant.id, user_id, device_id, utcnow())
+    db = db_of(session)
+
+    async def look() -> tuple[PushChallenge, Action] | None:
+        current = await db.session()
+        return await push_queries.pending_challenge(
+            current, tenant.id, user_id, device_id, utcnow()
+        )
 
     # While it waits, the request holds no connection; its used-up message is committed first.
-    found = await hub.wait_for(session, tenant.id, user_id, look, min(wait, MAX_WAIT_SECONDS))
+    found = await hub.wait_for(db, tenant.id, user_id, look, min(wait, MAX_WAIT_SECONDS))
     if found is None:
         return Pending(device=device)
     return Pending(device=device, challenge=found[0], action=found[1])

@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.store.database import read_only
+from passgate.server.store.db import Db
 
 if TYPE_CHECKING:
     from passgate.server.services.push.delivery import Deliverer
@@ -61,7 +59,7 @@ class PushHub:
 
     async def wait_for(
         self,
-        session: AsyncSession,
+        db: Db,
         tenant_id: str,
         user_id: str,
         look: Callable[[], Awaitable[T | None]],
@@ -77,13 +75,13 @@ class PushHub:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
             while found is None and (remaining := deadline - loop.time()) > 0:
-                await session.commit()
+                await db.commit()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         wake.wait(), timeout=min(remaining, self.recheck_seconds)
                     )
                 wake.clear()
-                read_only(session)
+                db.read_only()
                 found = await look()
         return found
 
@@ -92,12 +90,12 @@ class PushHub:
             wake.set()
 
     def after_commit(
-        self, session: AsyncSession, tenant_id: str, user_id: str, deliveries: list[Delivery]
+        self, db: Db, tenant_id: str, user_id: str, deliveries: list[Delivery]
     ) -> None:
         """Once the session's transaction commits (and only then), wake the user's long-polls
         and start the deliveries. A rolled-back challenge is never announced."""
 
-        def committed(_session: Any) -> None:
+        def committed() -> None:
             self.wake(tenant_id, user_id)
             if self.wakeups is not None:
                 wakeups = self.wakeups
@@ -105,7 +103,7 @@ class PushHub:
             for delivery in deliveries:
                 self.spawn(delivery)
 
-        event.listen(session.sync_session, "after_commit", committed, once=True)
+        db.after_commit(committed)
 
     def spawn(self, delivery: Delivery) -> None:
         task = asyncio.get_running_loop().create_task(self._run(delivery))

@@ -1,0 +1,228 @@
+"""The unit of work the store runs on: one connection, SQLAlchemy Core statements, no ORM.
+
+A `Db` is what a request (or a background job, or a command) holds. It takes a connection
+from the pool at its first statement, not before, so a request answered from a cache costs no
+connection and no transaction; the connection's first statement begins the transaction
+(SQLAlchemy's autobegin), and `commit()` or `rollback()` ends it and gives the connection
+back. Statements are Core constructs, most of them built once at import time (see
+`Statements`), so each execution is a compiled-cache hit and a driver call.
+
+Read-only units of work (`Db(..., read_only=True)`, or `read_only()` between transactions)
+run on the read engine: on SQLite its own WAL readers with a plain BEGIN, never waiting for
+the writer; any write there is refused (store/database.py).
+
+`session()` is a bridge for code not yet written against this layer: an ORM session bound to
+the same connection and transaction. The request path does not use it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql import Executable
+
+T = TypeVar("T")
+
+POSTGRESQL, SQLITE = "postgresql", "sqlite"
+DB_KEY = "passgate_db"
+
+
+class Engines:
+    """The write engine and the read engine of one database (store/database.py)."""
+
+    __slots__ = ("read", "write")
+
+    def __init__(self, write: AsyncEngine, read: AsyncEngine | None = None) -> None:
+        self.write = write
+        self.read = read or write.execution_options(passgate_read_only=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.write.dialect.name
+
+    def db(self, *, read_only: bool = False) -> Db:
+        return Db(self, read_only=read_only)
+
+    @asynccontextmanager
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Db]:
+        """A unit of work that commits when the block ends and rolls back when it raises."""
+        db = Db(self, read_only=read_only)
+        try:
+            yield db
+        except BaseException:
+            await db.rollback()
+            raise
+        else:
+            await db.commit()
+        finally:
+            await db.close()
+
+
+class Db:
+    """One unit of work (see the module docstring). Not shared between tasks."""
+
+    __slots__ = ("_after_commit", "_connection", "_engines", "_read_only", "_session", "dialect")
+
+    def __init__(self, engines: Engines, *, read_only: bool = False) -> None:
+        self._engines = engines
+        self._read_only = read_only
+        self._connection: AsyncConnection | None = None
+        self._session: AsyncSession | None = None
+        self._after_commit: list[Callable[[], None]] = []
+        self.dialect = engines.dialect
+
+    @property
+    def is_read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._connection is not None and self._connection.in_transaction()
+
+    async def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            engine = self._engines.read if self._read_only else self._engines.write
+            self._connection = await engine.connect()
+        return self._connection
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> CursorResult[Any]:
+        connection = await self.connection()
+        return await connection.execute(statement, parameters)
+
+    async def execute_many(
+        self, statement: Executable, parameters: Sequence[Mapping[str, Any]]
+    ) -> None:
+        if parameters:
+            connection = await self.connection()
+            await connection.execute(statement, list(parameters))
+
+    async def first(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> RowMapping | None:
+        """The first row (as a mapping), or None."""
+        result = await self.execute(statement, parameters)
+        return result.mappings().first()
+
+    async def all(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[RowMapping]:
+        result = await self.execute(statement, parameters)
+        return result.mappings().all()
+
+    async def scalar(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Any:
+        result = await self.execute(statement, parameters)
+        return result.scalar()
+
+    async def rowcount(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> int:
+        """How many rows a write touched."""
+        result = await self.execute(statement, parameters)
+        return int(result.rowcount)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Undo only what the block wrote when it raises; the transaction goes on."""
+        connection = await self.connection()
+        if self._session is not None:
+            await self._session.flush()
+        async with connection.begin_nested():
+            yield
+            if self._session is not None:
+                await self._session.flush()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current transaction has committed (never after a rollback)."""
+        self._after_commit.append(callback)
+
+    async def commit(self) -> None:
+        """Commit what this unit of work wrote and give the connection back; the next
+        statement takes a connection and begins a transaction again."""
+        if self._connection is None:
+            return
+        if self._session is not None:
+            await self._session.flush()
+        if self._connection.in_transaction():
+            await self._connection.commit()
+        await self._release()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    async def rollback(self) -> None:
+        self._after_commit = []
+        if self._connection is None:
+            return
+        if self._session is not None:
+            # Loaded ORM objects stay readable (an error page may still show them).
+            self._session.expunge_all()
+        if self._connection.in_transaction():
+            await self._connection.rollback()
+        await self._release()
+
+    def read_only(self) -> None:
+        """From the next transaction on, read only (see the module docstring)."""
+        if self.in_transaction:
+            raise RuntimeError("read_only() between transactions only, not inside one")
+        self._read_only = True
+
+    async def close(self) -> None:
+        await self.rollback()
+
+    async def _release(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    async def session(self) -> AsyncSession:
+        """An ORM session on this unit of work's connection and transaction (a bridge for
+        code not yet moved onto Core statements; see the module docstring)."""
+        if self._session is None:
+            connection = await self.connection()
+            self._session = AsyncSession(
+                bind=connection,
+                expire_on_commit=False,
+                autoflush=False,
+                join_transaction_mode="rollback_only",
+            )
+            self._session.info[DB_KEY] = self
+        return self._session
+
+
+def db_of(session: AsyncSession) -> Db:
+    """The unit of work a bridged ORM session belongs to (see `Db.session`)."""
+    db = session.info.get(DB_KEY)
+    if not isinstance(db, Db):
+        raise RuntimeError("this session does not belong to a store.db.Db")
+    return db
+
+
+class Statements(Generic[T]):
+    """A statement built once per dialect (each dialect's INSERT ... ON CONFLICT is its
+    own construct): `STATEMENT = Statements(lambda insert: insert(table).values(...))`,
+    then `await db.execute(STATEMENT[db], params)`."""
+
+    __slots__ = ("_built", "_factory")
+
+    def __init__(self, factory: Callable[[Callable[[Table], Any]], T]) -> None:
+        self._factory = factory
+        self._built: dict[str, T] = {}
+
+    def __getitem__(self, db: Db) -> T:
+        built = self._built.get(db.dialect)
+        if built is None:
+            insert = postgresql.insert if db.dialect == POSTGRESQL else sqlite.insert
+            built = self._built[db.dialect] = self._factory(insert)
+        return built
