@@ -1,0 +1,92 @@
+"""Statement budgets: how many SQL statements, and how many transactions, each hot operation
+may cost the server, on SQLite and on PostgreSQL.
+
+The operations are driven over HTTP against the live server (tests/server/hot_flows.py) and
+each request's statements are counted on the app's engines: BEGIN, COMMIT, ROLLBACK,
+SAVEPOINT and RELEASE are transaction control and not counted; transactions are counted as
+SQLAlchemy begins them. Every request runs in at most one transaction, and a request answered
+from a cache runs none.
+
+The rule: a budget in BUDGETS may be lowered freely, but raised only with the reason written
+beside it (what the extra statement buys), so that a slower hot path is a decision someone
+wrote down and not a drift nobody saw. A failure prints the statements themselves.
+
+`pytest -s` prints every operation's current counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.live_server import LiveServer, Tenant
+from tests.server.hot_flows import OPERATIONS, Operation, flows
+
+BUDGETS: dict[str, int] = {
+    # Server API track for a user who already has actions: read-or-write the user, write the
+    # action (the tenant's rules and settings come with the cached tenant).
+    "track_existing_user": 2,
+    # Track for a user the tenant never named: the user is created in the same upsert.
+    "track_new_user": 2,
+    # Track for a user with a push device: the action and its push challenge are started in
+    # the same statements' budget as any track.
+    "track_push_user": 2,
+    # Server API validate: one conditional update that redeems the token and returns the action.
+    "validate": 1,
+    # Passkey sign-in, C4 (options: the challenge, and the Basic rate limits) + C5 (verify).
+    "passkey_sign_in": 3,
+    # Passkey sign-up, C2 (options) + C3 (verify and store the passkey).
+    "passkey_sign_up": 6,
+    # P4 alone: the device's one-time message (not in the round trip below). Set with this
+    # test, not by the data-layer rewrite's targets: one upsert that returns the message.
+    "push_challenge_message": 1,
+    # Push round trip: track (starts the challenge) + P5 (the device reads it) + P6 (the
+    # device approves) + validate.
+    "push_round_trip": 7,
+    # A CORS preflight for a listed origin, answered from the origin index.
+    "cached_preflight": 0,
+}
+# Transactions one request may open (a long-poll that waits opens one per look; none here).
+TRANSACTIONS_PER_REQUEST = 1
+# Operations answered from a cache: their requests open no transaction at all.
+CACHED = ("cached_preflight",)
+
+
+def _report(operation: Operation, dialect: str) -> str:
+    counts = ", ".join(
+        f"{request.label}={len(request.statements)}/{request.transactions}tx"
+        for request in operation.requests
+    )
+    without = sum(1 for request in operation.requests if request.transactions == 0)
+    return (
+        f"[{dialect}] {operation.name}: {len(operation.statements)} statements "
+        f"(budget {BUDGETS[operation.name]}); per request {counts}; "
+        f"{without} of {len(operation.requests)} requests without a transaction"
+    )
+
+
+def test_every_operation_has_a_budget() -> None:
+    assert set(BUDGETS) == set(OPERATIONS)
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_statement_budget(
+    name: str, server: LiveServer, tenant: Tenant, database_url: str, tmp_path: Path
+) -> None:
+    with flows(server, tenant, tmp_path) as driver:
+        operation = OPERATIONS[name](driver)
+    dialect = database_url.split(":", 1)[0]
+    print("\n" + _report(operation, dialect))
+
+    problems = []
+    budget = BUDGETS[name]
+    if len(operation.statements) > budget:
+        problems.append(f"{len(operation.statements)} statements, over the budget of {budget}")
+    for request in operation.requests:
+        if request.transactions > TRANSACTIONS_PER_REQUEST:
+            problems.append(f"{request.label} opened {request.transactions} transactions")
+        if name in CACHED and request.transactions:
+            problems.append(f"{request.label} is answered from a cache but opened a transaction")
+    assert not problems, (
+        f"{name} on {dialect}: " + "; ".join(problems) + "\n" + operation.describe()
+    )
