@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from passgate.cli import _database, _output, _passkeys, _prune
+from passgate.cli import _bench, _database, _output, _passkeys, _prune
 from passgate.cli._admin import admin_app
 from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
@@ -42,6 +42,7 @@ tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
 app.command("wellknown")(_passkeys.wellknown)
 app.command("doctor")(_passkeys.doctor)
 tenant_app.command("webauthn")(tenant_webauthn)
+app.command("bench")(_bench.bench)
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -1,0 +1,1 @@
+"""`passgate bench`: the benchmark harness (docs/performance.md#running-the-benchmark)."""
