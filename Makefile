@@ -24,3 +24,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
+
+# The benchmark harness (not part of `make test`): make bench BENCH_ARGS="--seconds 5"
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/passgate bench $(BENCH_ARGS)
