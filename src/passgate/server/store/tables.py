@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -91,7 +92,11 @@ class User(Base):
         Index("ix_users_tenant_phone", "tenant_id", "phone_number"),
     )
 
-    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("tenants.id", ondelete="CASCADE", name="fk_users_tenant"),
+        primary_key=True,
+    )
     user_id: Mapped[str] = mapped_column(String(limits.USER_ID), primary_key=True)
     # WebAuthn user handle: a UUID, so that it reads the same from iOS (raw) and Android (b64url).
     handle: Mapped[str] = mapped_column(String(36), unique=True)
@@ -112,7 +117,15 @@ class Authenticator(Base):
     and push devices. `id` is Authsignal's `userAuthenticatorId`."""
 
     __tablename__ = "authenticators"
-    __table_args__ = (Index("ix_authenticators_tenant_user", "tenant_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_authenticators_tenant_user", "tenant_id", "user_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"],
+            ["users.tenant_id", "users.user_id"],
+            ondelete="CASCADE",
+            name="fk_authenticators_user",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(36))
@@ -141,6 +154,12 @@ class Action(Base):
         Index("ix_actions_state_updated", "state_updated_at"),
         # Pruning: client-made actions still pending long after their challenge expired.
         Index("ix_actions_origin_state_updated", "origin", "state", "state_updated_at"),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"],
+            ["users.tenant_id", "users.user_id"],
+            ondelete="CASCADE",
+            name="fk_actions_user",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -182,7 +201,13 @@ class PasskeyCredential(Base):
         Index("ix_passkey_credentials_tenant_user", "tenant_id", "user_id"),
     )
 
-    authenticator_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    authenticator_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey(
+            "authenticators.id", ondelete="CASCADE", name="fk_passkey_credentials_authenticator"
+        ),
+        primary_key=True,
+    )
     tenant_id: Mapped[str] = mapped_column(String(36))
     user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
     # base64url, no padding, exactly as the credential's `id` arrives on the wire.
