@@ -38,6 +38,24 @@ from tests.tenant_client import ENROL_SCOPE, TenantClient, new_device_key
 # from an event hook in store/database.py through exec_driver_sql, so it shows up as text).
 CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 SHOWN_CHARS = 200
+# The server's own background work (services/pruning.py, push deliveries in
+# services/push/hub.py), told apart by its asyncio task: it may run while a request is
+# measured, and is no request's statements.
+BACKGROUND_TASKS = frozenset({"passgate-pruning"})
+BACKGROUND_COROUTINES = frozenset({"Pruner._run", "PushHub._run"})
+
+
+def _in_background() -> bool:
+    """True when the listener runs for one of the server's background tasks (SQLAlchemy's
+    async engines call listeners on the awaiting task's step, so it is the current task)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return False
+    if task is None:
+        return False
+    coroutine = getattr(task.get_coro(), "__qualname__", "")
+    return task.get_name() in BACKGROUND_TASKS or coroutine in BACKGROUND_COROUTINES
 
 
 @dataclass(frozen=True)
@@ -135,6 +153,7 @@ class Recorder:
         self.engines = _engines(app)
         self.statements: list[Statement] = []
         self.transactions = 0
+        self.background: list[Statement] = []
         self._lock = threading.Lock()
 
     def _statement(
@@ -145,9 +164,12 @@ class Recorder:
         if many and parameters:
             parameters = parameters[0]
         with self._lock:
-            self.statements.append(Statement(sql, parameters))
+            found = self.background if _in_background() else self.statements
+            found.append(Statement(sql, parameters))
 
     def _begin(self, _conn: Any) -> None:
+        if _in_background():
+            return
         with self._lock:
             self.transactions += 1
 
