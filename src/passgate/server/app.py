@@ -20,6 +20,7 @@ from passgate.server.services.pruning import Pruner
 from passgate.server.settings import Settings
 from passgate.server.store.database import (
     create_engine,
+    create_inline_sqlite_engines,
     create_read_engine,
     create_sessionmaker,
 )
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         await pruner.aclose()
         await push_hub.aclose()
         await push_http.aclose()
+        await app.state.engines.dispose()
         await read_engine.dispose()
         await engine.dispose()
 
@@ -60,7 +62,14 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engines = Engines(engine, read_engine)
+    inline = (
+        create_inline_sqlite_engines(engine, pool_size=pool_size, limits=limits)
+        if settings.sqlite_inline
+        else None
+    )
+    app.state.engines = Engines(
+        engine, read_engine, inline=inline, pool_timeout=limits.pool_timeout
+    )
     app.state.sessionmaker = create_sessionmaker(engine, read_engine)
     app.state.push_hub = push_hub
     app.state.origin_index = OriginIndex(create_sessionmaker(read_engine))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import (
@@ -139,6 +140,37 @@ def _sqlite_engine(
     event.listen(engine.sync_engine, "begin", _sqlite_begin)
     event.listen(engine.sync_engine, "before_cursor_execute", _refuse_writes_when_read_only)
     return engine
+
+
+def create_inline_sqlite_engines(
+    engine: AsyncEngine, *, pool_size: int = 10, limits: Limits | None = None
+) -> tuple[Engine, Engine] | None:
+    """Synchronous engines (the standard library's sqlite3) on the same SQLite file, for
+    units of work that run their statements on the event loop's thread (store/db.py): an
+    indexed SQLite statement takes microseconds, less than handing it to aiosqlite's thread
+    and back. One write connection (its writers queue in `Db`, not in the pool) and a reader
+    pool. None for PostgreSQL and in-memory databases."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        return None
+    limits = limits or Limits()
+    url = engine.url.set(drivername="sqlite+pysqlite")
+    busy_ms = round(limits.lock_timeout * 1000)
+    built = []
+    for size in (1, pool_size):
+        sync = sqlalchemy.create_engine(
+            url,
+            connect_args={"timeout": limits.lock_timeout, "check_same_thread": False},
+            pool_size=size,
+            max_overflow=0 if size == 1 else pool_size,
+            pool_timeout=limits.pool_timeout,
+        )
+        event.listen(sync, "connect", functools.partial(_sqlite_pragmas, busy_ms))
+        event.listen(sync, "begin", _sqlite_begin)
+        event.listen(sync, "before_cursor_execute", _refuse_writes_when_read_only)
+        built.append(sync)
+    write, read = built
+    return write, read.execution_options(**{READ_ONLY: True})
 
 
 def _postgresql_settings(limits: Limits) -> dict[str, str]:

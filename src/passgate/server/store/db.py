@@ -16,13 +16,15 @@ the same connection and transaction. The request path does not use it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult, RowMapping
+from sqlalchemy.engine import Connection, CursorResult, Engine, RowMapping
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql import Executable
 
@@ -33,13 +35,37 @@ DB_KEY = "passgate_db"
 
 
 class Engines:
-    """The write engine and the read engine of one database (store/database.py)."""
+    """The write engine and the read engine of one database (store/database.py), and on
+    SQLite optionally `inline` engines: synchronous ones whose statements run on the event
+    loop's thread (see `Db`), with this process's writers taking turns (`write_turn`, first
+    come first served, waiting at most `pool_timeout` like a pooled connection)."""
 
-    __slots__ = ("read", "write")
+    __slots__ = ("_write_turn", "inline", "pool_timeout", "read", "write")
 
-    def __init__(self, write: AsyncEngine, read: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        write: AsyncEngine,
+        read: AsyncEngine | None = None,
+        *,
+        inline: tuple[Engine, Engine] | None = None,
+        pool_timeout: float = 30.0,
+    ) -> None:
         self.write = write
         self.read = read or write.execution_options(passgate_read_only=True)
+        self.inline = inline
+        self.pool_timeout = pool_timeout
+        self._write_turn: asyncio.Lock | None = None
+
+    @property
+    def write_turn(self) -> asyncio.Lock:
+        if self._write_turn is None:
+            self._write_turn = asyncio.Lock()
+        return self._write_turn
+
+    async def dispose(self) -> None:
+        if self.inline is not None:
+            for engine in self.inline:
+                engine.dispose()
 
     @property
     def dialect(self) -> str:
@@ -66,12 +92,25 @@ class Engines:
 class Db:
     """One unit of work (see the module docstring). Not shared between tasks."""
 
-    __slots__ = ("_after_commit", "_connection", "_engines", "_read_only", "_session", "dialect")
+    __slots__ = (
+        "_after_commit",
+        "_connection",
+        "_engines",
+        "_read_only",
+        "_session",
+        "_sync",
+        "_turn",
+        "dialect",
+    )
 
     def __init__(self, engines: Engines, *, read_only: bool = False) -> None:
         self._engines = engines
         self._read_only = read_only
         self._connection: AsyncConnection | None = None
+        # Inline SQLite (see `Engines`): a synchronous connection, and whether this unit of
+        # work holds the process's turn to write.
+        self._sync: Connection | None = None
+        self._turn = False
         self._session: AsyncSession | None = None
         self._after_commit: list[Callable[[], None]] = []
         self.dialect = engines.dialect
@@ -82,9 +121,34 @@ class Db:
 
     @property
     def in_transaction(self) -> bool:
+        if self._sync is not None:
+            return self._sync.in_transaction()
         return self._connection is not None and self._connection.in_transaction()
 
+    async def _inline(self, inline: tuple[Engine, Engine]) -> Connection:
+        if self._sync is None:
+            if not self._read_only:
+                turn = self._engines.write_turn
+                try:
+                    await asyncio.wait_for(turn.acquire(), self._engines.pool_timeout)
+                except TimeoutError:
+                    raise PoolTimeout("waited too long for this process's turn to write") from None
+                self._turn = True
+            try:
+                self._sync = inline[1 if self._read_only else 0].connect()
+            except BaseException:
+                self._release_turn()
+                raise
+        return self._sync
+
+    def _release_turn(self) -> None:
+        if self._turn:
+            self._turn = False
+            self._engines.write_turn.release()
+
     async def connection(self) -> AsyncConnection:
+        if self._engines.inline is not None:
+            raise RuntimeError("inline SQLite units of work have no async connection")
         if self._connection is None:
             engine = self._engines.read if self._read_only else self._engines.write
             self._connection = await engine.connect()
@@ -93,15 +157,23 @@ class Db:
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> CursorResult[Any]:
+        inline = self._engines.inline
+        if inline is not None:
+            return (await self._inline(inline)).execute(statement, parameters)
         connection = await self.connection()
         return await connection.execute(statement, parameters)
 
     async def execute_many(
         self, statement: Executable, parameters: Sequence[Mapping[str, Any]]
     ) -> None:
-        if parameters:
-            connection = await self.connection()
-            await connection.execute(statement, list(parameters))
+        if not parameters:
+            return
+        inline = self._engines.inline
+        if inline is not None:
+            (await self._inline(inline)).execute(statement, list(parameters))
+            return
+        connection = await self.connection()
+        await connection.execute(statement, list(parameters))
 
     async def first(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
@@ -132,6 +204,11 @@ class Db:
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """Undo only what the block wrote when it raises; the transaction goes on."""
+        inline = self._engines.inline
+        if inline is not None:
+            with (await self._inline(inline)).begin_nested():
+                yield
+            return
         connection = await self.connection()
         if self._session is not None:
             await self._session.flush()
@@ -154,12 +231,29 @@ class Db:
         if self._connection.in_transaction():
             await self._connection.commit()
         await self._release()
+        self._run_after_commit()
+
+    def _run_after_commit(self) -> None:
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()
 
+    def _release_sync(self) -> None:
+        connection, self._sync = self._sync, None
+        try:
+            if connection is not None:
+                connection.close()
+        finally:
+            self._release_turn()
+
     async def rollback(self) -> None:
         self._after_commit = []
+        if self._sync is not None:
+            try:
+                if self._sync.in_transaction():
+                    self._sync.rollback()
+            finally:
+                self._release_sync()
         if self._connection is None:
             return
         if self._session is not None:
