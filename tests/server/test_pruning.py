@@ -26,6 +26,7 @@ from passgate.server.store.tables import (
     PushChallenge,
     PushUsedNonce,
     RateLimitWindow,
+    User,
     utcnow,
 )
 from tests.live_server import LiveServer, Tenant
@@ -132,6 +133,8 @@ class Rows:
         self.server = server
 
         async def add(session: AsyncSession) -> None:
+            # The actions' user first (actions refer to their user).
+            session.add(User(tenant_id=tenant.id, user_id="pruned-user", handle=new_id()))
             session.add(admin)
             await session.flush()
             session.add_all([*self.dead, *self.live])
@@ -197,6 +200,8 @@ def test_action_retention_is_configurable(
     old = action(tenant, "CHALLENGE_FAILED", now - 40 * DAY)
 
     async def add(session: AsyncSession) -> None:
+        session.add(User(tenant_id=tenant.id, user_id="pruned-user", handle=new_id()))
+        await session.flush()
         session.add(old)
 
     server.run(add)

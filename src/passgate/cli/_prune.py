@@ -13,7 +13,8 @@ from passgate.cli import _database, _output
 from passgate.cli._database import DatabaseUrl
 from passgate.server.services import pruning
 from passgate.server.settings import DEFAULT_DATABASE_URL
-from passgate.server.store.database import create_engine, create_sessionmaker
+from passgate.server.store.database import create_engine
+from passgate.server.store.db import Engines
 from passgate.server.store.migrate import upgrade
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -26,13 +27,14 @@ def db_prune(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJson =
 
     async def run() -> dict[str, int]:
         await upgrade(database_url)
-        engine = create_engine(database_url)
+        engines = Engines(create_engine(database_url))
         try:
             return await pruning.prune(
-                create_sessionmaker(engine), action_retention_days=settings.action_retention_days
+                engines, action_retention_days=settings.action_retention_days
             )
         finally:
-            await engine.dispose()
+            await engines.dispose()
+            await engines.write.dispose()
 
     counts = _database.translate_errors(lambda: asyncio.run(run()))
     if as_json:

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
             await engine.dispose()
             raise
         await push_hub.start()
-        pruner = Pruner(app.state.sessionmaker, settings).start()
+        pruner = Pruner(app.state.engines, settings).start()
         yield
         await pruner.aclose()
         await push_hub.aclose()

@@ -19,7 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store import audit as store
-from passgate.server.store.tables import AuditEvent, utcnow
+from passgate.server.store.audit import AuditEventRow
+from passgate.server.store.db import Db, Engines
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import as_db
 
 ActorType = Literal["admin", "api", "user", "system"]
 MAX_PAGE = 200
@@ -54,7 +57,7 @@ def cli_actor() -> Actor:
 
 
 async def record(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     actor: Actor,
     action: str,
     *,
@@ -62,10 +65,11 @@ async def record(
     target_id: str | None = None,
     tenant_id: str | None = None,
     details: Mapping[str, Any] | None = None,
-) -> AuditEvent:
+) -> AuditEventRow:
     """Add one event to the current transaction. `action` is a dotted verb such as
-    `tenant.origins.changed`; `details` must be JSON."""
-    event = AuditEvent(
+    `tenant.origins.changed`; `details` must be JSON. (An ORM session is accepted while callers
+    move to the Db: the event joins the session's transaction.)"""
+    event = AuditEventRow(
         id=str(uuid.uuid4()),
         occurred_at=utcnow(),
         actor_type=actor.type,
@@ -77,12 +81,12 @@ async def record(
         source=actor.source[:255] if actor.source else None,
         details=dict(details) if details else None,
     )
-    await store.add_event(session, event)
+    await store.insert_event(await as_db(db), event)
     return event
 
 
 async def security_event(
-    session_or_engine: AsyncSession | AsyncEngine,
+    db: Db | AsyncSession | AsyncEngine,
     tenant_id: str | None,
     action: str,
     details: Mapping[str, Any] | None = None,
@@ -92,17 +96,19 @@ async def security_event(
     """Record something Passgate noticed (`SIGN_COUNT_REGRESSED`, `CHALLENGE_BURNT`,
     `ORIGIN_REFUSED`, `RATE_LIMITED`, ...) with actor type "system".
 
-    Given the request's session, the event joins its transaction: it commits with a 200, and
+    Given the request's Db, the event joins its transaction: it commits with a 200, and
     with an error whose `keep_changes` is set (a refused sign-in that still burns its
     challenge); a plain rollback drops it. Given an engine, it commits on its own at once: for
     code outside any request's transaction. Never call that from inside a request that has
-    already written: on SQLite the second transaction would wait for the request's own lock."""
+    already written: on SQLite the second transaction would wait for the request's own lock.
+    (An ORM session, while callers move to the Db, counts as the request's.)"""
     actor = Actor(type="system", id=SYSTEM, source=source)
-    if isinstance(session_or_engine, AsyncSession):
-        await record(session_or_engine, actor, action, tenant_id=tenant_id, details=details)
+    if not isinstance(db, AsyncEngine):
+        await record(db, actor, action, tenant_id=tenant_id, details=details)
         return
-    async with AsyncSession(session_or_engine) as session, session.begin():
-        await record(session, actor, action, tenant_id=tenant_id, details=details)
+    engines = Engines(db)
+    async with engines.transaction() as own:
+        await record(own, actor, action, tenant_id=tenant_id, details=details)
 
 
 def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,7 +123,7 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, An
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EventPage:
-    events: Sequence[AuditEvent]
+    events: Sequence[AuditEventRow]
     # Pass as `before` for the next (older) page; None on the last page.
     next_cursor: str | None
 
@@ -134,7 +140,7 @@ def _parse_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_events(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     *,
     tenant_id: str | None = None,
     actor_id: str | None = None,
@@ -146,7 +152,7 @@ async def list_events(
     dotted verbs from their start (`tenant.` finds every tenant change)."""
     limit = max(1, min(limit, MAX_PAGE))
     found = await store.find_events(
-        session,
+        await as_db(db),
         tenant_id=tenant_id or None,
         actor_id=actor_id or None,
         action_prefix=action_prefix or None,

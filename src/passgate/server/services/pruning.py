@@ -29,13 +29,12 @@ import random
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from passgate.server.services import audit
 from passgate.server.services.enums import ActionState
 from passgate.server.settings import Settings
 from passgate.server.store import pruning as store
-from passgate.server.store import push_queries
+from passgate.server.store.db import Engines
 from passgate.server.store.tables import utcnow
 
 log = structlog.get_logger("passgate.pruning")
@@ -49,7 +48,7 @@ MAX_BATCHES = 200
 
 
 async def prune(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    engines: Engines,
     *,
     action_retention_days: int,
     now: datetime | None = None,
@@ -65,25 +64,23 @@ async def prune(
     kinds = store.targets(
         cutoffs, pending=ActionState.CHALLENGE_REQUIRED, review=ActionState.REVIEW_REQUIRED
     )
-    counts = {target.name: await _prune(sessionmaker, target, batch_size) for target in kinds}
+    counts = {target.name: await _prune(engines, target, batch_size) for target in kinds}
     # Only a valid device signature adds one, so there are never many: one DELETE.
-    async with sessionmaker() as session, session.begin():
-        counts["pushUsedNonces"] = await push_queries.prune_used_nonces(session, now)
+    async with engines.transaction() as db:
+        counts["pushUsedNonces"] = await store.delete_used_nonces(db, now)
     deleted = {name: count for name, count in counts.items() if count}
     if deleted:
-        async with sessionmaker() as session, session.begin():
+        async with engines.transaction() as db:
             actor = audit.Actor(type="system", id=audit.SYSTEM)
-            await audit.record(session, actor, audit.PRUNED, details=deleted)
+            await audit.record(db, actor, audit.PRUNED, details=deleted)
     return counts
 
 
-async def _prune(
-    sessionmaker: async_sessionmaker[AsyncSession], target: store.Target, batch_size: int
-) -> int:
+async def _prune(engines: Engines, target: store.Target, batch_size: int) -> int:
     total = 0
     for _ in range(MAX_BATCHES):
-        async with sessionmaker() as session, session.begin():
-            deleted = await store.delete_batch(session, target, batch_size)
+        async with engines.transaction() as db:
+            deleted = await store.delete_batch(db, target, batch_size)
         total += deleted
         if deleted < batch_size:
             break
@@ -94,8 +91,8 @@ class Pruner:
     """The background task of one server process: `prune` every interval until closed. A
     failed run is logged and tried again at the next interval; it never stops the server."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, engines: Engines, settings: Settings) -> None:
+        self._engines = engines
         self._interval = settings.prune_interval_seconds
         self._retention_days = settings.action_retention_days
         self._task: asyncio.Task[None] | None = None
@@ -117,7 +114,7 @@ class Pruner:
             # Half to one and a half intervals: processes started together drift apart.
             await asyncio.sleep(self._interval * random.uniform(0.5, 1.5))
             try:
-                counts = await prune(self._sessionmaker, action_retention_days=self._retention_days)
+                counts = await prune(self._engines, action_retention_days=self._retention_days)
             except Exception:
                 log.exception("pruning failed; trying again at the next interval")
                 continue

@@ -8,19 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import Column, ColumnElement, Table, bindparam, delete, or_, select
 
+from passgate.server.store.db import Db
 from passgate.server.store.tables import (
     Action,
     AdminChallenge,
     AdminLink,
     AdminSession,
     PasskeyChallenge,
+    PushUsedNonce,
     RateLimitWindow,
+    UTCDateTime,
+)
+
+_ACTIONS = cast(Table, Action.__table__).c
+_PASSKEY_CHALLENGES = cast(Table, PasskeyChallenge.__table__).c
+_RATE_LIMIT_WINDOWS = cast(Table, RateLimitWindow.__table__).c
+_ADMIN_CHALLENGES = cast(Table, AdminChallenge.__table__).c
+_ADMIN_LINKS = cast(Table, AdminLink.__table__).c
+_ADMIN_SESSIONS = cast(Table, AdminSession.__table__).c
+PUSH_USED_NONCES = cast(Table, PushUsedNonce.__table__)
+
+# Spent push messages that have expired: only a valid device signature adds one, so there
+# are never many, and one DELETE takes them all.
+DELETE_USED_NONCES = delete(PUSH_USED_NONCES).where(
+    PUSH_USED_NONCES.c.expires_at <= bindparam("now", type_=UTCDateTime())
 )
 
 
@@ -29,7 +44,7 @@ class Target:
     """What to prune: `name` (as reported), the table's key, and which rows are dead."""
 
     name: str
-    key: InstrumentedAttribute[Any]
+    key: Column[Any]
     dead: ColumnElement[bool]
 
 
@@ -48,48 +63,53 @@ def targets(cutoffs: Cutoffs, *, pending: str, review: str) -> list[Target]:
     `review` that of one waiting for a person; audit events are never a target."""
     found = [
         Target(
-            "passkeyChallenges", PasskeyChallenge.id, PasskeyChallenge.expires_at < cutoffs.expired
+            "passkeyChallenges",
+            _PASSKEY_CHALLENGES.id,
+            _PASSKEY_CHALLENGES.expires_at < cutoffs.expired,
         ),
         Target(
-            "rateLimitWindows", RateLimitWindow.bucket, RateLimitWindow.expires_at < cutoffs.expired
+            "rateLimitWindows",
+            _RATE_LIMIT_WINDOWS.bucket,
+            _RATE_LIMIT_WINDOWS.expires_at < cutoffs.expired,
         ),
-        Target("adminChallenges", AdminChallenge.id, AdminChallenge.expires_at < cutoffs.expired),
-        Target("adminLinks", AdminLink.id, AdminLink.expires_at < cutoffs.expired),
+        Target(
+            "adminChallenges", _ADMIN_CHALLENGES.id, _ADMIN_CHALLENGES.expires_at < cutoffs.expired
+        ),
+        Target("adminLinks", _ADMIN_LINKS.id, _ADMIN_LINKS.expires_at < cutoffs.expired),
         Target(
             "adminSessions",
-            AdminSession.id,
+            _ADMIN_SESSIONS.id,
             or_(
-                AdminSession.expires_at < cutoffs.expired,
-                AdminSession.revoked_at < cutoffs.expired,
+                _ADMIN_SESSIONS.expires_at < cutoffs.expired,
+                _ADMIN_SESSIONS.revoked_at < cutoffs.expired,
             ),
         ),
         Target(
             "clientActions",
-            Action.id,
-            (Action.origin == "client")
-            & (Action.state == pending)
+            _ACTIONS.id,
+            (_ACTIONS.origin == "client")
+            & (_ACTIONS.state == pending)
             # A pending action's state was set when it was made.
-            & (Action.state_updated_at < cutoffs.client_action),
+            & (_ACTIONS.state_updated_at < cutoffs.client_action),
         ),
     ]
     if cutoffs.action is not None:
         found.append(
             Target(
                 "actions",
-                Action.id,
-                (Action.state_updated_at < cutoffs.action) & (Action.state != review),
+                _ACTIONS.id,
+                (_ACTIONS.state_updated_at < cutoffs.action) & (_ACTIONS.state != review),
             )
         )
     return found
 
 
-async def delete_batch(session: AsyncSession, target: Target, limit: int) -> int:
+async def delete_batch(db: Db, target: Target, limit: int) -> int:
     """Delete up to `limit` dead rows of `target`; returns how many went."""
     chosen = select(target.key).where(target.dead).limit(limit)
-    statement = (
-        delete(target.key.class_)
-        .where(target.key.in_(chosen))
-        .execution_options(synchronize_session=False)
-    )
-    result = await session.execute(statement)
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return await db.rowcount(delete(target.key.table).where(target.key.in_(chosen)))
+
+
+async def delete_used_nonces(db: Db, now: datetime) -> int:
+    """Forget spent push messages that have expired (they are refused for their age anyway)."""
+    return await db.rowcount(DELETE_USED_NONCES, {"now": now})
