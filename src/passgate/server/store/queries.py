@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from passgate.server.store import tenants
 from passgate.server.store.tables import (
     Action,
     Authenticator,
@@ -23,6 +24,7 @@ from passgate.server.store.tables import (
     User,
     utcnow,
 )
+from passgate.server.store.tenants import TenantRow
 
 
 def _insert(session: AsyncSession, table: type[Base]) -> Any:
@@ -40,8 +42,8 @@ async def tenant_by_secret_hash(session: AsyncSession, digest: str) -> Tenant | 
     return await session.scalar(query.limit(1))
 
 
-async def tenants_by_rp_id(session: AsyncSession, rp_id: str) -> Sequence[Tenant]:
-    return (await session.scalars(select(Tenant).where(Tenant.rp_id == rp_id))).all()
+async def tenants_by_rp_id(session: AsyncSession, rp_id: str) -> Sequence[TenantRow]:
+    return await tenants.find_tenants_by_rp_id(await tenants.as_db(session), rp_id)
 
 
 async def tenant_origins(session: AsyncSession) -> list[tuple[str, list[str]]]:
@@ -143,11 +145,9 @@ async def find_users(
 
 
 async def delete_user(session: AsyncSession, tenant_id: str, user_id: str) -> bool:
-    """Delete a user with everything hanging off it. True if the user existed."""
-    for table in (Action, Authenticator, PasskeyCredential):
-        await session.execute(
-            delete(table).where(table.tenant_id == tenant_id, table.user_id == user_id)
-        )
+    """Delete a user with everything hanging off it (its authenticators, their passkey
+    credentials and push devices, its actions and their push challenges: the foreign keys
+    cascade). True if the user existed."""
     result = await session.execute(
         delete(User).where(User.tenant_id == tenant_id, User.user_id == user_id)
     )
@@ -181,13 +181,8 @@ async def enrolled_methods(session: AsyncSession, tenant_id: str, user_id: str) 
 async def delete_authenticator(
     session: AsyncSession, tenant_id: str, user_id: str, authenticator_id: str
 ) -> bool:
-    await session.execute(
-        delete(PasskeyCredential).where(
-            PasskeyCredential.authenticator_id == authenticator_id,
-            PasskeyCredential.tenant_id == tenant_id,
-            PasskeyCredential.user_id == user_id,
-        )
-    )
+    """Delete an authenticator with its passkey credential or push device (the foreign keys
+    cascade). True if the user had it."""
     result = await session.execute(
         delete(Authenticator).where(
             Authenticator.id == authenticator_id,
