@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from passgate.bench.authenticator import DeviceKey, Passkey, assert_passkey, register
+from passgate.bench.preload import user_id as preloaded_user_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +208,7 @@ class Client:
     def track_once(self) -> None:
         """Track a sign-in of an existing (preloaded) user, or of a new one without preload."""
         if self.preloaded_users:
-            user_id = f"pre-{self.random.randrange(self.preloaded_users):07d}"
+            user_id = preloaded_user_id(self.random.randrange(self.preloaded_users))
         else:
             user_id = self.new_user_id("track")
         self.track(user_id, "signIn")

@@ -49,41 +49,43 @@ def user_id(number: int) -> str:
     return f"pre-{number:07d}"
 
 
-def _users(tenant_id: str, count: int, now: datetime) -> Iterator[tuple[Any, ...]]:
+def _times(now: datetime, steps: int, *, as_text: bool) -> list[Any]:
+    """`steps` instants spread over SPREAD before `now`; as text for SQLite, stored as
+    SQLAlchemy's SQLite dialect stores a UTC DateTime."""
+    instants = [now - SPREAD * (step / steps) for step in range(steps)]
+    if as_text:
+        return [instant.strftime("%Y-%m-%d %H:%M:%S.%f") for instant in instants]
+    return instants
+
+
+def _users(
+    tenant_id: str, count: int, times: list[Any], yes: Any, no: Any
+) -> Iterator[tuple[Any, ...]]:
+    steps = len(times)
     for number in range(count):
-        created = now - SPREAD * ((number % 997) / 997)
+        created = times[number % steps]
         name = user_id(number)
         handle = f"00000000-0000-4000-8000-{number:012x}"
-        yield (
-            tenant_id,
-            name,
-            handle,
-            f"{name}@bench.example",
-            True,
-            False,
-            name,
-            created,
-            created,
-        )
+        yield (tenant_id, name, handle, f"{name}@bench.example", yes, no, name, created, created)
 
 
-def _actions(tenant_id: str, count: int, users: int, now: datetime) -> Iterator[tuple[Any, ...]]:
+def _actions(tenant_id: str, count: int, users: int, times: list[Any]) -> Iterator[tuple[Any, ...]]:
+    steps = len(times)
+    codes = len(ACTION_CODES)
     for number in range(count):
-        owner = number % users
-        created = now - SPREAD * ((number % 9973) / 9973)
-        code = ACTION_CODES[number % len(ACTION_CODES)]
-        state, method = ("CHALLENGE_SUCCEEDED", "PASSKEY") if number % 5 else ("ALLOW", None)
+        created = times[number % steps]
+        allowed = number % 5 == 0
         yield (
             f"00000000-0000-4000-9000-{number:012x}",
             tenant_id,
-            user_id(owner),
-            code,
+            user_id(number % users),
+            ACTION_CODES[number % codes],
             f"pre-{number}",
-            state,
+            "ALLOW" if allowed else "CHALLENGE_SUCCEEDED",
             created,
             created,
             created,
-            method,
+            None if allowed else "PASSKEY",
             "server",
         )
 
@@ -93,33 +95,35 @@ def _batches(rows: Iterator[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]
         yield batch
 
 
-def _sqlite_time(value: datetime) -> str:
-    # How SQLAlchemy's SQLite dialect stores a UTC DateTime.
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(
-        _sqlite_time(v) if isinstance(v, datetime) else int(v) if isinstance(v, bool) else v
-        for v in row
-    )
-
-
 def _insert_sqlite(path: str, tenant_id: str, users: int, actions: int, now: datetime) -> None:
     connection = sqlite3.connect(path)
+    times = _times(now, 9973, as_text=True)
     try:
         connection.execute("PRAGMA synchronous = OFF")
+        connection.execute("PRAGMA cache_size = -262144")  # 256 MiB
         for table, columns, rows in (
-            ("users", USER_COLUMNS, _users(tenant_id, users, now)),
-            ("actions", ACTION_COLUMNS, _actions(tenant_id, actions, users, now)),
+            ("users", USER_COLUMNS, _users(tenant_id, users, times, 1, 0)),
+            ("actions", ACTION_COLUMNS, _actions(tenant_id, actions, users, times)),
         ):
+            # Secondary indexes are built once at the end, faster than row by row.
+            indexes = connection.execute(
+                "SELECT name, sql FROM sqlite_master "
+                "WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                (table,),
+            ).fetchall()
+            with connection:
+                for name, _sql in indexes:
+                    connection.execute(f'DROP INDEX "{name}"')
             sql = (
                 f"INSERT INTO {table} ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' for _ in columns)})"
             )
             for batch in _batches(rows):
                 with connection:
-                    connection.executemany(sql, [_sqlite_row(row) for row in batch])
+                    connection.executemany(sql, batch)
+            with connection:
+                for _name, index_sql in indexes:
+                    connection.execute(index_sql)
         with connection:
             connection.execute("ANALYZE")
     finally:
@@ -133,13 +137,26 @@ async def _insert_postgresql(
 
     url = async_url(database_url).set(drivername="postgresql")
     connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+    times = _times(now, 9973, as_text=False)
     try:
         for table, columns, rows in (
-            ("users", USER_COLUMNS, _users(tenant_id, users, now)),
-            ("actions", ACTION_COLUMNS, _actions(tenant_id, actions, users, now)),
+            ("users", USER_COLUMNS, _users(tenant_id, users, times, True, False)),
+            ("actions", ACTION_COLUMNS, _actions(tenant_id, actions, users, times)),
         ):
+            # Secondary indexes (not the primary key's) are built once at the end.
+            indexes = await connection.fetch(
+                "SELECT c.relname AS name, pg_get_indexdef(x.indexrelid) AS definition "
+                "FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
+                "WHERE x.indrelid = $1::regclass AND NOT x.indisprimary AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)",
+                table,
+            )
+            for index in indexes:
+                await connection.execute(f'DROP INDEX "{index["name"]}"')
             for batch in _batches(rows):
                 await connection.copy_records_to_table(table, records=batch, columns=columns)
+            for index in indexes:
+                await connection.execute(index["definition"])
         await connection.execute("ANALYZE users; ANALYZE actions")
     finally:
         await connection.close()
