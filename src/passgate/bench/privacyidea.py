@@ -137,7 +137,10 @@ def _run(command: list[str], layout: _Layout, *, what: str) -> str:
         check=False,
     )
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        # pip names its failure on ERROR lines, after one warning per unusable index location.
+        errors = [line for line in lines if line.startswith("ERROR")]
+        tail = "\n".join((errors or lines)[-15:])
         raise RuntimeError(f"privacyIDEA peer: {what} failed (exit {result.returncode}):\n{tail}")
     return result.stdout
 
