@@ -472,7 +472,13 @@ def bench_database(
     return result
 
 
-def run_peer(options: BenchOptions, document: dict[str, Any], workdir: Path) -> dict[str, Any]:
+def peer_workdir() -> Path:
+    """Where the peer is installed, kept between runs (installing it takes minutes)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "passgate" / "bench-privacyidea"
+
+
+def run_peer(options: BenchOptions, document: dict[str, Any]) -> dict[str, Any]:
     peer: dict[str, Any] = {"name": options.peer, "available": False}
     if options.peer != "privacyidea":
         peer["reason"] = f"unknown peer {options.peer!r} (known: privacyidea)"
@@ -480,13 +486,14 @@ def run_peer(options: BenchOptions, document: dict[str, Any], workdir: Path) -> 
     try:
         from passgate.bench import privacyidea  # written separately; may be absent
 
-        peer_dir = workdir / "privacyidea"
+        peer_dir = peer_workdir()
         peer_dir.mkdir(parents=True, exist_ok=True)
         privacyidea.prepare_privacyidea(peer_dir)
     except Exception as exc:
         peer["reason"] = f"{type(exc).__name__}: {exc}"[:500]
         return peer
     peer["available"] = True
+    peer["workdir"] = str(peer_dir)
     peer["flows"] = {}
     ours = document["databases"].get("sqlite", {}).get("flows", {})
     for flow in PEER_FLOWS:
@@ -559,5 +566,5 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
                 if name and not options.database_url:
                     drop_postgres_database(name)
         if options.peer:
-            document["peer"] = run_peer(options, document, workdir)
+            document["peer"] = run_peer(options, document)
     return document
