@@ -45,6 +45,7 @@ def test_bench_runs_every_flow_and_writes_its_json(tmp_path: Path) -> None:
     assert document["command"][:2] == ["passgate", "bench"]
     assert set(document["floor_composition"]) == FLOWS
     sqlite = document["databases"]["sqlite"]
+    assert sqlite["available"] is True, sqlite.get("reason")
     assert sqlite["preload"]["users"] == 200
     assert {"health_us", "es256_verify_us", "es256_sign_us"} <= set(sqlite["floor"])
     assert set(sqlite["flows"]) == FLOWS

@@ -562,6 +562,10 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
             folder.mkdir(exist_ok=True)
             try:
                 document["databases"][label] = bench_database(label, url, name, options, folder)
+            except Exception as exc:  # report this database as failed, go on with the next
+                options.log(f"{label}: failed: {exc!r}")
+                reason = f"failed: {type(exc).__name__}: {exc}"[:1000]
+                document["databases"][label] = {"available": False, "reason": reason}
             finally:
                 if name and not options.database_url:
                     drop_postgres_database(name)

@@ -70,11 +70,11 @@ def run_flow(
         index += 1
         try:
             client.run(flow)
-        except FlowError as exc:
+        except Exception as exc:  # a FlowError, or an answer without the fields it needs
             result.errors += 1
-            result.status_503 += exc.status == 503
+            result.status_503 += isinstance(exc, FlowError) and exc.status == 503
             if len(result.error_samples) < 5:
-                result.error_samples.append(str(exc))
+                result.error_samples.append(str(exc) if isinstance(exc, FlowError) else repr(exc))
         else:
             result.ops += 1
             result.latencies.append(time.monotonic() - due)
