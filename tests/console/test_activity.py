@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from authsignal.client import AuthsignalClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.pages.console.chart import hourly_chart
 from passgate.server.services import activity, audit
-from passgate.server.store.tables import Action, PushChallenge, utcnow
+from passgate.server.store.tables import Action, PushChallenge, User, utcnow
 from tests.console.helpers import Console, enrolled_console
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony
@@ -55,6 +56,11 @@ def decided(server: LiveServer, tenant_id: str, state: str, hours_ago: float) ->
             expires_at=when + timedelta(minutes=2),
             decided_at=when,
         )
+        # The action's user first (actions refer to their user).
+        known = select(User.user_id).where(User.tenant_id == tenant_id, User.user_id == "pushed")
+        if await session.scalar(known) is None:
+            session.add(User(tenant_id=tenant_id, user_id="pushed", handle=str(uuid.uuid4())))
+            await session.flush()
         session.add(action)
         await session.flush()
         session.add(challenge)

@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.store import activity as store
+from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import as_db
 
 DAYS = 7
 APPROVED, REJECTED = "approved", "rejected"
@@ -32,7 +34,7 @@ class Activity:
 
 
 async def hourly(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     tenant_id: str | None = None,
     *,
     days: int = DAYS,
@@ -42,14 +44,15 @@ async def hourly(
     current = (now or utcnow()).replace(minute=0, second=0, microsecond=0)
     hours = [current - timedelta(hours=back) for back in range(days * 24 - 1, -1, -1)]
     since = hours[0]
+    db = await as_db(db)
     sign_ins = await store.settled_actions_per_hour(
-        session,
+        db,
         since=since,
         state=ActionState.CHALLENGE_SUCCEEDED.value,
         verification_method=VerificationMethod.PASSKEY.value,
         tenant_id=tenant_id,
     )
-    decided = await store.decided_challenges_per_hour(session, since=since, tenant_id=tenant_id)
+    decided = await store.decided_challenges_per_hour(db, since=since, tenant_id=tenant_id)
     keys = [hour.strftime("%Y-%m-%d %H") for hour in hours]
     return Activity(
         hours=hours,

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import tenants
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store.tables import Tenant, utcnow
+from passgate.server.store.db import Db
+from passgate.server.store.tenants import TenantRow
 
 SETTINGS_KEY = "branding"
 ACCENT_COLOR = re.compile(r"^#[0-9a-f]{6}$")
@@ -54,7 +55,7 @@ def contrast(first: str, second: str) -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
-def accent(tenant: Tenant) -> Accent | None:
+def accent(tenant: TenantRow) -> Accent | None:
     """The tenant's accent and its derived colours; None when it has not set one."""
     stored = (tenant.settings.get(SETTINGS_KEY) or {}).get("accentColor")
     if not isinstance(stored, str) or not ACCENT_COLOR.match(stored):
@@ -64,16 +65,14 @@ def accent(tenant: Tenant) -> Accent | None:
     return Accent(color=stored, text_on_color=text, as_text=as_text)
 
 
-async def set_accent_color(session: AsyncSession, tenant_id: str, color: str | None) -> Tenant:
+async def set_accent_color(db: Db | AsyncSession, tenant_id: str, color: str | None) -> TenantRow:
     """Set (or with None, clear) the tenant's accent colour on the hosted page."""
-    tenant = await tenants.get_tenant(session, tenant_id)
+    tenant = await tenants.get_tenant(db, tenant_id)
     branding = dict(tenant.settings.get(SETTINGS_KEY) or {})
     if color is None:
         branding.pop("accentColor", None)
     else:
         branding["accentColor"] = check_accent_color(color)
-    tenant.settings = {**tenant.settings, SETTINGS_KEY: branding}
-    tenant.updated_at = utcnow()
-    await session.flush()
-    tenants.forget(tenant.id)
-    return tenant
+    if branding == (tenant.settings.get(SETTINGS_KEY) or {}):
+        return tenant  # nothing to save
+    return await tenants.save_settings(db, tenant_id, {**tenant.settings, SETTINGS_KEY: branding})

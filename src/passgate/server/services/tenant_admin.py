@@ -27,7 +27,10 @@ from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.passkey_policy import PasskeySettings
 from passgate.server.services.push import settings as push
 from passgate.server.store import queries
-from passgate.server.store.tables import Tenant, utcnow
+from passgate.server.store import tenants as tenant_store
+from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import TenantRow, as_db
 
 TENANT = "tenant"
 
@@ -36,7 +39,7 @@ TENANT = "tenant"
 class TenantOverview:
     """A tenant with everything an operator may set on it, read for display."""
 
-    tenant: Tenant
+    tenant: TenantRow
     passkeys: PasskeySettings
     push: push.PushSettings
     outcomes: Mapping[str, str]
@@ -46,8 +49,9 @@ class TenantOverview:
     previous_webhook_secret_expires_at: datetime | None
 
 
-async def overview(session: AsyncSession, tenant_id: str) -> TenantOverview:
-    tenant = await tenants.get_tenant(session, tenant_id)
+async def overview(db: Db | AsyncSession, tenant_id: str) -> TenantOverview:
+    db = await as_db(db)
+    tenant = await tenants.get_tenant(db, tenant_id)
     settings = push.push_settings(tenant)
     key_expiry = tenant.previous_secret_key_expires_at
     webhook_expiry = settings.previous_webhook_secret_expires_at
@@ -57,7 +61,7 @@ async def overview(session: AsyncSession, tenant_id: str) -> TenantOverview:
         passkeys=passkey_policy.read_settings(tenant),
         push=settings,
         outcomes=dict(sorted(tenant.settings.get("actionOutcomes", {}).items())),
-        passkey_count=await queries.count_tenant_passkeys(session, tenant.id),
+        passkey_count=await queries.count_tenant_passkeys(await db.session(), tenant.id),
         previous_key_expires_at=key_expiry if key_expiry and key_expiry > now else None,
         previous_webhook_secret_expires_at=(
             datetime.fromtimestamp(webhook_expiry, UTC)
@@ -67,7 +71,7 @@ async def overview(session: AsyncSession, tenant_id: str) -> TenantOverview:
     )
 
 
-def _snapshot(tenant: Tenant) -> dict[str, Any]:
+def _snapshot(tenant: TenantRow) -> dict[str, Any]:
     return {
         "name": tenant.name,
         "rpId": tenant.rp_id,
@@ -78,14 +82,15 @@ def _snapshot(tenant: Tenant) -> dict[str, Any]:
 
 
 async def _record(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     actor: audit.Actor,
     action: str,
     tenant_id: str,
     details: Mapping[str, Any] | None = None,
 ) -> None:
+    db = await as_db(db)
     await audit.record(
-        session,
+        db,
         actor,
         action,
         target_type=TENANT,
@@ -96,46 +101,47 @@ async def _record(
 
 
 async def create(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     actor: audit.Actor,
     *,
     name: str,
     rp_id: str,
     origins: Sequence[str] = (),
-) -> tuple[Tenant, str]:
+) -> tuple[TenantRow, str]:
     """A new tenant and its secret key (shown once, never stored)."""
-    tenant, secret_key = await tenants.create_tenant(
-        session, name=name, rp_id=rp_id, origins=origins
-    )
-    await _record(session, actor, "tenant.created", tenant.id, _snapshot(tenant))
+    db = await as_db(db)
+    tenant, secret_key = await tenants.create_tenant(db, name=name, rp_id=rp_id, origins=origins)
+    await _record(db, actor, "tenant.created", tenant.id, _snapshot(tenant))
     return tenant, secret_key
 
 
 async def update(
-    session: AsyncSession, actor: audit.Actor, tenant_id: str, changes: tenants.TenantChanges
-) -> Tenant:
+    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, changes: tenants.TenantChanges
+) -> TenantRow:
     """Name, relying party, origins and token lifetime (see `tenants.update_tenant`)."""
-    before = _snapshot(await tenants.get_tenant(session, tenant_id))
-    tenant = await tenants.update_tenant(session, tenant_id, changes)
+    db = await as_db(db)
+    before = _snapshot(await tenants.get_tenant(db, tenant_id))
+    tenant = await tenants.update_tenant(db, tenant_id, changes)
     changed = audit.changes(before, _snapshot(tenant))
     if changed:
-        await _record(session, actor, "tenant.updated", tenant_id, changed)
+        await _record(db, actor, "tenant.updated", tenant_id, changed)
     return tenant
 
 
 async def set_accent_color(
-    session: AsyncSession, actor: audit.Actor, tenant_id: str, color: str | None
-) -> Tenant:
+    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, color: str | None
+) -> TenantRow:
     """The hosted page's accent colour (`#rrggbb`; None for Passgate's own)."""
-    before = branding.accent(await tenants.get_tenant(session, tenant_id))
-    tenant = await branding.set_accent_color(session, tenant_id, color)
+    db = await as_db(db)
+    before = branding.accent(await tenants.get_tenant(db, tenant_id))
+    tenant = await branding.set_accent_color(db, tenant_id, color)
     after = branding.accent(tenant)
     changed = audit.changes(
         {"accentColor": before.color if before else None},
         {"accentColor": after.color if after else None},
     )
     if changed:
-        await _record(session, actor, "tenant.branding.changed", tenant_id, changed)
+        await _record(db, actor, "tenant.branding.changed", tenant_id, changed)
     return tenant
 
 
@@ -145,15 +151,16 @@ def _apps(settings: PasskeySettings) -> dict[str, Any]:
 
 
 async def change_passkeys(
-    session: AsyncSession, actor: audit.Actor, tenant_id: str, changes: Mapping[str, Any]
+    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, changes: Mapping[str, Any]
 ) -> PasskeySettings:
     """Passkey settings, such as `iosApps` and `androidApps` (see `passkey_policy`)."""
-    tenant = await tenants.get_tenant(session, tenant_id)
+    db = await as_db(db)
+    tenant = await tenants.get_tenant(db, tenant_id)
     before = passkey_policy.read_settings(tenant).model_dump(by_alias=True)
-    updated = await passkey_policy.update_settings(session, tenant, changes)
+    updated = await passkey_policy.update_settings(await db.session(), tenant, changes)
     changed = audit.changes(before, updated.model_dump(by_alias=True))
     if changed:
-        await _record(session, actor, "tenant.passkeys.changed", tenant_id, changed)
+        await _record(db, actor, "tenant.passkeys.changed", tenant_id, changed)
     return updated
 
 
@@ -170,12 +177,13 @@ class WellKnownFile:
 
 
 async def preview_passkeys(
-    session: AsyncSession, tenant_id: str, changes: Mapping[str, Any]
+    db: Db | AsyncSession, tenant_id: str, changes: Mapping[str, Any]
 ) -> list[WellKnownFile]:
     """The `.well-known` files served for the tenant's rp id now, and as they would be with
     `changes` applied (every tenant sharing the rp id contributes). Saves nothing; invalid
     changes are an `InvalidRequest`, as they would be when saved."""
-    tenant = await tenants.get_tenant(session, tenant_id)
+    db = await as_db(db)
+    tenant = await tenants.get_tenant(db, tenant_id)
     proposed = passkey_policy.validated_settings(changes, passkey_policy.read_settings(tenant))
     current_policy = passkey_policy.policy(tenant)
     new_policy = replace(
@@ -185,7 +193,7 @@ async def preview_passkeys(
     )
     others = [
         passkey_policy.policy(other)
-        for other in await queries.tenants_by_rp_id(session, tenant.rp_id)
+        for other in await tenant_store.find_tenants_by_rp_id(db, tenant.rp_id)
         if other.id != tenant.id
     ]
     before, after = [*others, current_policy], [*others, new_policy]
@@ -211,29 +219,31 @@ async def preview_passkeys(
 
 
 async def set_outcome(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     actor: audit.Actor,
     tenant_id: str,
     action_code: str,
     outcome: ActionOutcome,
 ) -> None:
-    tenant = await tenants.get_tenant(session, tenant_id)
+    db = await as_db(db)
+    tenant = await tenants.get_tenant(db, tenant_id)
     before = tenant.settings.get("actionOutcomes", {}).get(action_code)
-    await tenants.set_action_outcome(session, tenant_id, action_code, outcome)
+    await tenants.set_action_outcome(db, tenant_id, action_code, outcome)
     if before != outcome.value:
         details = {action_code: {"from": before, "to": outcome.value}}
-        await _record(session, actor, "tenant.action_outcome.changed", tenant_id, details)
+        await _record(db, actor, "tenant.action_outcome.changed", tenant_id, details)
 
 
 async def set_enrolment_window(
-    session: AsyncSession, actor: audit.Actor, tenant_id: str, minutes: int
+    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, minutes: int
 ) -> None:
     """How long a challenge's verification lets its token add an authenticator (`enrolment`)."""
-    before = int(enrolment.window(await tenants.get_tenant(session, tenant_id)).total_seconds())
-    await enrolment.set_window(session, tenant_id, minutes)
+    db = await as_db(db)
+    before = int(enrolment.window(await tenants.get_tenant(db, tenant_id)).total_seconds())
+    await enrolment.set_window(await db.session(), tenant_id, minutes)
     if before != minutes * 60:
         details = {"from": before // 60, "to": minutes}
-        await _record(session, actor, "tenant.enrolment_window.changed", tenant_id, details)
+        await _record(db, actor, "tenant.enrolment_window.changed", tenant_id, details)
 
 
 def _public_push(settings: push.PushSettings) -> dict[str, Any]:
@@ -260,7 +270,7 @@ def _fingerprint(secret: Any) -> str | None:
 
 
 async def configure_push(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     actor: audit.Actor,
     tenant_id: str,
     *,
@@ -268,31 +278,32 @@ async def configure_push(
     **changes: Any,
 ) -> push.PushSettings:
     """Push settings (see `push.settings.configure`)."""
-    before = _public_push(push.push_settings(await tenants.get_tenant(session, tenant_id)))
-    updated = await push.configure(session, tenant_id, clear=clear, **changes)
+    db = await as_db(db)
+    before = _public_push(push.push_settings(await tenants.get_tenant(db, tenant_id)))
+    updated = await push.configure(await db.session(), tenant_id, clear=clear, **changes)
     changed = audit.changes(before, _public_push(updated))
     if changed:
-        await _record(session, actor, "tenant.push.changed", tenant_id, changed)
+        await _record(db, actor, "tenant.push.changed", tenant_id, changed)
     return updated
 
 
 async def rotate_secret_key(
-    session: AsyncSession, actor: audit.Actor, tenant_id: str, grace: timedelta
+    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, grace: timedelta
 ) -> str:
     """A new secret key; the old one works for `grace` more."""
-    secret_key = await tenants.rotate_secret_key(session, tenant_id, grace=grace)
+    db = await as_db(db)
+    secret_key = await tenants.rotate_secret_key(db, tenant_id, grace=grace)
     details = {"graceSeconds": int(grace.total_seconds())}
-    await _record(session, actor, "tenant.secret_key.rotated", tenant_id, details)
+    await _record(db, actor, "tenant.secret_key.rotated", tenant_id, details)
     return secret_key
 
 
 async def rotate_webhook_secret(
-    session: AsyncSession, actor: audit.Actor, tenant_id: str, grace: timedelta
+    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, grace: timedelta
 ) -> push.PushSettings:
     """A new webhook secret; webhooks are signed with both for `grace`."""
+    db = await as_db(db)
     seconds = int(grace.total_seconds())
-    updated = await push.rotate_webhook_secret(session, tenant_id, grace_seconds=seconds)
-    await _record(
-        session, actor, "tenant.webhook_secret.rotated", tenant_id, {"graceSeconds": seconds}
-    )
+    updated = await push.rotate_webhook_secret(await db.session(), tenant_id, grace_seconds=seconds)
+    await _record(db, actor, "tenant.webhook_secret.rotated", tenant_id, {"graceSeconds": seconds})
     return updated

@@ -5,25 +5,28 @@ hour and series, however many sign-ins there were), read through the time indexe
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, func, select
 
+from passgate.server.store.db import POSTGRESQL, Db
 from passgate.server.store.tables import Action, PushChallenge
 
+_ACTIONS = cast(Table, Action.__table__).c
+_PUSH_CHALLENGES = cast(Table, PushChallenge.__table__).c
 
-def _hour(session: AsyncSession, column: Any) -> Any:
+
+def _hour(db: Db, column: Any) -> Any:
     """`YYYY-MM-DD HH` of a UTC timestamp column, on either backend. SQLite stores them as
     `YYYY-MM-DD HH:MM:SS.ffffff` text in UTC (see `UTCDateTime`)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if db.dialect == POSTGRESQL:
         truncated = func.date_trunc("hour", func.timezone("UTC", column))
         return func.to_char(truncated, "YYYY-MM-DD HH24")
     return func.substr(column, 1, 13)
 
 
 async def settled_actions_per_hour(
-    session: AsyncSession,
+    db: Db,
     *,
     since: datetime,
     state: str,
@@ -31,25 +34,29 @@ async def settled_actions_per_hour(
     tenant_id: str | None,
 ) -> dict[str, int]:
     """Actions that reached `state` by `verification_method` since `since`, per hour."""
-    hour = _hour(session, Action.state_updated_at)
+    hour = _hour(db, _ACTIONS.state_updated_at)
     query = select(hour, func.count()).where(
-        Action.state_updated_at >= since,
-        Action.state == state,
-        Action.verification_method == verification_method,
+        _ACTIONS.state_updated_at >= since,
+        _ACTIONS.state == state,
+        _ACTIONS.verification_method == verification_method,
     )
     if tenant_id is not None:
-        query = query.where(Action.tenant_id == tenant_id)
-    rows = await session.execute(query.group_by(hour))
-    return {str(key): int(count) for key, count in rows.all()}
+        query = query.where(_ACTIONS.tenant_id == tenant_id)
+    result = await db.execute(query.group_by(hour))
+    rows: list[Any] = list(result.all())
+    return {str(row[0]): int(row[1]) for row in rows}
 
 
 async def decided_challenges_per_hour(
-    session: AsyncSession, *, since: datetime, tenant_id: str | None
+    db: Db, *, since: datetime, tenant_id: str | None
 ) -> dict[tuple[str, str], int]:
     """Push challenges decided since `since`, per (state, hour)."""
-    hour = _hour(session, PushChallenge.decided_at)
-    query = select(PushChallenge.state, hour, func.count()).where(PushChallenge.decided_at >= since)
+    hour = _hour(db, _PUSH_CHALLENGES.decided_at)
+    query = select(_PUSH_CHALLENGES.state, hour, func.count()).where(
+        _PUSH_CHALLENGES.decided_at >= since
+    )
     if tenant_id is not None:
-        query = query.where(PushChallenge.tenant_id == tenant_id)
-    rows = await session.execute(query.group_by(PushChallenge.state, hour))
-    return {(str(state), str(key)): int(count) for state, key, count in rows.all()}
+        query = query.where(_PUSH_CHALLENGES.tenant_id == tenant_id)
+    result = await db.execute(query.group_by(_PUSH_CHALLENGES.state, hour))
+    rows: list[Any] = list(result.all())
+    return {(str(row[0]), str(row[1])): int(row[2]) for row in rows}

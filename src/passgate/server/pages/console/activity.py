@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.pages.console import web
 from passgate.server.pages.console.chart import hourly_chart
 from passgate.server.services import activity, audit, tenants
@@ -20,15 +20,15 @@ Filter = Annotated[str, Query(max_length=320)]
 async def activity_page(
     request: Request,
     signed_in: web.SignedIn,
-    session: Session,
+    db: Database,
     tenant: Filter = "",
     actor: Filter = "",
     action: Filter = "",
     before: Filter = "",
 ) -> Response:
-    counts = await activity.hourly(session, tenant or None)
+    counts = await activity.hourly(db, tenant or None)
     events = await audit.list_events(
-        session,
+        db,
         tenant_id=tenant or None,
         actor_id=actor or None,
         action_prefix=action or None,
@@ -37,7 +37,7 @@ async def activity_page(
     context = {
         "chart": hourly_chart(counts),
         "events": events,
-        "tenants": await tenants.list_tenants(session),
+        "tenants": await tenants.list_tenants(db),
         "filters": {"tenant": tenant, "actor": actor, "action": action},
     }
     return web.page(request, "console/activity.html", context)

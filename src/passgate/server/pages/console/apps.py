@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.pages.console import forms, web
 from passgate.server.services import tenant_admin
 
@@ -18,14 +18,14 @@ Text = Annotated[str, Form(max_length=20_000)]
 
 async def _apps_page(
     request: Request,
-    session: Session,
+    db: Database,
     tenant_id: str,
     *,
     values: Mapping[str, str] | None = None,
     preview: list[tenant_admin.WellKnownFile] | None = None,
     refusal: forms.Refusal | None = None,
 ) -> Response:
-    overview = await tenant_admin.overview(session, tenant_id)
+    overview = await tenant_admin.overview(db, tenant_id)
     if values is None:
         dumped = overview.passkeys.model_dump(by_alias=True)
         values = {
@@ -33,7 +33,7 @@ async def _apps_page(
             "android_apps": forms.android_lines(dumped["androidApps"]),
         }
     if preview is None:  # the files as served now: no change proposed
-        preview = await tenant_admin.preview_passkeys(session, tenant_id, {})
+        preview = await tenant_admin.preview_passkeys(db, tenant_id, {})
     context = {
         "overview": overview,
         "tab": "apps",
@@ -48,9 +48,9 @@ async def _apps_page(
 
 @router.get("/tenants/{tenant_id}/apps")
 async def apps_page(
-    request: Request, tenant_id: str, signed_in: web.SignedIn, session: Session
+    request: Request, tenant_id: str, signed_in: web.SignedIn, db: Database
 ) -> Response:
-    return await _apps_page(request, session, tenant_id)
+    return await _apps_page(request, db, tenant_id)
 
 
 @router.post("/tenants/{tenant_id}/apps")
@@ -58,7 +58,7 @@ async def apps_save(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     ios_apps: Text = "",
     android_apps: Text = "",
     intent: Annotated[str, Form(max_length=20)] = "preview",
@@ -72,16 +72,16 @@ async def apps_save(
 
     if intent != "save":
         preview, refusal = await forms.attempt(
-            session, lambda: tenant_admin.preview_passkeys(session, tenant_id, changes())
+            db, lambda: tenant_admin.preview_passkeys(db, tenant_id, changes())
         )
         return await _apps_page(
-            request, session, tenant_id, values=values, preview=preview, refusal=refusal
+            request, db, tenant_id, values=values, preview=preview, refusal=refusal
         )
 
     async def save() -> object:
-        return await tenant_admin.change_passkeys(session, actor, tenant_id, changes())
+        return await tenant_admin.change_passkeys(db, actor, tenant_id, changes())
 
-    _saved, refusal = await forms.attempt(session, save)
+    _saved, refusal = await forms.attempt(db, save)
     if refusal is None:
         return web.redirect(f"/admin/tenants/{tenant_id}/apps?saved=1")
-    return await _apps_page(request, session, tenant_id, values=values, refusal=refusal)
+    return await _apps_page(request, db, tenant_id, values=values, refusal=refusal)

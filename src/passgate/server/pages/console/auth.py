@@ -10,10 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.pages.console import web
 from passgate.server.services.admins import accounts, ceremonies, sessions
-from passgate.server.store.tables import Admin
 
 router = APIRouter(route_class=web.ConsoleRoute)
 
@@ -45,57 +44,53 @@ async def sign_in_page(request: Request, next: str = "") -> Response:
 
 
 @router.post("/sign-in/options")
-async def sign_in_options(request: Request, response: Response, session: Session) -> Any:
+async def sign_in_options(request: Request, response: Response, db: Database) -> Any:
     web.check_origin(request)
     binding = web.bind_ceremony(request, response)
-    started = await ceremonies.sign_in_options(session, web.admin_policy(request), binding)
+    started = await ceremonies.sign_in_options(db, web.admin_policy(request), binding)
     return {"challengeId": started.challenge_id, "options": started.options}
 
 
 @router.post("/sign-in/finish")
 async def sign_in_finish(
-    request: Request, response: Response, body: FinishBody, session: Session
+    request: Request, response: Response, body: FinishBody, db: Database
 ) -> Any:
     web.check_origin(request)
     admin = await ceremonies.finish_sign_in(
-        session,
+        db,
         web.admin_policy(request),
         challenge_id=body.challenge_id,
         credential=body.credential,
         binding_hash=web.presented_ceremony(request),
     )
-    await _start_session(request, response, session, admin)
+    await _start_session(request, response, db, admin)
     return {"redirect": web.safe_next(body.next)}
 
 
 @router.get("/enrol")
 async def enrol_page(
-    request: Request, session: Session, token: Annotated[str, Query(max_length=200)] = ""
+    request: Request, db: Database, token: Annotated[str, Query(max_length=200)] = ""
 ) -> Response:
     """The page an enrolment link opens: whose passkey it makes, and the button."""
-    _link, admin = await accounts.check_link(session, token)
+    _link, admin = await accounts.check_link(db, token)
     web.admin_policy(request)
     return web.page(request, "console/enrol.html", {"admin": admin, "token": token})
 
 
 @router.post("/enrol/options")
-async def enrol_options(
-    request: Request, response: Response, body: LinkBody, session: Session
-) -> Any:
+async def enrol_options(request: Request, response: Response, body: LinkBody, db: Database) -> Any:
     web.check_origin(request)
     binding = web.bind_ceremony(request, response)
     policy = web.admin_policy(request)
-    started = await ceremonies.enrolment_options(session, policy, body.token, binding)
+    started = await ceremonies.enrolment_options(db, policy, body.token, binding)
     return {"challengeId": started.challenge_id, "options": started.options}
 
 
 @router.post("/enrol/finish")
-async def enrol_finish(
-    request: Request, response: Response, body: FinishBody, session: Session
-) -> Any:
+async def enrol_finish(request: Request, response: Response, body: FinishBody, db: Database) -> Any:
     web.check_origin(request)
     admin = await ceremonies.finish_registration(
-        session,
+        db,
         web.admin_policy(request),
         challenge_id=body.challenge_id,
         credential=body.credential,
@@ -103,15 +98,15 @@ async def enrol_finish(
         signed_in=None,
         source=web.client_ip(request),
     )
-    await _start_session(request, response, session, admin)
+    await _start_session(request, response, db, admin)
     return {"redirect": "/admin/account?enrolled=1"}
 
 
 async def _start_session(
-    request: Request, response: Response, session: Session, admin: Admin
+    request: Request, response: Response, db: Database, admin: accounts.AdminRow
 ) -> None:
     token = await sessions.start(
-        session,
+        db,
         admin,
         web.limits(request),
         ip_address=web.client_ip(request),
@@ -122,8 +117,8 @@ async def _start_session(
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, signed_in: web.CheckedForm, session: Session) -> Response:
-    await sessions.sign_out(session, signed_in, web.client_ip(request))
+async def sign_out(request: Request, signed_in: web.CheckedForm, db: Database) -> Response:
+    await sessions.sign_out(db, signed_in, web.client_ip(request))
     response = web.redirect("/admin/sign-in?signed_out=1")
     web.clear_session_cookie(request, response)
     return response

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.pages.console import forms, web
 from passgate.server.services import tenant_admin
 
@@ -18,14 +18,14 @@ Grace = Annotated[str, Form(max_length=20)]
 
 async def _keys_page(
     request: Request,
-    session: Session,
+    db: Database,
     tenant_id: str,
     *,
     refusal: forms.Refusal | None = None,
     form: str | None = None,
 ) -> Response:
     context = {
-        "overview": await tenant_admin.overview(session, tenant_id),
+        "overview": await tenant_admin.overview(db, tenant_id),
         "tab": "keys",
         "grace_choices": forms.GRACE_CHOICES,
         "refusal": refusal,
@@ -37,9 +37,9 @@ async def _keys_page(
 
 @router.get("/tenants/{tenant_id}/keys")
 async def keys_page(
-    request: Request, tenant_id: str, signed_in: web.SignedIn, session: Session
+    request: Request, tenant_id: str, signed_in: web.SignedIn, db: Database
 ) -> Response:
-    return await _keys_page(request, session, tenant_id)
+    return await _keys_page(request, db, tenant_id)
 
 
 @router.post("/tenants/{tenant_id}/keys/secret")
@@ -47,19 +47,19 @@ async def rotate_secret_key(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     grace: Grace = "",
 ) -> Response:
     actor = web.actor(request, signed_in)
 
     async def rotate() -> str:
         period = forms.grace(grace)
-        return await tenant_admin.rotate_secret_key(session, actor, tenant_id, period)
+        return await tenant_admin.rotate_secret_key(db, actor, tenant_id, period)
 
-    secret_key, refusal = await forms.attempt(session, rotate)
+    secret_key, refusal = await forms.attempt(db, rotate)
     if secret_key is None:
-        return await _keys_page(request, session, tenant_id, refusal=refusal, form="secret")
-    return await _rotated_page(request, session, tenant_id, "secret key", secret_key)
+        return await _keys_page(request, db, tenant_id, refusal=refusal, form="secret")
+    return await _rotated_page(request, db, tenant_id, "secret key", secret_key)
 
 
 @router.post("/tenants/{tenant_id}/keys/webhook")
@@ -67,28 +67,28 @@ async def rotate_webhook_secret(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     grace: Grace = "",
 ) -> Response:
     actor = web.actor(request, signed_in)
 
     async def rotate() -> str | None:
         period = forms.grace(grace)
-        rotated = await tenant_admin.rotate_webhook_secret(session, actor, tenant_id, period)
+        rotated = await tenant_admin.rotate_webhook_secret(db, actor, tenant_id, period)
         return rotated.webhook_secret
 
-    secret, refusal = await forms.attempt(session, rotate)
+    secret, refusal = await forms.attempt(db, rotate)
     if secret is None:
-        return await _keys_page(request, session, tenant_id, refusal=refusal, form="webhook")
-    return await _rotated_page(request, session, tenant_id, "webhook secret", secret)
+        return await _keys_page(request, db, tenant_id, refusal=refusal, form="webhook")
+    return await _rotated_page(request, db, tenant_id, "webhook secret", secret)
 
 
 async def _rotated_page(
-    request: Request, session: Session, tenant_id: str, what: str, secret: str
+    request: Request, db: Database, tenant_id: str, what: str, secret: str
 ) -> Response:
     """The new secret, shown once, after a rotation of either kind."""
     context = {
-        "overview": await tenant_admin.overview(session, tenant_id),
+        "overview": await tenant_admin.overview(db, tenant_id),
         "tab": "keys",
         "what": what,
         "secret": secret,

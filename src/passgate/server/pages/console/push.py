@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.pages.console import forms, web
 from passgate.server.services import tenant_admin
 from passgate.server.services.errors import InvalidRequest
@@ -33,13 +33,13 @@ NUMBERS = {
 
 async def _push_page(
     request: Request,
-    session: Session,
+    db: Database,
     tenant_id: str,
     *,
     values: Mapping[str, str] | None = None,
     refusal: forms.Refusal | None = None,
 ) -> Response:
-    overview = await tenant_admin.overview(session, tenant_id)
+    overview = await tenant_admin.overview(db, tenant_id)
     context = {
         "overview": overview,
         "tab": "push",
@@ -69,29 +69,29 @@ def _current_values(settings: PushSettings) -> dict[str, str]:
 
 @router.get("/tenants/{tenant_id}/push")
 async def push_page(
-    request: Request, tenant_id: str, signed_in: web.SignedIn, session: Session
+    request: Request, tenant_id: str, signed_in: web.SignedIn, db: Database
 ) -> Response:
-    return await _push_page(request, session, tenant_id)
+    return await _push_page(request, db, tenant_id)
 
 
 @router.post("/tenants/{tenant_id}/push")
 async def push_save(
-    request: Request, tenant_id: str, signed_in: web.CheckedForm, session: Session
+    request: Request, tenant_id: str, signed_in: web.CheckedForm, db: Database
 ) -> Response:
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     actor = web.actor(request, signed_in)
 
     async def save() -> object:
-        overview = await tenant_admin.overview(session, tenant_id)
+        overview = await tenant_admin.overview(db, tenant_id)
         changes, clear = _changes(values, overview.push)
-        return await tenant_admin.configure_push(session, actor, tenant_id, clear=clear, **changes)
+        return await tenant_admin.configure_push(db, actor, tenant_id, clear=clear, **changes)
 
-    _saved, refusal = await forms.attempt(session, save)
+    _saved, refusal = await forms.attempt(db, save)
     if refusal is None:
         return web.redirect(f"/admin/tenants/{tenant_id}/push?saved=1")
     shown = {key: value for key, value in values.items() if not key.endswith("_key")}
-    return await _push_page(request, session, tenant_id, values=shown, refusal=refusal)
+    return await _push_page(request, db, tenant_id, values=shown, refusal=refusal)
 
 
 def _changes(values: Mapping[str, str], current: PushSettings) -> tuple[dict[str, Any], list[str]]:

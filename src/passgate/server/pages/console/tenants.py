@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.pages.console import forms, web
 from passgate.server.services import tenant_admin, tenants
 from passgate.server.services.enums import ActionOutcome
@@ -22,19 +22,19 @@ Text = Annotated[str, Form(max_length=10_000)]
 
 
 @router.get("/tenants")
-async def tenant_list(request: Request, signed_in: web.SignedIn, session: Session) -> Response:
-    return await _list_page(request, session)
+async def tenant_list(request: Request, signed_in: web.SignedIn, db: Database) -> Response:
+    return await _list_page(request, db)
 
 
 async def _list_page(
     request: Request,
-    session: Session,
+    db: Database,
     *,
     refusal: forms.Refusal | None = None,
     values: Mapping[str, str] | None = None,
 ) -> Response:
     context = {
-        "tenants": await tenants.list_tenants(session),
+        "tenants": await tenants.list_tenants(db),
         "refusal": refusal,
         "values": values or {},
     }
@@ -46,21 +46,21 @@ async def _list_page(
 async def tenant_create(
     request: Request,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     name: Text = "",
     rp_id: Text = "",
     origins: Text = "",
 ) -> Response:
     actor = web.actor(request, signed_in)
     created, refusal = await forms.attempt(
-        session,
+        db,
         lambda: tenant_admin.create(
-            session, actor, name=name, rp_id=rp_id, origins=forms.lines(origins)
+            db, actor, name=name, rp_id=rp_id, origins=forms.lines(origins)
         ),
     )
     if created is None:
         values = {"name": name, "rp_id": rp_id, "origins": origins}
-        return await _list_page(request, session, refusal=refusal, values=values)
+        return await _list_page(request, db, refusal=refusal, values=values)
     tenant, secret_key = created
     return web.page(
         request, "console/tenant_created.html", {"tenant": tenant, "secret_key": secret_key}
@@ -69,7 +69,7 @@ async def tenant_create(
 
 async def settings_page(
     request: Request,
-    session: Session,
+    db: Database,
     tenant_id: str,
     *,
     form: str | None = None,
@@ -78,7 +78,7 @@ async def settings_page(
 ) -> Response:
     """The settings page, with `refusal` shown above the form named `form`."""
     context = {
-        "overview": await tenant_admin.overview(session, tenant_id),
+        "overview": await tenant_admin.overview(db, tenant_id),
         "tab": "settings",
         "form": form,
         "refusal": refusal,
@@ -92,9 +92,9 @@ async def settings_page(
 
 @router.get("/tenants/{tenant_id}")
 async def tenant_page(
-    request: Request, tenant_id: str, signed_in: web.SignedIn, session: Session
+    request: Request, tenant_id: str, signed_in: web.SignedIn, db: Database
 ) -> Response:
-    return await settings_page(request, session, tenant_id)
+    return await settings_page(request, db, tenant_id)
 
 
 @router.post("/tenants/{tenant_id}/general")
@@ -102,7 +102,7 @@ async def tenant_general(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     name: Text = "",
     rp_name: Text = "",
     token_lifetime: Text = "",
@@ -113,8 +113,8 @@ async def tenant_general(
     async def save() -> object:
         lifetime = forms.required_number(token_lifetime, "The token lifetime")
         changes = tenants.TenantChanges(name=name, rp_name=rp_name, token_lifetime_seconds=lifetime)
-        await tenant_admin.set_accent_color(session, actor, tenant_id, accent_color.strip() or None)
-        return await tenant_admin.update(session, actor, tenant_id, changes)
+        await tenant_admin.set_accent_color(db, actor, tenant_id, accent_color.strip() or None)
+        return await tenant_admin.update(db, actor, tenant_id, changes)
 
     values = {
         "name": name,
@@ -122,7 +122,7 @@ async def tenant_general(
         "token_lifetime": token_lifetime,
         "accent_color": accent_color,
     }
-    return await _saved_or_refused(request, session, tenant_id, "general", save, values)
+    return await _saved_or_refused(request, db, tenant_id, "general", save, values)
 
 
 @router.post("/tenants/{tenant_id}/relying-party")
@@ -130,7 +130,7 @@ async def tenant_relying_party(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     rp_id: Text = "",
     origins: Text = "",
     confirm_passkeys: Text = "",
@@ -147,10 +147,10 @@ async def tenant_relying_party(
         changes = tenants.TenantChanges(
             rp_id=rp_id, origins=listed, confirm_orphaned_passkeys=confirmed
         )
-        return await tenant_admin.update(session, actor, tenant_id, changes)
+        return await tenant_admin.update(db, actor, tenant_id, changes)
 
     values = {"rp_id": rp_id, "origins": origins, "confirm_passkeys": confirm_passkeys}
-    return await _saved_or_refused(request, session, tenant_id, "relying_party", save, values)
+    return await _saved_or_refused(request, db, tenant_id, "relying_party", save, values)
 
 
 @router.post("/tenants/{tenant_id}/outcomes")
@@ -158,7 +158,7 @@ async def tenant_outcome(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     action_code: Text = "",
     outcome: Text = "",
 ) -> Response:
@@ -169,24 +169,22 @@ async def tenant_outcome(
             chosen = ActionOutcome(outcome)
         except ValueError:
             raise InvalidRequest(f"{outcome!r} is not an outcome") from None
-        await tenant_admin.set_outcome(session, actor, tenant_id, action_code.strip(), chosen)
+        await tenant_admin.set_outcome(db, actor, tenant_id, action_code.strip(), chosen)
         return chosen
 
     values = {"action_code": action_code, "outcome": outcome}
-    return await _saved_or_refused(request, session, tenant_id, "outcomes", save, values)
+    return await _saved_or_refused(request, db, tenant_id, "outcomes", save, values)
 
 
 async def _saved_or_refused(
     request: Request,
-    session: Session,
+    db: Database,
     tenant_id: str,
     form: str,
     save: Any,
     values: Mapping[str, Any],
 ) -> Response:
-    _saved, refusal = await forms.attempt(session, save)
+    _saved, refusal = await forms.attempt(db, save)
     if refusal is None:
         return web.redirect(f"/admin/tenants/{tenant_id}?saved={form}#{form}")
-    return await settings_page(
-        request, session, tenant_id, form=form, refusal=refusal, values=values
-    )
+    return await settings_page(request, db, tenant_id, form=form, refusal=refusal, values=values)

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.pages.console import forms, web
 from passgate.server.services import tenant_admin, user_admin
 from passgate.server.services.errors import InvalidRequest
@@ -28,14 +28,14 @@ async def users_page(
     request: Request,
     tenant_id: str,
     signed_in: web.SignedIn,
-    session: Session,
+    db: Database,
     q: Annotated[str, Query(max_length=255)] = "",
 ) -> Response:
     context = {
-        "overview": await tenant_admin.overview(session, tenant_id),
+        "overview": await tenant_admin.overview(db, tenant_id),
         "tab": "users",
         "query": q,
-        "users": await user_admin.search(session, tenant_id, q),
+        "users": await user_admin.search(await db.session(), tenant_id, q),
         "deleted": request.query_params.get("deleted"),
     }
     return web.page(request, "console/users.html", context)
@@ -43,15 +43,15 @@ async def users_page(
 
 async def _user_page(
     request: Request,
-    session: Session,
+    db: Database,
     tenant_id: str,
     user_id: str,
     refusal: forms.Refusal | None = None,
 ) -> Response:
     context = {
-        "overview": await tenant_admin.overview(session, tenant_id),
+        "overview": await tenant_admin.overview(db, tenant_id),
         "tab": "users",
-        "record": await user_admin.record(session, tenant_id, user_id),
+        "record": await user_admin.record(await db.session(), tenant_id, user_id),
         "refusal": refusal,
         "done": request.query_params.get("done"),
     }
@@ -64,10 +64,10 @@ async def user_page(
     request: Request,
     tenant_id: str,
     signed_in: web.SignedIn,
-    session: Session,
+    db: Database,
     id: Annotated[str, Query(max_length=255)] = "",
 ) -> Response:
-    return await _user_page(request, session, tenant_id, id)
+    return await _user_page(request, db, tenant_id, id)
 
 
 @router.post("/tenants/{tenant_id}/user/passkeys/rename")
@@ -75,20 +75,21 @@ async def rename_passkey(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     user_id: UserId = "",
     authenticator_id: AuthenticatorId = "",
     name: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     actor = web.actor(request, signed_in)
+    bridged = await db.session()
     _done, refusal = await forms.attempt(
-        session,
+        db,
         lambda: user_admin.rename_passkey(
-            session, actor, tenant_id, user_id, authenticator_id, name
+            bridged, actor, tenant_id, user_id, authenticator_id, name
         ),
     )
     if refusal is not None:
-        return await _user_page(request, session, tenant_id, user_id, refusal)
+        return await _user_page(request, db, tenant_id, user_id, refusal)
     return web.redirect(user_url(tenant_id, user_id) + "&done=renamed")
 
 
@@ -97,12 +98,14 @@ async def delete_authenticator(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     user_id: UserId = "",
     authenticator_id: AuthenticatorId = "",
 ) -> Response:
     actor = web.actor(request, signed_in)
-    await user_admin.delete_authenticator(session, actor, tenant_id, user_id, authenticator_id)
+    await user_admin.delete_authenticator(
+        await db.session(), actor, tenant_id, user_id, authenticator_id
+    )
     return web.redirect(user_url(tenant_id, user_id) + "&done=deleted")
 
 
@@ -111,11 +114,13 @@ async def delete_user(
     request: Request,
     tenant_id: str,
     signed_in: web.CheckedForm,
-    session: Session,
+    db: Database,
     user_id: UserId = "",
     confirm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     if not confirm:
         raise InvalidRequest("tick the box to confirm deleting the user")
-    await user_admin.delete_user(session, web.actor(request, signed_in), tenant_id, user_id)
+    await user_admin.delete_user(
+        await db.session(), web.actor(request, signed_in), tenant_id, user_id
+    )
     return web.redirect(f"/admin/tenants/{tenant_id}/users?deleted=1")

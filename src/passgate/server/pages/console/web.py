@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, RedirectResponse
 
 from passgate.server import binding_cookies
-from passgate.server.database import Session, undo_writes
+from passgate.server.database import Database, undo_writes
 from passgate.server.errors import error_response
 from passgate.server.pages.rendering import render
 from passgate.server.services import audit
@@ -150,9 +150,9 @@ def check_origin(request: Request) -> None:
         )
 
 
-async def _signed_in(request: Request, session: Session) -> sessions.SignedIn:
+async def _signed_in(request: Request, db: Database) -> sessions.SignedIn:
     token = request.cookies.get(SESSION_COOKIE)
-    signed_in = await sessions.resolve(session, token, limits(request))
+    signed_in = await sessions.resolve(db, token, limits(request))
     request.state.signed_in = signed_in
     return signed_in
 

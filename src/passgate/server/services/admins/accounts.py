@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import audit
 from passgate.server.services.errors import Conflict, InvalidRequest, NotFound
 from passgate.server.store import admins as store
-from passgate.server.store.tables import Admin, AdminLink, AdminPasskey, utcnow
+from passgate.server.store.admins import AdminLinkRow, AdminPasskeyRow
+from passgate.server.store.admins import AdminRow as AdminRow
+from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import as_db
 
 LINK_LIFETIME = timedelta(minutes=15)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -30,7 +33,7 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AdminSummary:
-    admin: Admin
+    admin: AdminRow
     passkeys: int
 
 
@@ -50,56 +53,54 @@ def _normal_email(email: str) -> str:
     return text
 
 
-async def create_admin(session: AsyncSession, actor: audit.Actor, email: str) -> tuple[Admin, str]:
+async def create_admin(
+    db: Db | AsyncSession, actor: audit.Actor, email: str
+) -> tuple[AdminRow, str]:
     """A new admin without passkeys yet, and the token of their first enrolment link."""
+    db = await as_db(db)
     address = _normal_email(email)
-    if await store.admin_by_email(session, address) is not None:
-        raise Conflict(f"there is already an admin {address}")
-    admin = Admin(
+    admin = AdminRow(
         id=str(uuid.uuid4()), email=address, handle=str(uuid.uuid4()), created_at=utcnow()
     )
-    session.add(admin)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # created by a racing command
-        raise Conflict(f"there is already an admin {address}") from exc
-    token = await _new_link(session, admin)
-    await audit.record(session, actor, "admin.created", target_type="admin", target_id=address)
+    # The email is unique: one INSERT checks it, a racing command's admin included.
+    if not await store.insert_admin(db, admin):
+        raise Conflict(f"there is already an admin {address}")
+    token = await _new_link(db, admin)
+    await audit.record(db, actor, "admin.created", target_type="admin", target_id=address)
     return admin, token
 
 
-async def new_link(session: AsyncSession, actor: audit.Actor, email: str) -> str:
+async def new_link(db: Db | AsyncSession, actor: audit.Actor, email: str) -> str:
     """Another enrolment link for an existing admin (who lost their passkeys, say)."""
-    admin = await get_admin_by_email(session, email)
-    token = await _new_link(session, admin)
-    await audit.record(
-        session, actor, "admin.link.created", target_type="admin", target_id=admin.email
-    )
+    db = await as_db(db)
+    admin = await get_admin_by_email(db, email)
+    token = await _new_link(db, admin)
+    await audit.record(db, actor, "admin.link.created", target_type="admin", target_id=admin.email)
     return token
 
 
-async def _new_link(session: AsyncSession, admin: Admin) -> str:
+async def _new_link(db: Db, admin: AdminRow) -> str:
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(
-        AdminLink(
-            id=str(uuid.uuid4()),
-            admin_id=admin.id,
-            token_hash=hash_token(token),
-            created_at=now,
-            expires_at=now + LINK_LIFETIME,
-        )
+    link = AdminLinkRow(
+        id=str(uuid.uuid4()),
+        admin_id=admin.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        expires_at=now + LINK_LIFETIME,
+        used_at=None,
     )
-    await session.flush()
+    await store.insert_link(db, link)
     return token
 
 
-async def check_link(session: AsyncSession, token: str) -> tuple[AdminLink, Admin]:
+async def check_link(db: Db, token: str) -> tuple[AdminLinkRow, AdminRow]:
     """The link and its admin when the link may still be used, else `InvalidRequest` saying
     why (unknown, used or expired). Does not use it up."""
-    link = await store.link_by_hash(session, hash_token(token)) if token else None
-    if link is None:
+    found = await store.get_link_by_hash(db, hash_token(token)) if token else None
+    if found is None:  # an admin's removal takes their links with it
         raise InvalidRequest("This enrolment link is not valid.", error_code="link_unknown")
+    link, admin = found
     if link.used_at is not None:
         raise InvalidRequest(
             "This enrolment link has already been used. Ask for a new one "
@@ -112,59 +113,56 @@ async def check_link(session: AsyncSession, token: str) -> tuple[AdminLink, Admi
             "(passgate admin link --email ...).",
             error_code="link_expired",
         )
-    admin = await session.get(Admin, link.admin_id)
-    if admin is None:  # removed meanwhile; its links went with it, so only in a race
-        raise InvalidRequest("This enrolment link is not valid.", error_code="link_unknown")
     return link, admin
 
 
-async def get_admin(session: AsyncSession, admin_id: str) -> Admin:
-    admin = await session.get(Admin, admin_id)
+async def get_admin(db: Db, admin_id: str) -> AdminRow:
+    admin = await store.get_admin(db, admin_id)
     if admin is None:
         raise NotFound(f"no admin with id {admin_id!r}")
     return admin
 
 
-async def get_admin_by_email(session: AsyncSession, email: str) -> Admin:
-    admin = await store.admin_by_email(session, email.strip().lower())
+async def get_admin_by_email(db: Db | AsyncSession, email: str) -> AdminRow:
+    admin = await store.get_admin_by_email(await as_db(db), email.strip().lower())
     if admin is None:
         raise NotFound(f"no admin {email.strip()!r}")
     return admin
 
 
-async def list_admins(session: AsyncSession) -> list[AdminSummary]:
-    counts = await store.passkey_counts(session)
+async def list_admins(db: Db | AsyncSession) -> list[AdminSummary]:
+    db = await as_db(db)
+    counts = await store.passkey_counts(db)
     return [
         AdminSummary(admin=admin, passkeys=counts.get(admin.id, 0))
-        for admin in await store.all_admins(session)
+        for admin in await store.find_admins(db)
     ]
 
 
-async def remove_admin(session: AsyncSession, actor: audit.Actor, email: str) -> None:
+async def remove_admin(db: Db | AsyncSession, actor: audit.Actor, email: str) -> None:
     """Remove an admin with their passkeys and sessions: they are signed out at once."""
-    admin = await get_admin_by_email(session, email)
-    await store.delete_admin(session, admin.id)
-    await audit.record(session, actor, "admin.removed", target_type="admin", target_id=admin.email)
+    db = await as_db(db)
+    admin = await get_admin_by_email(db, email)
+    await store.delete_admin(db, admin.id)
+    await audit.record(db, actor, "admin.removed", target_type="admin", target_id=admin.email)
 
 
-async def passkeys(session: AsyncSession, admin_id: str) -> Sequence[AdminPasskey]:
-    return await store.passkeys_of(session, admin_id)
+async def passkeys(db: Db, admin_id: str) -> Sequence[AdminPasskeyRow]:
+    return await store.find_passkeys(db, admin_id)
 
 
-async def remove_passkey(
-    session: AsyncSession, actor: audit.Actor, admin: Admin, passkey_id: str
-) -> None:
+async def remove_passkey(db: Db, actor: audit.Actor, admin: AdminRow, passkey_id: str) -> None:
     """Remove one of an admin's passkeys, never the last (they could not sign in again
     without a new link)."""
-    if len(await store.passkeys_of(session, admin.id)) <= 1:
+    if len(await store.find_passkeys(db, admin.id)) <= 1:
         raise InvalidRequest(
             "This is the admin's only passkey; add another before removing it.",
             error_code="last_passkey",
         )
-    if not await store.delete_passkey(session, admin.id, passkey_id):
+    if not await store.delete_passkey(db, admin.id, passkey_id):
         raise NotFound("no such passkey")
     await audit.record(
-        session,
+        db,
         actor,
         "admin.passkey.removed",
         target_type="admin",

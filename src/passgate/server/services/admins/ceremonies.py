@@ -18,15 +18,14 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import aaguids, audit, relying_party, single_use
 from passgate.server.services.admins import accounts
 from passgate.server.services.errors import Conflict, Forbidden, InvalidRequest, PassgateError
 from passgate.server.services.passkey_policy import PasskeyPolicy
 from passgate.server.store import admins as store
-from passgate.server.store.tables import Admin, AdminChallenge, AdminPasskey, utcnow
+from passgate.server.store.admins import AdminChallengeRow, AdminPasskeyRow, AdminRow
+from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 REGISTRATION, AUTHENTICATION = "registration", "authentication"
@@ -79,15 +78,15 @@ def admin_policy(public_url: str | None) -> PasskeyPolicy:
 
 
 async def _new_challenge(
-    session: AsyncSession,
+    db: Db,
     purpose: str,
     binding_hash: str,
     *,
     admin_id: str | None = None,
     link_id: str | None = None,
-) -> AdminChallenge:
+) -> AdminChallengeRow:
     now = utcnow()
-    challenge = AdminChallenge(
+    challenge = AdminChallengeRow(
         id=str(uuid.uuid4()),
         purpose=purpose,
         state="pending",
@@ -97,16 +96,16 @@ async def _new_challenge(
         binding_hash=binding_hash,
         created_at=now,
         expires_at=now + CHALLENGE_LIFETIME,
+        used_at=None,
     )
-    session.add(challenge)
-    await session.flush()
+    await store.insert_challenge(db, challenge)
     return challenge
 
 
 async def _consume(
-    session: AsyncSession, challenge_id: str, purpose: str, binding_hash: str | None
-) -> AdminChallenge:
-    challenge = await store.consume_challenge(session, challenge_id, purpose, utcnow())
+    db: Db, challenge_id: str, purpose: str, binding_hash: str | None
+) -> AdminChallengeRow:
+    challenge = await store.consume_challenge(db, challenge_id, purpose, utcnow())
     if challenge is None:
         raise InvalidRequest(
             "The sign-in attempt has expired or was already used. Try again.",
@@ -121,9 +120,9 @@ async def _consume(
 
 
 async def _registration_options(
-    session: AsyncSession, policy: PasskeyPolicy, admin: Admin, challenge: AdminChallenge
+    db: Db, policy: PasskeyPolicy, admin: AdminRow, challenge: AdminChallengeRow
 ) -> CeremonyOptions:
-    existing = [passkey.credential_id for passkey in await store.passkeys_of(session, admin.id)]
+    existing = [passkey.credential_id for passkey in await store.find_passkeys(db, admin.id)]
     options = relying_party.registration_options(
         policy,
         challenge=challenge.challenge,
@@ -136,54 +135,54 @@ async def _registration_options(
 
 
 async def enrolment_options(
-    session: AsyncSession, policy: PasskeyPolicy, link_token: str, binding_hash: str
+    db: Db, policy: PasskeyPolicy, link_token: str, binding_hash: str
 ) -> CeremonyOptions:
     """Registration options for the admin an enrolment link was made for."""
-    link, admin = await accounts.check_link(session, link_token)
+    link, admin = await accounts.check_link(db, link_token)
     challenge = await _new_challenge(
-        session, REGISTRATION, binding_hash, admin_id=admin.id, link_id=link.id
+        db, REGISTRATION, binding_hash, admin_id=admin.id, link_id=link.id
     )
-    return await _registration_options(session, policy, admin, challenge)
+    return await _registration_options(db, policy, admin, challenge)
 
 
 async def passkey_options(
-    session: AsyncSession, policy: PasskeyPolicy, admin: Admin, binding_hash: str
+    db: Db, policy: PasskeyPolicy, admin: AdminRow, binding_hash: str
 ) -> CeremonyOptions:
     """Registration options for another passkey of a signed-in admin."""
-    challenge = await _new_challenge(session, REGISTRATION, binding_hash, admin_id=admin.id)
-    return await _registration_options(session, policy, admin, challenge)
+    challenge = await _new_challenge(db, REGISTRATION, binding_hash, admin_id=admin.id)
+    return await _registration_options(db, policy, admin, challenge)
 
 
 async def finish_registration(
-    session: AsyncSession,
+    db: Db,
     policy: PasskeyPolicy,
     *,
     challenge_id: str,
     credential: dict[str, Any],
     binding_hash: str | None,
-    signed_in: Admin | None,
+    signed_in: AdminRow | None,
     source: str | None,
-) -> Admin:
+) -> AdminRow:
     """Store the passkey a registration made. A challenge from an enrolment link uses the link
     up (once, atomically); one from a signed-in admin must be answered by that admin."""
-    challenge = await _consume(session, challenge_id, REGISTRATION, binding_hash)
-    admin = await accounts.get_admin(session, challenge.admin_id or "")
+    challenge = await _consume(db, challenge_id, REGISTRATION, binding_hash)
+    admin = await accounts.get_admin(db, challenge.admin_id or "")
     if challenge.link_id is None and (signed_in is None or signed_in.id != admin.id):
         raise Forbidden("This ceremony belongs to another admin.", error_code="forbidden")
-    async with single_use.refusal_burns_challenge(session, challenge.id, None):
+    async with single_use.refusal_burns_challenge(await db.session(), challenge.id, None):
         verified = relying_party.verify_registration(
             policy, credential, expected_challenge=challenge.challenge
         )
-        if challenge.link_id is not None and not await store.use_link(
-            session, challenge.link_id, utcnow()
+        if challenge.link_id is not None and not await store.consume_link(
+            db, challenge.link_id, utcnow()
         ):
             raise InvalidRequest(
                 "This enrolment link was used or expired meanwhile.", error_code="link_used"
             )
-        await _add_passkey(session, admin, verified)
+        await _add_passkey(db, admin, verified)
         actor = audit.Actor(type="admin", id=admin.email, source=source)
         await audit.record(
-            session,
+            db,
             actor,
             "admin.passkey.added",
             target_type="admin",
@@ -193,35 +192,27 @@ async def finish_registration(
     return admin
 
 
-async def _add_passkey(
-    session: AsyncSession, admin: Admin, verified: relying_party.VerifiedPasskey
-) -> None:
+async def _add_passkey(db: Db, admin: AdminRow, verified: relying_party.VerifiedPasskey) -> None:
     model = aaguids.describe(verified.aaguid)
     now = utcnow()
-    session.add(
-        AdminPasskey(
-            id=str(uuid.uuid4()),
-            admin_id=admin.id,
-            credential_id=verified.credential_id,
-            public_key=verified.public_key,
-            sign_count=verified.sign_count,
-            aaguid=verified.aaguid,
-            name=model.name if model else None,
-            created_at=now,
-            last_used_at=now,
-        )
+    passkey = AdminPasskeyRow(
+        id=str(uuid.uuid4()),
+        admin_id=admin.id,
+        credential_id=verified.credential_id,
+        public_key=verified.public_key,
+        sign_count=verified.sign_count,
+        aaguid=verified.aaguid,
+        name=model.name if model else None,
+        created_at=now,
+        last_used_at=now,
     )
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("This passkey is already registered.") from exc
+    if not await store.insert_passkey(db, passkey):
+        raise Conflict("This passkey is already registered.")
 
 
-async def sign_in_options(
-    session: AsyncSession, policy: PasskeyPolicy, binding_hash: str
-) -> CeremonyOptions:
+async def sign_in_options(db: Db, policy: PasskeyPolicy, binding_hash: str) -> CeremonyOptions:
     """Options for a discoverable sign-in: the passkey says which admin it is."""
-    challenge = await _new_challenge(session, AUTHENTICATION, binding_hash)
+    challenge = await _new_challenge(db, AUTHENTICATION, binding_hash)
     options = relying_party.authentication_options(
         policy, challenge=challenge.challenge, allow_credential_ids=[]
     )
@@ -229,18 +220,18 @@ async def sign_in_options(
 
 
 async def finish_sign_in(
-    session: AsyncSession,
+    db: Db,
     policy: PasskeyPolicy,
     *,
     challenge_id: str,
     credential: dict[str, Any],
     binding_hash: str | None,
-) -> Admin:
+) -> AdminRow:
     """The admin whose passkey signed the challenge, or a refusal."""
-    challenge = await _consume(session, challenge_id, AUTHENTICATION, binding_hash)
-    async with single_use.refusal_burns_challenge(session, challenge.id, None):
-        found = await store.passkey_by_credential(
-            session, relying_party.credential_id_of(credential)
+    challenge = await _consume(db, challenge_id, AUTHENTICATION, binding_hash)
+    async with single_use.refusal_burns_challenge(await db.session(), challenge.id, None):
+        found = await store.get_passkey_by_credential(
+            db, relying_party.credential_id_of(credential)
         )
         if found is None:
             raise InvalidRequest(
@@ -258,5 +249,5 @@ async def finish_sign_in(
             public_key=passkey.public_key,
             stored_sign_count=passkey.sign_count,
         )
-        await store.record_passkey_use(session, passkey.id, verified.sign_count, utcnow())
+        await store.record_passkey_use(db, passkey.id, verified.sign_count, utcnow())
     return admin

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import audit
 from passgate.server.services.errors import Forbidden, NotFound, Unauthorized
 from passgate.server.settings import Settings
 from passgate.server.store import admins as store
-from passgate.server.store.tables import Admin, AdminSession, utcnow
+from passgate.server.store.admins import AdminRow, AdminSessionRow
+from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
 
 # Writing last_seen_at on every page view would double the console's writes; a minute's
 # precision is plenty for an idle limit counted in minutes.
@@ -55,7 +55,7 @@ class SessionLimits:
 class SignedIn:
     """The admin behind a request, their session, and the CSRF token its forms carry."""
 
-    admin: Admin
+    admin: AdminRow
     session_id: str
     csrf_token: str
 
@@ -70,8 +70,8 @@ def csrf_token_for(token: str) -> str:
 
 
 async def start(
-    session: AsyncSession,
-    admin: Admin,
+    db: Db,
+    admin: AdminRow,
     limits: SessionLimits,
     *,
     ip_address: str | None,
@@ -80,21 +80,20 @@ async def start(
     """Open a session for an admin who just proved a passkey; returns the cookie's token."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(
-        AdminSession(
-            id=str(uuid.uuid4()),
-            admin_id=admin.id,
-            token_hash=_hash(token),
-            created_at=now,
-            expires_at=now + limits.absolute,
-            last_seen_at=now,
-            ip_address=(ip_address or "")[:64] or None,
-            user_agent=(user_agent or "")[:1024] or None,
-        )
+    row = AdminSessionRow(
+        id=str(uuid.uuid4()),
+        admin_id=admin.id,
+        token_hash=_hash(token),
+        created_at=now,
+        expires_at=now + limits.absolute,
+        last_seen_at=now,
+        revoked_at=None,
+        ip_address=(ip_address or "")[:64] or None,
+        user_agent=(user_agent or "")[:1024] or None,
     )
-    await session.flush()
+    await store.insert_session(db, row)
     await audit.record(
-        session,
+        db,
         audit.Actor(type="admin", id=admin.email, source=ip_address),
         "admin.signed_in",
         target_type="admin",
@@ -103,9 +102,9 @@ async def start(
     return token
 
 
-async def resolve(session: AsyncSession, token: str | None, limits: SessionLimits) -> SignedIn:
+async def resolve(db: Db, token: str | None, limits: SessionLimits) -> SignedIn:
     """The signed-in admin of a session token, or `NotSignedIn`."""
-    found = await store.session_by_hash(session, _hash(token)) if token else None
+    found = await store.get_session_by_hash(db, _hash(token)) if token else None
     if found is None:
         raise NotSignedIn()
     row, admin = found
@@ -115,7 +114,7 @@ async def resolve(session: AsyncSession, token: str | None, limits: SessionLimit
     if now >= row.expires_at or now - row.last_seen_at >= limits.idle:
         raise NotSignedIn("Your session has expired. Sign in again.")
     if now - row.last_seen_at >= TOUCH_EVERY:
-        await store.touch_session(session, row.id, now)
+        await store.touch_session(db, row.id, now)
     assert token is not None
     return SignedIn(admin=admin, session_id=row.id, csrf_token=csrf_token_for(token))
 
@@ -129,31 +128,27 @@ def check_csrf(signed_in: SignedIn, presented: str | None) -> None:
         )
 
 
-async def sign_out(session: AsyncSession, signed_in: SignedIn, source: str | None) -> None:
-    await store.revoke_sessions(session, signed_in.admin.id, utcnow(), signed_in.session_id)
+async def sign_out(db: Db, signed_in: SignedIn, source: str | None) -> None:
+    await store.revoke_sessions(db, signed_in.admin.id, utcnow(), signed_in.session_id)
     actor = audit.Actor(type="admin", id=signed_in.admin.email, source=source)
     await audit.record(
-        session, actor, "admin.signed_out", target_type="admin", target_id=signed_in.admin.email
+        db, actor, "admin.signed_out", target_type="admin", target_id=signed_in.admin.email
     )
 
 
-async def live_sessions(
-    session: AsyncSession, admin_id: str, limits: SessionLimits
-) -> Sequence[AdminSession]:
+async def live_sessions(db: Db, admin_id: str, limits: SessionLimits) -> Sequence[AdminSessionRow]:
     now = utcnow()
-    return await store.live_sessions(session, admin_id, now=now, idle_since=now - limits.idle)
+    return await store.find_live_sessions(db, admin_id, now=now, idle_since=now - limits.idle)
 
 
-async def revoke(
-    session: AsyncSession, actor: audit.Actor, admin: Admin, session_id: str | None = None
-) -> int:
+async def revoke(db: Db, actor: audit.Actor, admin: AdminRow, session_id: str | None = None) -> int:
     """Revoke one of `admin`'s sessions (`session_id`), or all of them; each is signed out
     at its next request. Returns how many were revoked."""
-    revoked = await store.revoke_sessions(session, admin.id, utcnow(), session_id)
+    revoked = await store.revoke_sessions(db, admin.id, utcnow(), session_id)
     if session_id is not None and not revoked:
         raise NotFound("no such live session")
     await audit.record(
-        session,
+        db,
         actor,
         "admin.sessions.revoked",
         target_type="admin",
