@@ -152,6 +152,12 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
     def statements(self) -> int:
         return int(get_json(self.port, "/debug/statements")["statements"])
 
@@ -462,10 +468,17 @@ def bench_database(
             }
             options.log(f"{label}: floor GET /health {floor['health_us']['median'] or 0:.0f} µs")
             result["floor"] = floor
-            result["flows"] = {
-                flow: bench_flow(server, pool, flow, options, database, floor)
-                for flow in options.flows
-            }
+            result["flows"] = {}
+            for flow in options.flows:
+                try:
+                    result["flows"][flow] = bench_flow(server, pool, flow, options, database, floor)
+                except Exception as exc:  # record it with the server's last words, go on
+                    options.log(f"  {flow} failed: {exc}")
+                    result["flows"][flow] = {
+                        "available": False,
+                        "reason": f"{exc}"[-1500:],
+                        "server_log_tail": server.log_tail(),
+                    }
         finally:
             pool.close()
         result["server_rss_mib_at_end"] = round(rss_mib(server.pid), 1)

@@ -102,6 +102,10 @@ def table(document: dict[str, Any]) -> str:
         )
         lines.append(header)
         for flow, figures in database["flows"].items():
+            if not figures.get("available", True):
+                reason = figures["reason"].strip().splitlines()[-1:] or [""]
+                lines.append(f"  {flow:<17} failed: {reason[0][:150]}")
+                continue
             latency = figures["latency_ms"]
             lat = "/".join(_number(latency[key]["median"], 1) for key in ("p50", "p95", "p99"))
             lines.append(
