@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     )
     app.state.sessionmaker = create_sessionmaker(engine, read_engine)
     app.state.push_hub = push_hub
-    app.state.origin_index = OriginIndex(create_sessionmaker(read_engine))
+    app.state.origin_index = OriginIndex(app.state.engines)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseUnreadableUrl)

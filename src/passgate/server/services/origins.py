@@ -17,10 +17,10 @@ from functools import cache
 from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store import queries
+from passgate.server.store import tenants as tenant_store
+from passgate.server.store.db import Engines
 
 ANDROID_ORIGIN = re.compile(r"^android:apk-key-hash:[A-Za-z0-9_-]{43}$")
 HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -175,8 +175,8 @@ def tenants_changed() -> None:
 class OriginIndex:
     """One per app (each app has its own database)."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, engines: Engines) -> None:
+        self._engines = engines
         self._tenants_by_origin: dict[str, frozenset[str]] = {}
         self._built_at = float("-inf")
         self._built_generation = -1
@@ -198,8 +198,8 @@ class OriginIndex:
             if fresh and self._built_generation == _generation:
                 return  # another request rebuilt it while this one waited
             generation = _generation
-            async with self._sessionmaker() as session:
-                rows = await queries.tenant_origins(session)
+            async with self._engines.transaction(read_only=True) as db:
+                rows = await tenant_store.find_tenant_origins(db)
             index: dict[str, set[str]] = {}
             for tenant_id, origins in rows:
                 for origin in origins or ():
