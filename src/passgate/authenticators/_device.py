@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from threading import Event
+from threading import Event, Lock
 from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -118,6 +118,10 @@ class SoftwareCtapDevice(CtapDevice):
             raise ValueError("a backed-up credential must be backup eligible")
         self._store = store
         self._vault: Vault = store.load()
+        # One command at a time, as a real authenticator: the async SDK calls it from worker
+        # threads, and a command changes the vault and rewrites its file.
+        self._lock = Lock()
+        self._keys: dict[str, PrivateKey] = {}  # credential id -> key, parsed once
         self._algorithms = [ALGORITHMS[name] for name in algorithms]
         self._backup_flags = (FLAG.BE if backup_eligible else 0) | (FLAG.BS if backed_up else 0)
         self._synced = backed_up
@@ -155,7 +159,8 @@ class SoftwareCtapDevice(CtapDevice):
             request = cbor.decode(data[1:]) if len(data) > 1 else {}
             if not isinstance(request, Mapping):
                 raise CtapError(CtapError.ERR.INVALID_CBOR)
-            return b"\x00" + cbor.encode(handler(request))
+            with self._lock:
+                return b"\x00" + cbor.encode(handler(request))
         except CtapError as exc:
             return bytes([exc.code])
         except (ValueError, KeyError, TypeError):
@@ -223,6 +228,7 @@ class SoftwareCtapDevice(CtapDevice):
             )
         )
         self._store.save(self._vault)
+        self._keys[_b64url(credential_id)] = key
         signature = _sign(key, algorithm, bytes(auth_data) + client_data_hash)
         return {1: "packed", 2: bytes(auth_data), 3: {"alg": algorithm, "sig": signature}}
 
@@ -241,11 +247,10 @@ class SoftwareCtapDevice(CtapDevice):
             self._flags({"uv": True, **options}),
             0 if self._synced else credential.sign_count,
         )
-        signature = _sign(
-            _load_key(credential.private_key),
-            credential.algorithm,
-            bytes(auth_data) + client_data_hash,
-        )
+        key = self._keys.get(credential.credential_id)
+        if key is None:
+            key = self._keys[credential.credential_id] = _load_key(credential.private_key)
+        signature = _sign(key, credential.algorithm, bytes(auth_data) + client_data_hash)
         response: dict[int, Any] = {
             1: {"type": "public-key", "id": _id_bytes(credential.credential_id)},
             2: bytes(auth_data),

@@ -4,10 +4,13 @@ back the browser's JSON result. fido2 errors are translated here, and only here.
 
 from __future__ import annotations
 
+import functools
 import threading
+import typing
 from collections.abc import Mapping
 from typing import Any
 
+import fido2.utils
 from fido2.client import (
     ClientError,
     DefaultClientDataCollector,
@@ -22,6 +25,25 @@ from fido2.webauthn import PublicKeyCredentialCreationOptions, PublicKeyCredenti
 from passgate.sdk._authenticator import AuthenticatorError, AuthenticatorErrorCode
 
 Code = AuthenticatorErrorCode
+
+
+@functools.cache
+def _class_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _get_type_hints(obj: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`typing.get_type_hints`, remembered per class. fido2 2.x asks it for a dataclass's field
+    types each time it builds or parses one of its WebAuthn/CTAP objects, and with string
+    annotations that means compiling every annotation again: about 60% of the CPU of a
+    software authenticator's ceremony. A class's hints never change, so asking once is enough."""
+    if args or kwargs or not isinstance(obj, type):
+        return typing.get_type_hints(obj, *args, **kwargs)
+    return dict(_class_hints(obj))  # a copy: the caller may change it
+
+
+if getattr(fido2.utils, "get_type_hints", None) is typing.get_type_hints:
+    fido2.utils.get_type_hints = _get_type_hints  # type: ignore[attr-defined]
 
 
 class Fido2Authenticator:

@@ -1,7 +1,12 @@
 """Where a software authenticator keeps its credentials: one file, encrypted with Fernet
 (AES-128-CBC + HMAC-SHA256) under a key derived by scrypt from a passphrase. Without a
 passphrase a random key is kept beside the file (`<path>.key`, mode 0600): that protects
-against a copied credentials file, not against someone who can read the whole directory."""
+against a copied credentials file, not against someone who can read the whole directory.
+
+The key is derived (or read from `<path>.key`) once per `CredentialFile` and kept in memory for
+its lifetime: scrypt costs about 100 ms of CPU by design, and every ceremony rewrites the file
+(a new credential, a sign count), so deriving it on each write made each ceremony that slow.
+Every write is still encrypted under that key and replaces the file atomically."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,15 @@ class StoredCredential:
     private_key: str  # PKCS#8 PEM
     sign_count: int = 0
     created_at: float = 0.0
+
+
+_FIELDS = tuple(item.name for item in fields(StoredCredential))
+
+
+def _as_dict(credential: StoredCredential) -> dict[str, Any]:
+    """`dataclasses.asdict` without its deep copy (every field is a str, int, float or None);
+    same keys in the same order, so the file's JSON is unchanged."""
+    return {name: getattr(credential, name) for name in _FIELDS}
 
 
 @dataclass(kw_only=True, slots=True)
@@ -60,14 +74,20 @@ class CredentialFile:
         self.path = Path(path)
         self._passphrase = passphrase
         self._salt: bytes | None = None
+        self._key: tuple[bytes, Fernet] | None = None  # (salt, the key derived with it)
 
     def _fernet(self, salt: bytes) -> Fernet:
+        if self._key is not None and self._key[0] == salt:
+            return self._key[1]
         if self._passphrase is not None:
-            return Fernet(_derive(self._passphrase, salt))
-        key_path = self.path.with_name(self.path.name + ".key")
-        if not key_path.exists():
-            _write_private(key_path, Fernet.generate_key())
-        return Fernet(key_path.read_bytes().strip())
+            fernet = Fernet(_derive(self._passphrase, salt))
+        else:
+            key_path = self.path.with_name(self.path.name + ".key")
+            if not key_path.exists():
+                _write_private(key_path, Fernet.generate_key())
+            fernet = Fernet(key_path.read_bytes().strip())
+        self._key = (salt, fernet)
+        return fernet
 
     def load(self) -> Vault:
         if not self.path.exists():
@@ -96,7 +116,7 @@ class CredentialFile:
         salt = self._salt or secrets.token_bytes(16)
         self._salt = salt
         plain = json.dumps(
-            {"aaguid": vault.aaguid, "credentials": [asdict(c) for c in vault.credentials]}
+            {"aaguid": vault.aaguid, "credentials": [_as_dict(c) for c in vault.credentials]}
         )
         envelope = {
             "format": FORMAT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from fido2.client import WebAuthnClient
 from fido2.ctap import CtapDevice
 
 from passgate.authenticators._device import SoftwareCtapDevice
@@ -45,9 +46,18 @@ class SoftwareAuthenticator(Fido2Authenticator):
             backup_eligible=synced,
             backed_up=synced,
         )
+        self._clients: dict[str, WebAuthnClient] = {}
 
     def _device(self) -> CtapDevice:
         return self.device
+
+    def _client(self, origin: str) -> WebAuthnClient:
+        """One fido2 client per origin, kept: this device is always present and never
+        changes, so there is no need to make a client (and ask for its getInfo) per ceremony."""
+        client = self._clients.get(origin)
+        if client is None:
+            client = self._clients[origin] = super()._client(origin)
+        return client
 
     def credential_ids(self) -> list[str]:
         credentials = sorted(self.device.vault.credentials, key=lambda c: -c.created_at)
