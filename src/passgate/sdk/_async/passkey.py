@@ -1,11 +1,13 @@
 """`client.passkey`: sign up and sign in with a passkey, as the Flutter SDK's
 `AuthsignalPasskey` does (docs/wire.md#client-sdk-surface, #flows), over any `PasskeyAuthenticator`.
 
-The authenticator is called directly: a software authenticator answers in microseconds, a
-USB key waits for a touch (in the async client that blocks the event loop while it waits)."""
+The async client calls the authenticator in a worker thread: a USB key waits for a touch, and
+the event loop keeps serving other tasks meanwhile. The generated blocking twin calls it
+directly (scripts/generate_sync.py has the rule)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from passgate.sdk import _passkey_wire as wire
@@ -70,7 +72,8 @@ class Passkey:
             return _failed(options)
         challenge_id, creation_options = options.data
         try:
-            credential = self._require_authenticator().create(creation_options)
+            authenticator = self._require_authenticator()
+            credential = await asyncio.to_thread(authenticator.create, creation_options)
         except AuthenticatorError as exc:
             if (
                 ignore_passkey_already_exists_error
@@ -124,7 +127,8 @@ class Passkey:
             return _failed(options)
         challenge_id, request_options = options.data
         try:
-            credential = self._require_authenticator().get(request_options)
+            authenticator = self._require_authenticator()
+            credential = await asyncio.to_thread(authenticator.get, request_options)
         except AuthenticatorError as exc:
             return _authenticator_failed(exc)
         verified = await self._client._api.call(
@@ -144,7 +148,10 @@ class Passkey:
             self._authenticator.cancel()
 
     async def is_supported(self) -> bool:
-        return self._authenticator is not None and self._authenticator.is_available()
+        authenticator = self._authenticator
+        if authenticator is None:
+            return False
+        return await asyncio.to_thread(authenticator.is_available)  # may probe USB devices
 
     async def should_prompt_to_create_passkey(
         self, username: str | None = None
@@ -166,8 +173,10 @@ class Passkey:
 
     async def _lookup_local_credential(self) -> AuthsignalResponse[bool]:
         credential_id = self._credential_id
-        if credential_id is None and self._authenticator is not None:
-            credential_id = next(iter(self._authenticator.credential_ids()), None)
+        authenticator = self._authenticator
+        if credential_id is None and authenticator is not None:
+            credential_ids = await asyncio.to_thread(authenticator.credential_ids)
+            credential_id = next(iter(credential_ids), None)
         if credential_id is None:
             return AuthsignalResponse(data=False)
         return await self._client._api.call(

@@ -1,8 +1,9 @@
 """`client.passkey`: sign up and sign in with a passkey, as the Flutter SDK's
 `AuthsignalPasskey` does (docs/wire.md#client-sdk-surface, #flows), over any `PasskeyAuthenticator`.
 
-The authenticator is called directly: a software authenticator answers in microseconds, a
-USB key waits for a touch (in the async client that blocks the event loop while it waits)."""
+The async client calls the authenticator in a worker thread: a USB key waits for a touch, and
+the event loop keeps serving other tasks meanwhile. The generated blocking twin calls it
+directly (scripts/generate_sync.py has the rule)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ class Passkey:
             return _failed(options)
         challenge_id, creation_options = options.data
         try:
-            credential = self._require_authenticator().create(creation_options)
+            authenticator = self._require_authenticator()
+            credential = authenticator.create(creation_options)
         except AuthenticatorError as exc:
             if (
                 ignore_passkey_already_exists_error
@@ -124,7 +126,8 @@ class Passkey:
             return _failed(options)
         challenge_id, request_options = options.data
         try:
-            credential = self._require_authenticator().get(request_options)
+            authenticator = self._require_authenticator()
+            credential = authenticator.get(request_options)
         except AuthenticatorError as exc:
             return _authenticator_failed(exc)
         verified = self._client._api.call(
@@ -144,7 +147,10 @@ class Passkey:
             self._authenticator.cancel()
 
     def is_supported(self) -> bool:
-        return self._authenticator is not None and self._authenticator.is_available()
+        authenticator = self._authenticator
+        if authenticator is None:
+            return False
+        return authenticator.is_available()  # may probe USB devices
 
     def should_prompt_to_create_passkey(
         self, username: str | None = None
@@ -166,8 +172,10 @@ class Passkey:
 
     def _lookup_local_credential(self) -> AuthsignalResponse[bool]:
         credential_id = self._credential_id
-        if credential_id is None and self._authenticator is not None:
-            credential_id = next(iter(self._authenticator.credential_ids()), None)
+        authenticator = self._authenticator
+        if credential_id is None and authenticator is not None:
+            credential_ids = authenticator.credential_ids()
+            credential_id = next(iter(credential_ids), None)
         if credential_id is None:
             return AuthsignalResponse(data=False)
         return self._client._api.call(
