@@ -8,13 +8,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from passgate.server.services import passkey_policy
 from passgate.server.services.passkey_policy import PasskeyPolicy
+from passgate.server.store import tenants as tenant_store
+from passgate.server.store.db import Db
 
 GET_LOGIN_CREDS = "delegate_permission/common.get_login_creds"
 HANDLE_ALL_URLS = "delegate_permission/common.handle_all_urls"
 ASSET_LINK_RELATIONS = [HANDLE_ALL_URLS, GET_LOGIN_CREDS]
 AASA = "apple-app-site-association"
 ASSET_LINKS = "assetlinks.json"
+
+
+async def hosted_policies(db: Db, host: str) -> list[PasskeyPolicy]:
+    """The passkey policies of every tenant whose relying party id is `host` (port ignored):
+    one read of the tenants with that rp id."""
+    rp_id = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    found = await tenant_store.find_tenants_by_rp_id(db, rp_id.lower())
+    return [passkey_policy.policy(tenant) for tenant in found]
 
 
 def apple_app_site_association(policies: Sequence[PasskeyPolicy]) -> dict[str, Any]:
