@@ -96,8 +96,8 @@ def table(document: dict[str, Any]) -> str:
             f"sign {_number(floor['es256_sign_us'])} µs"
         )
         header = (
-            f"  {'flow':<17} {'ops/s':>16} {'server µs/op':>22} {'db µs/op':>16} "
-            f"{'stmts/op':>9} {'floor µs':>9} {'ratio':>6} {'p50/p95/p99 ms @50%':>22} "
+            f"  {'flow':<17} {'ops/s':>18} {'server µs/op':>24} {'db µs/op':>21} "
+            f"{'stmts/op':>16} {'floor µs':>9} {'ratio':>6} {'p50/p95/p99 ms @50%':>22} "
             f"{'err':>4} {'503':>4} {'RSS +MiB':>8}"
         )
         lines.append(header)
@@ -109,10 +109,10 @@ def table(document: dict[str, Any]) -> str:
             latency = figures["latency_ms"]
             lat = "/".join(_number(latency[key]["median"], 1) for key in ("p50", "p95", "p99"))
             lines.append(
-                f"  {flow:<17} {_cell(figures['ops_per_second'], 1):>16} "
-                f"{_cell(figures['server_cpu_us_per_op']):>22} "
-                f"{_cell(figures['db_cpu_us_per_op']):>16} "
-                f"{_cell(figures['statements_per_op'], 1):>9} "
+                f"  {flow:<17} {_cell(figures['ops_per_second'], 1):>18} "
+                f"{_cell(figures['server_cpu_us_per_op']):>24} "
+                f"{_cell(figures['db_cpu_us_per_op']):>21} "
+                f"{_cell(figures['statements_per_op'], 1):>16} "
                 f"{_number(figures['floor_us_per_op']['median']):>9} "
                 f"{_number(figures['ratio_to_floor']['median'], 1):>6} {lat:>22} "
                 f"{_number(sum(figures['errors']['runs'])):>4} "
