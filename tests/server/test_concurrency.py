@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services.push.settings import PushSettings
-from passgate.server.store.push_queries import REFUSED
+from passgate.server.store.push import REFUSED
 from passgate.server.store.tables import PushChallenge
 from tests.live_server import LiveServer, Tenant
 from tests.tenant_client import TenantClient, new_device_key

@@ -22,7 +22,7 @@ from passgate.sdk._protocol import basic_auth
 from passgate.sdk._push_protocol import public_key_base64, public_key_param, sign
 from passgate.server.services import tenants
 from passgate.server.services.push import nonces
-from passgate.server.store import push_queries
+from passgate.server.store import push as push_store
 from passgate.server.store.tables import PushUsedNonce, utcnow
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
@@ -95,7 +95,8 @@ def issued_at(server: LiveServer, tenant: Tenant, phone: Phone, purpose: str, ag
     async def work(session: AsyncSession) -> str:
         row = await tenants.get_tenant(session, tenant.id)
         when = utcnow() - timedelta(seconds=ago)
-        return await nonces.issue(session, row, phone.device_id, purpose, when)
+        async with server.app.state.engines.transaction(read_only=True) as db:
+            return await nonces.issue(db, row, phone.device_id, purpose, when)
 
     return server.run(work)
 
@@ -252,7 +253,8 @@ def test_unsigned_requests_store_nothing(
 
     async def prune(session: AsyncSession) -> int:
         later = utcnow() + timedelta(seconds=nonces.LIFETIME_SECONDS + 1)
-        return await push_queries.prune_used_nonces(session, later)
+        async with server.app.state.engines.transaction() as db:
+            return await push_store.prune_used_nonces(db, later)
 
     assert server.run(prune) >= 1
     assert spent_rows(server, tenant) == 0

@@ -21,7 +21,7 @@ from passgate.server.client_api.push_schemas import (
     UpdateCredentialRequest,
     UpdatedCredentialResponse,
 )
-from passgate.server.database import Session, writes
+from passgate.server.database import Database, writes
 from passgate.server.push import Hub
 from passgate.server.services.push import challenges, devices, nonces
 from passgate.server.services.push.challenges import MAX_WAIT_SECONDS
@@ -34,26 +34,26 @@ def credential_response(found: devices.Device) -> CredentialResponse:
     return CredentialResponse(
         user_authenticator_id=found.device.id,
         user_id=found.device.user_id,
-        verified_at=found.authenticator.verified_at or found.authenticator.created_at,
-        last_verified_at=found.authenticator.last_verified_at,
+        verified_at=found.verified_at or found.created_at,
+        last_verified_at=found.last_verified_at,
         expires_at=found.device.expires_at,
     )
 
 
 @router.get("", response_model_exclude_none=True)
 async def get_credential(
-    public_key: PublicKeyQuery, caller: AnyCaller, session: Session
+    public_key: PublicKeyQuery, caller: AnyCaller, db: Database
 ) -> CredentialResponse:
-    return credential_response(await devices.find(session, caller.tenant, public_key))
+    return credential_response(await devices.find(db, caller.tenant, public_key))
 
 
 @router.post("", response_model_exclude_none=True)
 async def add_credential(
-    body: AddCredentialRequest, caller: TokenCaller, session: Session
+    body: AddCredentialRequest, caller: TokenCaller, db: Database
 ) -> CredentialResponse:
     assert caller.claims is not None
     enrolled = await devices.enroll(
-        session,
+        db,
         caller.tenant,
         caller.claims,
         public_key=body.public_key,
@@ -66,17 +66,17 @@ async def add_credential(
 
 @router.post("/remove")
 async def remove_credential(
-    body: RemoveCredentialRequest, caller: AnyCaller, session: Session
+    body: RemoveCredentialRequest, caller: AnyCaller, db: Database
 ) -> RemovedResponse:
-    removed = await devices.remove(session, caller.tenant, body.public_key, body.signature)
+    removed = await devices.remove(db, caller.tenant, body.public_key, body.signature)
     return RemovedResponse(removed_authenticator_id=removed)
 
 
 @router.post("/challenge/sign")
 async def challenge_message(
-    public_key: PublicKeyQuery, caller: AnyCaller, session: Session
+    public_key: PublicKeyQuery, caller: AnyCaller, db: Database
 ) -> MessageResponse:
-    message = await devices.issue_message(session, caller.tenant, public_key, nonces.CHALLENGE)
+    message = await devices.issue_message(db, caller.tenant, public_key, nonces.CHALLENGE)
     return MessageResponse(message=message)
 
 
@@ -85,19 +85,19 @@ async def challenge_message(
 async def get_challenge(
     public_key: PublicKeyQuery,
     caller: AnyCaller,
-    session: Session,
+    db: Database,
     hub: Hub,
     signature: Annotated[str | None, Header(alias="X-Authsignal-Signature", max_length=200)] = None,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> ChallengeResponse:
     pending = await challenges.pending_for_device(
-        session, caller.tenant, hub, public_key=public_key, signature=signature, wait=wait
+        db, caller.tenant, hub, public_key=public_key, signature=signature, wait=wait
     )
     challenge, action = pending.challenge, pending.action
     if challenge is None or action is None:
-        return ChallengeResponse(user_authenticator_id=pending.device.device.id)
+        return ChallengeResponse(user_authenticator_id=pending.device.id)
     return ChallengeResponse(
-        user_authenticator_id=pending.device.device.id,
+        user_authenticator_id=pending.device.id,
         challenge_id=challenge.id,
         user_id=action.user_id,
         action_code=action.action_code,
@@ -113,10 +113,10 @@ async def get_challenge(
 
 @router.post("/challenge", response_model_exclude_none=True)
 async def update_challenge(
-    body: UpdateChallengeRequest, caller: AnyCaller, session: Session
+    body: UpdateChallengeRequest, caller: AnyCaller, db: Database
 ) -> UpdateChallengeResponse:
     answer = await challenges.answer(
-        session,
+        db,
         caller.tenant,
         public_key=body.public_key,
         challenge_id=body.challenge_id,
@@ -131,18 +131,18 @@ async def update_challenge(
 
 @router.post("/sign")
 async def credential_message(
-    public_key: PublicKeyQuery, caller: AnyCaller, session: Session
+    public_key: PublicKeyQuery, caller: AnyCaller, db: Database
 ) -> SigningChallengeResponse:
-    message = await devices.issue_message(session, caller.tenant, public_key, nonces.CREDENTIAL)
+    message = await devices.issue_message(db, caller.tenant, public_key, nonces.CREDENTIAL)
     return SigningChallengeResponse(challenge_id=message, message=message)
 
 
 @router.patch("", response_model_exclude_none=True)
 async def update_credential(
-    body: UpdateCredentialRequest, caller: AnyCaller, session: Session
+    body: UpdateCredentialRequest, caller: AnyCaller, db: Database
 ) -> UpdatedCredentialResponse:
     updated = await devices.update(
-        session,
+        db,
         caller.tenant,
         body.public_key,
         message=body.challenge_id,
@@ -153,7 +153,7 @@ async def update_credential(
     return UpdatedCredentialResponse(
         user_authenticator_id=updated.device.id,
         user_id=updated.device.user_id,
-        last_verified_at=updated.authenticator.last_verified_at or updated.authenticator.created_at,
+        last_verified_at=updated.last_verified_at or updated.created_at,
         push_token=updated.device.push_token,
         expires_at=updated.device.expires_at,
     )

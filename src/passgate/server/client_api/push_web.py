@@ -13,7 +13,7 @@ from passgate.server.client_api.push_schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.errors import error_response
 from passgate.server.push import Hub
 from passgate.server.services.push import challenges
@@ -27,11 +27,11 @@ RATE_LIMITED = "Too many push challenges for this user; try again in a few minut
     "/challenge/push", response_model=StartChallengeResponse, response_model_exclude_none=True
 )
 async def start_challenge(
-    body: StartChallengeRequest, caller: TokenCaller, session: Session, hub: Hub
+    body: StartChallengeRequest, caller: TokenCaller, db: Database, hub: Hub
 ) -> StartChallengeResponse | JSONResponse:
     assert caller.claims is not None
     started = await challenges.start_for_token(
-        session,
+        db,
         caller.tenant,
         caller.claims,
         hub,
@@ -49,9 +49,9 @@ async def start_challenge(
 
 
 @router.post("/verify/push", response_model_exclude_none=True)
-async def verify(body: VerifyRequest, caller: TokenCaller, session: Session) -> VerifyResponse:
+async def verify(body: VerifyRequest, caller: TokenCaller, db: Database) -> VerifyResponse:
     assert caller.claims is not None
-    status = await challenges.status(session, caller.tenant, caller.claims, body.challenge_id)
+    status = await challenges.status(db, caller.tenant, caller.claims, body.challenge_id)
     return VerifyResponse(
         is_verified=status.is_verified,
         is_consumed=status.is_consumed,

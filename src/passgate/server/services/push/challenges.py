@@ -1,13 +1,14 @@
 """Push challenges: started by `track` or W1, seen by the device (P5, optionally long-polled),
-decided once (P6), and watched by the requester (W2, `get_action`, `/validate`)."""
+decided once (P6), and watched by the requester (W2, `get_action`, `/validate`). Their states
+are `store.push.ChallengeState` (docs/push.md)."""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,25 +16,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from passgate.server.services import actions
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
-from passgate.server.services.push import devices, keys
+from passgate.server.services.push import devices, keys, nonces
 from passgate.server.services.push.errors import (
     BadSignature,
     ChallengeAnswered,
     ChallengeExpired,
     NoPushDevice,
+    UnknownCredential,
 )
 from passgate.server.services.push.hub import PushHub
 from passgate.server.services.push.settings import push_settings
 from passgate.server.services.tokens import TokenClaims
-from passgate.server.store import push_queries, queries
-from passgate.server.store.db import db_of
-from passgate.server.store.push_queries import PENDING, REFUSED
-from passgate.server.store.tables import Action, PushChallenge, Tenant, utcnow
+from passgate.server.store import push as push_store
+from passgate.server.store import queries
+from passgate.server.store.actions import ActionRow
+from passgate.server.store.db import Db, db_of
+from passgate.server.store.push import ChallengeState, PushChallengeRow, PushDeviceRow
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import TenantRow
 
 log = structlog.get_logger("passgate.push")
 
-APPROVED, REJECTED, FAILED = "approved", "rejected", "failed"
 MAX_WAIT_SECONDS = 60
+# How a push decision settles its action (services/actions.settle's rule, in the statement).
+_SETTLE = {
+    "settle_from": ActionState.CHALLENGE_REQUIRED.value,
+    "succeeded_state": ActionState.CHALLENGE_SUCCEEDED.value,
+    "failed_state": ActionState.CHALLENGE_FAILED.value,
+    "method": VerificationMethod.PUSH.value,
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -41,16 +52,16 @@ class Started:
     """A pending challenge (new or the action's open one); None with `no_device` or
     `refused` (over the push-bombing limit, recorded)."""
 
-    challenge: PushChallenge | None
+    challenge: PushChallengeRow | None
     no_device: bool = False
     refused: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Pending:
-    device: devices.Device
-    challenge: PushChallenge | None = None
-    action: Action | None = None
+    device: PushDeviceRow
+    challenge: PushChallengeRow | None = None
+    action: ActionRow | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,63 +81,80 @@ def _new_code(digits: int) -> str:
     return f"{secrets.randbelow(10**digits):0{digits}d}"
 
 
+def _db(db: Db | AsyncSession) -> Db:
+    """Callers not yet moved off the ORM session pass it; its Db is the same transaction."""
+    return db_of(db) if isinstance(db, AsyncSession) else db
+
+
 async def start(
-    session: AsyncSession,
-    tenant: Tenant,
-    action: Action,
+    db: Db | AsyncSession,
+    tenant: TenantRow,
+    action: ActionRow,
     hub: PushHub,
     *,
     authenticator_id: str | None = None,
+    new_action: bool = False,
+    user_locked: bool = False,
 ) -> Started:
     """Ask the user's devices (or one of them) to approve `action`. An action's open challenge
-    is reused, so retries neither spam the device nor change the number shown."""
+    is reused, so retries neither spam the device nor change the number shown.
+
+    One statement when the caller knows more: `new_action` (just inserted: it has no open
+    challenge to reuse) and `user_locked` (this transaction already wrote the user's row, which
+    on PostgreSQL holds it, as `push_store.lock_user` would). The insert itself checks that the
+    user has a (matching, unexpired) device and the push-bombing limit."""
+    db = _db(db)
     settings = push_settings(tenant)
     now = utcnow()
-    found = await push_queries.user_devices(session, tenant.id, action.user_id, now)
-    targets = [d for d in found if authenticator_id in (None, d.id)]
-    if not targets:
-        return Started(challenge=None, no_device=True)
-    # Atomic across requests and processes: the user's row is held (PostgreSQL) while the open
-    # challenge is looked for, and the insert itself checks the push-bombing limit.
-    await push_queries.lock_user(session, tenant.id, action.user_id)
-    open_challenge = await push_queries.action_challenge(session, action.id, pending_at=now)
-    if open_challenge is not None and (
-        None in (open_challenge.authenticator_id, authenticator_id)
-        or open_challenge.authenticator_id == authenticator_id
-    ):
-        return Started(challenge=open_challenge)
-    values = {
+    if not new_action:
+        open_challenge = await push_store.get_action_challenge(db, action.id, pending_at=now)
+        if open_challenge is not None and (
+            None in (open_challenge.authenticator_id, authenticator_id)
+            or open_challenge.authenticator_id == authenticator_id
+        ):
+            return Started(challenge=open_challenge)
+    # Atomic across requests and processes: the user's row is held (PostgreSQL) while the
+    # insert counts the user's recent challenges.
+    if not user_locked:
+        await push_store.lock_user(db, tenant.id, action.user_id)
+    values: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "tenant_id": tenant.id,
         "user_id": action.user_id,
         "action_id": action.id,
         "authenticator_id": authenticator_id,
-        "state": PENDING,
         "verification_code": _new_code(settings.code_digits) if settings.number_matching else None,
         "created_at": now,
         "expires_at": now + timedelta(seconds=settings.challenge_expiry_seconds),
     }
-    challenge = await push_queries.insert_challenge_within_limit(
-        session,
+    challenge = await push_store.insert_challenge(
+        db,
         values,
         since=now - timedelta(seconds=settings.rate_limit_window_seconds),
         limit=settings.rate_limit,
     )
     if challenge is None:
-        session.add(PushChallenge(**{**values, "state": REFUSED}))
-        await session.flush()
+        return Started(challenge=None, no_device=True)
+    if challenge.state == ChallengeState.REFUSED:
         log.warning("push rate limit", tenant_id=tenant.id, user_id=action.user_id)
         return Started(challenge=None, refused=True)
-    planned = (
-        hub.deliverer.plan(tenant.id, settings, challenge, action, targets) if hub.deliverer else []
-    )
-    hub.after_commit(db_of(session), tenant.id, action.user_id, planned)
+    planned = []
+    if hub.deliverer is not None and (settings.webhook_url or settings.apns or settings.fcm):
+        # Only a tenant that delivers anywhere reads the devices (their push tokens).
+        found = await push_store.find_devices(db, tenant.id, action.user_id, now)
+        targets = [d for d in found if authenticator_id in (None, d.id)]
+        planned = hub.deliverer.plan(tenant.id, settings, challenge, action, targets)
+    hub.after_commit(db, tenant.id, action.user_id, planned)
     return Started(challenge=challenge)
 
 
+def _action_row(action: Any) -> ActionRow:
+    return ActionRow.of({name: getattr(action, name) for name in ActionRow.__slots__})
+
+
 async def start_for_token(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     claims: TokenClaims,
     hub: PushHub,
     *,
@@ -140,22 +168,32 @@ async def start_for_token(
         raise InvalidRequest(
             f"The token is for action {claims.action_code!r}, not {action_code!r}."
         )
-    action = await queries.get_action(
-        session, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+    found = await queries.get_action(
+        await db.session(), tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
     )
-    if action is None:
+    if found is None:
         raise NotFound("The token's action no longer exists.")
+    action = _action_row(found)
     if action.state != ActionState.CHALLENGE_REQUIRED:
         raise InvalidRequest(f"The action is {action.state}: there is nothing to approve.")
-    started = await start(session, tenant, action, hub, authenticator_id=authenticator_id)
+    started = await start(db, tenant, action, hub, authenticator_id=authenticator_id)
     if started.no_device:
         raise NoPushDevice("The user has no push device enrolled (or not this one).")
     return started
 
 
+async def _device_ids(db: Db, tenant: TenantRow, public_key: str) -> tuple[str, str, bool]:
+    """(device id, user id, from this process's memory) for a canonical key."""
+    ids = devices.known_ids(tenant.id, public_key)
+    if ids is not None:
+        return ids[0], ids[1], True
+    device = await devices.find(db, tenant, public_key)
+    return device.device.id, device.device.user_id, False
+
+
 async def pending_for_device(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     hub: PushHub,
     *,
     public_key: str,
@@ -163,29 +201,59 @@ async def pending_for_device(
     wait: float = 0,
 ) -> Pending:
     """P5: the challenge the device should show now. With `wait`, return as soon as one is
-    created, up to `wait` seconds, without keeping a database connection meanwhile."""
-    device = await devices.find(session, tenant, public_key)
-    await devices.prove(session, tenant, device, signature)
-    user_id, device_id = device.device.user_id, device.device.id
+    created, up to `wait` seconds, without keeping a database connection meanwhile.
 
-    db = db_of(session)
-
-    async def look() -> tuple[PushChallenge, Action] | None:
-        current = await db.session()
-        return await push_queries.pending_challenge(
-            current, tenant.id, user_id, device_id, utcnow()
+    One read finds the device (by the id this process remembers and the key), counts its
+    spent messages and finds its pending challenge with the action; then the signed message
+    is spent (docs/wire.md#push-device-keys)."""
+    key = keys.canonical_public_key(public_key)
+    now = utcnow()
+    device_id, _, remembered = await _device_ids(db, tenant, key)
+    outstanding = nonces.outstanding(tenant, device_id, nonces.CHALLENGE, now)
+    current, previous = outstanding.ranges
+    found = await push_store.get_device_and_pending(
+        db, tenant.id, device_id, key, now, current=current, previous=previous
+    )
+    if found is None and remembered:
+        # Removed (and maybe enrolled again under a new id): look the key up afresh.
+        devices.forget(tenant.id, key)
+        return await pending_for_device(
+            db, tenant, hub, public_key=key, signature=signature, wait=wait
         )
+    if found is None:
+        raise UnknownCredential("No push credential with this public key.")
+    device = found.device
+    devices.check_expiry(device, now)
+    signed = next(
+        (
+            n
+            for n in outstanding.candidates(found.spent)
+            if keys.verify(device.public_key, signature, n.message)
+        ),
+        None,
+    )
+    if signed is None:
+        raise BadSignature(
+            "The signature does not sign this device's current message; request a new one."
+        )
+    if not await nonces.spend(db, tenant, signed):
+        raise BadSignature("This message was already used; request a new one.")
+    if found.challenge is not None or wait <= 0:
+        return Pending(device=device, challenge=found.challenge, action=found.action)
+
+    async def look() -> tuple[PushChallengeRow, ActionRow] | None:
+        return await push_store.get_pending(db, tenant.id, device.user_id, device.id, utcnow())
 
     # While it waits, the request holds no connection; its used-up message is committed first.
-    found = await hub.wait_for(db, tenant.id, user_id, look, min(wait, MAX_WAIT_SECONDS))
-    if found is None:
+    waited = await hub.wait_for(db, tenant.id, device.user_id, look, min(wait, MAX_WAIT_SECONDS))
+    if waited is None:
         return Pending(device=device)
-    return Pending(device=device, challenge=found[0], action=found[1])
+    return Pending(device=device, challenge=waited[0], action=waited[1])
 
 
 async def answer(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     *,
     public_key: str,
     challenge_id: str,
@@ -194,75 +262,85 @@ async def answer(
     verification_code: str | None,
 ) -> Answer:
     """P6: the device's one decision. Approving needs the number the requester shows; a wrong
-    number fails the challenge. Of concurrent answers exactly one is taken."""
-    device = await devices.find(session, tenant, public_key)
-    if not keys.verify(device.device.public_key, signature, challenge_id):
+    number fails the challenge. Of concurrent answers exactly one is taken, and only while the
+    device exists (checked in the deciding statement); then the action is settled and, when
+    approved, the device's last_verified_at recorded."""
+    key = keys.canonical_public_key(public_key)
+    if not keys.verify(key, signature, challenge_id):
+        await devices.find(db, tenant, key)  # an unknown or expired device says so first
         raise BadSignature("The signature does not sign this challengeId with this device's key.")
-    found = await push_queries.get_challenge(session, tenant.id, challenge_id)
-    challenge, action = found if found else (None, None)
-    if (
-        challenge is None
-        or action is None
-        or challenge.user_id != device.device.user_id
-        or challenge.authenticator_id not in (None, device.device.id)
-        or challenge.state == REFUSED
-    ):
-        raise NotFound("No such push challenge for this device.", error_code="challenge_not_found")
+    device_id, user_id, _ = await _device_ids(db, tenant, key)
     now = utcnow()
-    if challenge.state != PENDING:
-        raise ChallengeAnswered("This challenge has already been answered.")
-    if challenge.expires_at <= now:
-        raise ChallengeExpired("This challenge has expired.")
-    code_ok = challenge.verification_code is None or hmac.compare_digest(
-        (verification_code or "").strip().encode(), challenge.verification_code.encode()
+    decided = await push_store.decide(
+        db,
+        tenant_id=tenant.id,
+        challenge_id=challenge_id,
+        user_id=user_id,
+        device_id=device_id,
+        public_key=key,
+        approved=approved,
+        code=(verification_code or "").strip(),
+        now=now,
+        settle=_SETTLE,
     )
-    verified = approved and code_ok
-    state = APPROVED if verified else (FAILED if approved else REJECTED)
-    if not await push_queries.decide(
-        session, challenge.id, state=state, device_id=device.device.id, now=now
-    ):
-        raise ChallengeAnswered("This challenge has already been answered (or just expired).")
-    # The backend may have settled the action meanwhile (update_action); its word stands.
-    settled = await actions.settle(
-        session,
-        action,
-        succeeded=verified,
-        method=VerificationMethod.PUSH,
-        authenticator_id=device.device.id,
-    )
-    if verified:
-        device.authenticator.last_verified_at = now
-        await session.flush()
+    if decided is None:
+        raise await _why_not_decided(db, tenant, key, challenge_id)
+    settled = decided.settled
+    if settled is None:
+        # The backend may have settled the action meanwhile (update_action); its word stands.
+        settled = await push_store.settle_action(
+            db, decided, device_id=device_id, now=now, settle=_SETTLE
+        )
+        if decided.state == ChallengeState.APPROVED:
+            await push_store.mark_verified(db, device_id, now)
     if not approved:
         return Answer(is_verified=False, failure_reason="REJECTED")
-    if not code_ok:
+    if decided.state == ChallengeState.FAILED:
         return Answer(is_verified=False, failure_reason="VERIFICATION_CODE_MISMATCH")
     if not settled:
         return Answer(is_verified=False, failure_reason="ACTION_ALREADY_SETTLED")
     return Answer(is_verified=True)
 
 
-async def status(
-    session: AsyncSession, tenant: Tenant, claims: TokenClaims, challenge_id: str
-) -> Status:
+async def _why_not_decided(db: Db, tenant: TenantRow, key: str, challenge_id: str) -> Exception:
+    """The refusal for an answer the decision did not take (the failure path reads again)."""
+    device = await devices.find(db, tenant, key)  # unknown or expired: raises
+    found = await push_store.get_challenge(db, tenant.id, challenge_id)
+    challenge = found[0] if found else None
+    if (
+        challenge is None
+        or challenge.user_id != device.device.user_id
+        or challenge.authenticator_id not in (None, device.device.id)
+        or challenge.state == ChallengeState.REFUSED
+    ):
+        devices.forget(tenant.id, key)  # a re-enrolled key may have had a stale id here
+        return NotFound("No such push challenge for this device.", error_code="challenge_not_found")
+    if challenge.state != ChallengeState.PENDING:
+        return ChallengeAnswered("This challenge has already been answered.")
+    if challenge.expires_at <= utcnow():
+        return ChallengeExpired("This challenge has expired.")
+    return ChallengeAnswered("This challenge has already been answered (or just expired).")
+
+
+async def status(db: Db, tenant: TenantRow, claims: TokenClaims, challenge_id: str) -> Status:
     """W2: what became of the token's challenge; once approved, a token for `/validate`."""
-    found = await push_queries.get_challenge(session, tenant.id, challenge_id)
+    found = await push_store.get_challenge(db, tenant.id, challenge_id)
     if (
         found is None
-        or found[0].state == REFUSED
+        or found[0].state == ChallengeState.REFUSED
         or found[1].user_id != claims.user_id
         or found[1].action_code != claims.action_code
         or found[1].idempotency_key != claims.idempotency_key
     ):
         raise NotFound("No such push challenge for this token.", error_code="challenge_not_found")
     challenge, action = found
-    verified = challenge.state == APPROVED
-    consumed = challenge.state != PENDING or challenge.expires_at <= utcnow()
-    token = actions.action_token(tenant, action, claims.username) if verified else None
+    verified = challenge.state == ChallengeState.APPROVED
+    consumed = challenge.state != ChallengeState.PENDING or challenge.expires_at <= utcnow()
+    token = actions.action_token(tenant, action, claims.username) if verified else None  # type: ignore[arg-type]
     return Status(is_verified=verified, is_consumed=consumed, access_token=token)
 
 
-async def verification_code(session: AsyncSession, action: Action) -> str | None:
+async def verification_code(db: Db | AsyncSession, action: ActionRow) -> str | None:
     """The number the requester shows for the action's newest challenge (never the device)."""
-    challenge = await push_queries.action_challenge(session, action.id)
+    challenge = await push_store.get_action_challenge(_db(db), action.id)
     return challenge.verification_code if challenge else None

@@ -34,12 +34,12 @@ from functools import lru_cache
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import secrets_box
 from passgate.server.services.push.errors import TooManyRequests
-from passgate.server.store import push_queries
-from passgate.server.store.tables import Tenant
+from passgate.server.store import push as push_store
+from passgate.server.store.db import Db
+from passgate.server.store.tenants import TenantRow
 
 VERSION = "v1"
 SLOT_SECONDS = 150
@@ -65,7 +65,7 @@ class Nonce:
         return datetime.fromtimestamp(self.expiry, UTC)
 
 
-def _key(tenant: Tenant) -> bytes:
+def _key(tenant: TenantRow) -> bytes:
     """The tenant's nonce key: derived from its signing key (opened, not the stored
     ciphertext: a copy of the database without the master key must not let anyone make
     messages, and a master key rotation must not change the key)."""
@@ -81,12 +81,12 @@ def _derive(signing_key_pem: str) -> bytes:
     return hkdf.derive(signing_key_pem.encode())
 
 
-def _digest_prefix(tenant: Tenant, device_id: str, purpose: str, expiry: int) -> str:
+def _digest_prefix(tenant: TenantRow, device_id: str, purpose: str, expiry: int) -> str:
     text = f"{VERSION}|{purpose}|{tenant.id}|{device_id}|{expiry}"
     return hashlib.sha256(text.encode()).hexdigest()[:_PREFIX_CHARS]
 
 
-def _make(tenant: Tenant, device_id: str, purpose: str, expiry: int, serial: int) -> Nonce:
+def _make(tenant: TenantRow, device_id: str, purpose: str, expiry: int, serial: int) -> Nonce:
     signed = f"{VERSION}|{purpose}|{tenant.id}|{device_id}|{expiry}|{serial}".encode()
     mac = hmac.new(_key(tenant), signed, hashlib.sha256).digest()[:_MAC_BYTES]
     return Nonce(
@@ -103,35 +103,60 @@ def _slot_expiries(now: datetime) -> tuple[int, int]:
     return start + LIFETIME_SECONDS, start + SLOT_SECONDS
 
 
-async def _next(
-    session: AsyncSession, tenant: Tenant, device_id: str, purpose: str, expiry: int
-) -> Nonce:
-    """The first message of this slot that the device has not spent."""
+def _range(tenant: TenantRow, device_id: str, purpose: str, expiry: int) -> tuple[str, str]:
+    """The digests of one slot's messages: the device's spent ones of it are counted there."""
     prefix = _digest_prefix(tenant, device_id, purpose, expiry)
-    low, high = prefix + "0" * _SERIAL_DIGITS, prefix + "9" * _SERIAL_DIGITS
-    serial = await push_queries.count_spent_nonces(session, low, high)
-    if serial >= 10**_SERIAL_DIGITS:
+    return prefix + "0" * _SERIAL_DIGITS, prefix + "9" * _SERIAL_DIGITS
+
+
+def _nth(tenant: TenantRow, device_id: str, purpose: str, expiry: int, spent: int) -> Nonce:
+    """The first message of this slot that the device has not spent (`spent` of it are)."""
+    if spent >= 10**_SERIAL_DIGITS:
         raise TooManyRequests("Too many signed requests from this device; try again later.")
-    return _make(tenant, device_id, purpose, expiry, serial)
+    return _make(tenant, device_id, purpose, expiry, spent)
 
 
-async def issue(
-    session: AsyncSession, tenant: Tenant, device_id: str, purpose: str, now: datetime
-) -> str:
+async def issue(db: Db, tenant: TenantRow, device_id: str, purpose: str, now: datetime) -> str:
     """The message for the device to sign now (P4, P7). It writes nothing."""
-    nonce = await _next(session, tenant, device_id, purpose, _slot_expiries(now)[0])
-    return nonce.message
+    expiry = _slot_expiries(now)[0]
+    spent = await push_store.count_spent_nonces(db, *_range(tenant, device_id, purpose, expiry))
+    return _nth(tenant, device_id, purpose, expiry, spent).message
 
 
-async def outstanding(
-    session: AsyncSession, tenant: Tenant, device_id: str, purpose: str, now: datetime
-) -> list[Nonce]:
-    """The messages a signature without its message (P5) may sign: at most two."""
-    return [await _next(session, tenant, device_id, purpose, e) for e in _slot_expiries(now)]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Outstanding:
+    """Where to count the spent messages of the current and the previous slot (P5 counts them
+    in its one read, store/push.py), and then which messages a signature without its message
+    may sign: at most two."""
+
+    tenant: TenantRow
+    device_id: str
+    purpose: str
+    expiries: tuple[int, int]
+
+    @property
+    def ranges(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        current, previous = self.expiries
+        return (
+            _range(self.tenant, self.device_id, self.purpose, current),
+            _range(self.tenant, self.device_id, self.purpose, previous),
+        )
+
+    def candidates(self, spent: tuple[int, int]) -> list[Nonce]:
+        return [
+            _nth(self.tenant, self.device_id, self.purpose, expiry, count)
+            for expiry, count in zip(self.expiries, spent, strict=True)
+        ]
+
+
+def outstanding(tenant: TenantRow, device_id: str, purpose: str, now: datetime) -> Outstanding:
+    return Outstanding(
+        tenant=tenant, device_id=device_id, purpose=purpose, expiries=_slot_expiries(now)
+    )
 
 
 def parse(
-    tenant: Tenant, device_id: str, purpose: str, message: str, now: datetime
+    tenant: TenantRow, device_id: str, purpose: str, message: str, now: datetime
 ) -> Nonce | None:
     """The message sent back (P8's challengeId), if Passgate made it for this tenant, device
     and purpose, and it has not expired; None otherwise. Whether it was spent is `spend`'s."""
@@ -149,6 +174,6 @@ def parse(
     return nonce if hmac.compare_digest(nonce.message.encode(), message.encode()) else None
 
 
-async def spend(session: AsyncSession, tenant: Tenant, nonce: Nonce) -> bool:
+async def spend(db: Db, tenant: TenantRow, nonce: Nonce) -> bool:
     """Use a message up, once its signature verified: True for exactly one caller."""
-    return await push_queries.spend_nonce(session, nonce.digest, tenant.id, nonce.expires_at)
+    return await push_store.spend_nonce(db, nonce.digest, tenant.id, nonce.expires_at)

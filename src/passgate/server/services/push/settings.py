@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from passgate.server import json_values
 from passgate.server.services import secrets_box, tenants
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store.tables import Tenant
+from passgate.server.store.tenants import TenantRow
 
 WEBHOOK_SECRET_PREFIX = "pg_whsec_"
 MAX_SECRET_GRACE_SECONDS = 30 * 86_400
@@ -98,23 +98,23 @@ class PushSettings:
 _NAMES = frozenset(f.name for f in fields(PushSettings))
 
 
-def push_settings(tenant: Tenant) -> PushSettings:
+def push_settings(tenant: TenantRow) -> PushSettings:
     """The tenant's push settings, their secrets opened (stored sealed: `_store`)."""
     stored = secrets_box.open_push(tenant.settings.get("push") or {}, tenant.id)
     return PushSettings(**{name: value for name, value in stored.items() if name in _NAMES})
 
 
-def _store(tenant: Tenant, settings: PushSettings) -> None:
-    # A new dict, so SQLAlchemy sees the JSON column change.
+def _store(tenant: TenantRow, settings: PushSettings) -> dict[str, Any]:
+    """The tenant's settings with these push settings (sealed), to save."""
     stored = secrets_box.seal_push(asdict(settings), tenant.id)
-    tenant.settings = {**tenant.settings, "push": stored}
+    return {**tenant.settings, "push": stored}
 
 
 def update_push_settings(
-    tenant: Tenant, *, clear: Iterable[str] = (), **changes: Any
+    tenant: TenantRow, *, clear: Iterable[str] = (), **changes: Any
 ) -> PushSettings:
     """Apply `changes` (None leaves a field as it is), reset the fields named in `clear` to
-    their defaults, and store the result on the tenant. Setting a webhook URL for the first
+    their defaults (the caller saves them with `_store`). Setting a webhook URL for the first
     time also makes its signing secret."""
     unknown = (set(changes) | set(clear)) - _NAMES
     if unknown:
@@ -126,7 +126,6 @@ def update_push_settings(
     updated = replace(current, **{k: v for k, v in changes.items() if v is not None})
     if updated.webhook_url and not updated.webhook_secret:
         updated = replace(updated, webhook_secret=new_webhook_secret())
-    _store(tenant, updated)
     return updated
 
 
@@ -137,8 +136,7 @@ async def configure(
     await secrets_box.ready(session)
     tenant = await tenants.get_tenant(session, tenant_id)
     updated = update_push_settings(tenant, clear=clear, **changes)
-    await session.flush()
-    tenants.forget(tenant_id)
+    await tenants.save_settings(session, tenant_id, _store(tenant, updated))
     return updated
 
 
@@ -161,9 +159,7 @@ async def rotate_webhook_secret(
         previous_webhook_secret=current.webhook_secret if keep_old else None,
         previous_webhook_secret_expires_at=int(time.time()) + grace_seconds if keep_old else None,
     )
-    _store(tenant, updated)
-    await session.flush()
-    tenants.forget(tenant_id)
+    await tenants.save_settings(session, tenant_id, _store(tenant, updated))
     return updated
 
 
