@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from passgate.server.schemas import AaguidMapping, AuthenticatorResponse, WebauthnCredential
 from passgate.server.services import aaguids
+from passgate.server.store.authenticators import AuthenticatorRow
+from passgate.server.store.passkeys import PasskeyCredentialRow
 from passgate.server.store.tables import Authenticator, PasskeyCredential
 
 
@@ -18,7 +20,8 @@ def aaguid_mapping(aaguid: str | None) -> AaguidMapping | None:
 
 
 def authenticator_response(
-    authenticator: Authenticator, passkey: PasskeyCredential | None = None
+    authenticator: Authenticator | AuthenticatorRow,
+    passkey: PasskeyCredential | PasskeyCredentialRow | None = None,
 ) -> AuthenticatorResponse:
     webauthn = None
     if passkey is not None:

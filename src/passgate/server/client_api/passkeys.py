@@ -12,7 +12,7 @@ from pydantic import Field
 from passgate.server.client_api.auth import AnyCaller, ClientCaller, TokenCaller
 from passgate.server.client_api.rate_limits import ClientWriteLimit
 from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
-from passgate.server.database import Session
+from passgate.server.database import Database, Session
 from passgate.server.schemas import (
     ActionCode,
     AuthenticatorResponse,
@@ -25,6 +25,7 @@ from passgate.server.schemas import (
 )
 from passgate.server.services import passkeys, users
 from passgate.server.services.errors import InvalidRequest
+from passgate.server.store.db import Db
 from passgate.server.views import authenticator_response
 
 router = APIRouter(tags=["passkeys"])
@@ -88,29 +89,29 @@ class PasskeyLookupResponse(WireModel):
 
 @router.post("/challenge", dependencies=[ClientWriteLimit])
 async def challenge(
-    caller: AnyCaller, session: Session, body: ChallengeRequest | None = None
+    caller: AnyCaller, db: Database, body: ChallengeRequest | None = None
 ) -> ChallengeResponse:
-    return await _challenge(caller, session, body, binding_hash=None)
+    return await _challenge(caller, db, body, binding_hash=None)
 
 
 @router.post("/challenge/web", dependencies=[ClientWriteLimit])
 async def challenge_web(
     caller: AnyCaller,
-    session: Session,
+    db: Database,
     request: Request,
     response: Response,
     body: ChallengeRequest | None = None,
 ) -> ChallengeResponse:
     """C1 for the browser SDK's `useCookies`: the challenge is bound to this browser."""
-    return await _challenge(caller, session, body, binding_hash=bind(request, response))
+    return await _challenge(caller, db, body, binding_hash=bind(request, response))
 
 
 async def _challenge(
-    caller: ClientCaller, session: Session, body: ChallengeRequest | None, binding_hash: str | None
+    caller: ClientCaller, db: Db, body: ChallengeRequest | None, binding_hash: str | None
 ) -> ChallengeResponse:
     body = body or ChallengeRequest()
     created = await passkeys.create_challenge(
-        session,
+        db,
         caller.tenant,
         caller.claims,
         action_code=body.action,
@@ -123,17 +124,17 @@ async def _challenge(
 @router.post(f"{PASSKEY}/registration-options")
 async def registration_options(
     caller: TokenCaller,
-    session: Session,
+    db: Database,
     hosted_origin: HostedOrigin,
     body: RegistrationOptionsRequest | None = None,
 ) -> OptionsResponse:
-    return await _registration_options(caller, session, hosted_origin, body, binding_hash=None)
+    return await _registration_options(caller, db, hosted_origin, body, binding_hash=None)
 
 
 @router.post(f"{PASSKEY}/registration-options/web")
 async def registration_options_web(
     caller: TokenCaller,
-    session: Session,
+    db: Database,
     hosted_origin: HostedOrigin,
     request: Request,
     response: Response,
@@ -141,12 +142,12 @@ async def registration_options_web(
 ) -> OptionsResponse:
     """C2 for the browser SDK's `useCookies`: the challenge is bound to this browser."""
     binding_hash = bind(request, response)
-    return await _registration_options(caller, session, hosted_origin, body, binding_hash)
+    return await _registration_options(caller, db, hosted_origin, body, binding_hash)
 
 
 async def _registration_options(
     caller: ClientCaller,
-    session: Session,
+    db: Db,
     hosted_origin: str | None,
     body: RegistrationOptionsRequest | None,
     binding_hash: str | None,
@@ -154,7 +155,7 @@ async def _registration_options(
     body = body or RegistrationOptionsRequest()
     assert caller.claims is not None
     options = await passkeys.registration_options(
-        session,
+        db,
         caller.tenant,
         caller.claims,
         username=body.username,
@@ -168,7 +169,7 @@ async def _registration_options(
 @router.post(PASSKEY, response_model_exclude_none=True)
 async def add_passkey(
     caller: TokenCaller,
-    session: Session,
+    db: Database,
     body: AddPasskeyRequest,
     request: Request,
     hosted_origin: HostedOrigin,
@@ -176,7 +177,7 @@ async def add_passkey(
 ) -> VerifiedResponse:
     assert caller.claims is not None
     added = await passkeys.add_passkey(
-        session,
+        db,
         caller.tenant,
         caller.claims,
         challenge_id=body.challenge_id,
@@ -186,6 +187,7 @@ async def add_passkey(
         hosted_origin=hosted_origin,
         binding_hash=binding,
     )
+    assert added.authenticator is not None and added.credential is not None
     return verified_response(added).model_copy(
         update={"user_authenticator": authenticator_response(added.authenticator, added.credential)}
     )
@@ -194,13 +196,13 @@ async def add_passkey(
 @router.post(f"{PASSKEY}/authentication-options", dependencies=[ClientWriteLimit])
 async def authentication_options(
     caller: AnyCaller,
-    session: Session,
+    db: Database,
     hosted_origin: HostedOrigin,
     body: AuthenticationOptionsRequest | None = None,
 ) -> OptionsResponse:
     challenge_id = body.challenge_id if body else None
     options = await passkeys.authentication_options(
-        session, caller.tenant, caller.claims, challenge_id, hosted_origin=hosted_origin
+        db, caller.tenant, caller.claims, challenge_id, hosted_origin=hosted_origin
     )
     return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
 
@@ -208,14 +210,14 @@ async def authentication_options(
 @router.post(f"{PASSKEY}/authentication-options/web", dependencies=[ClientWriteLimit])
 async def authentication_options_web(
     caller: AnyCaller,
-    session: Session,
+    db: Database,
     hosted_origin: HostedOrigin,
     request: Request,
     response: Response,
 ) -> OptionsResponse:
     """C4 for the browser SDK's `useCookies`: a new challenge, bound to this browser."""
     options = await passkeys.authentication_options(
-        session,
+        db,
         caller.tenant,
         caller.claims,
         None,
@@ -228,13 +230,13 @@ async def authentication_options_web(
 @router.post("/verify/passkey", response_model_exclude_none=True)
 async def verify_passkey(
     caller: AnyCaller,
-    session: Session,
+    db: Database,
     body: VerifyPasskeyRequest,
     hosted_origin: HostedOrigin,
     binding: PresentedBinding,
 ) -> VerifiedResponse:
     verified = await passkeys.verify(
-        session,
+        db,
         caller.tenant,
         caller.claims,
         challenge_id=body.challenge_id,
@@ -249,7 +251,7 @@ async def verify_passkey(
 @router.get(PASSKEY, response_model_exclude_none=True)
 async def find_passkey(
     caller: AnyCaller,
-    session: Session,
+    db: Database,
     credential_id: Annotated[str | None, Query(alias="credentialId", max_length=1400)] = None,
     credential_ids: Annotated[str | None, Query(alias="credentialIds", max_length=8000)] = None,
 ) -> PasskeyLookupResponse:
@@ -257,7 +259,7 @@ async def find_passkey(
     wanted = [value.strip() for value in wanted if value.strip()][:50]
     if not wanted:
         raise InvalidRequest("Give credentialId or credentialIds.")
-    row, authenticator = await passkeys.find_credential(session, caller.tenant, wanted)
+    row, authenticator = await passkeys.find_credential(db, caller.tenant, wanted)
     return PasskeyLookupResponse(
         credential_id=row.credential_id, verified_at=authenticator.verified_at
     )
@@ -274,9 +276,9 @@ def verified_response(verified: passkeys.Verified) -> VerifiedResponse:
     return VerifiedResponse(
         is_verified=True,
         access_token=verified.token,
-        user_id=verified.user.user_id,
-        user_authenticator_id=verified.authenticator.id,
-        credential_id=verified.credential.credential_id,
-        username=verified.user.username or verified.authenticator.username,
-        user_display_name=verified.user.display_name or verified.authenticator.display_name,
+        user_id=verified.user_id,
+        user_authenticator_id=verified.authenticator_id,
+        credential_id=verified.credential_id,
+        username=verified.username,
+        user_display_name=verified.display_name,
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.services import tenants, tokens
 
 router = APIRouter(tags=["public"])
@@ -15,7 +15,7 @@ router = APIRouter(tags=["public"])
 
 @router.get("/public/{tenantId}/.well-known/jwks")
 async def jwks(
-    tenant_id: Annotated[str, Path(alias="tenantId", max_length=36)], session: Session
+    tenant_id: Annotated[str, Path(alias="tenantId", max_length=36)], db: Database
 ) -> dict[str, Any]:
-    tenant = await tenants.get_tenant(session, tenant_id)
+    tenant = await tenants.get_tenant(db, tenant_id)
     return tokens.public_jwks(tenant)

@@ -2,11 +2,16 @@
 routes anyone can call with the tenant id alone, answering 429 `too_many_requests` with
 `Retry-After` (docs/wire.md#rate-limits).
 
-It runs before the route's own dependencies, in a short transaction of its own that commits
-at once: the count must stand even when the call is refused, must not hold a PostgreSQL row
-lock for the rest of the request, and (on SQLite) must be written before the request's own
-transaction takes the write lock. It reads the tenant through the same cache as the Client
-API's auth, which then finds it there.
+It runs after the Client API's auth, as the first write of the request's one transaction
+(server/database.py): a call within the limits commits its count with its own writes (a call
+that then fails rolls its count back with the rest: it wrote nothing); a refused call commits
+the count (and the security event of the first refusal)
+before the 429 goes out, so the count stands. The per-tenant bucket's row stays locked on
+PostgreSQL until the request commits: a C1 or C4 writes one more row after the count, so the
+lock is held for one more statement's time, which costs less than a second transaction
+(its own BEGIN, COMMIT and connection checkout) on every call. It takes the caller from the
+Client API's auth (the same dependency the route uses, resolved once), so it reads no tenant
+of its own, and the 429 goes to the tenant's origins like any other answer (see cors.py).
 
 The client IP is the ASGI peer address. Behind a reverse proxy every client shares the
 proxy's address; trusting `X-Forwarded-For` from configured proxies is not done yet."""
@@ -15,46 +20,34 @@ from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request
 
-from passgate.server.client_api.auth import tenant_id_from_basic
-from passgate.server.cors import TENANT_ORIGINS
-from passgate.server.services import rate_limits, tenants
+from passgate.server.client_api.auth import AnyCaller
+from passgate.server.database import Database
+from passgate.server.services import rate_limits
 from passgate.server.services.rate_limits import ClientLimits
 from passgate.server.store.tables import utcnow
 
 
-def _basic_tenant_id(request: Request) -> str | None:
-    """The tenant id of a Basic authorization, parsed as the Client API's auth does; None for
-    Bearer calls (not limited) and for calls the auth will refuse anyway."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic" or not credentials.strip():
-        return None
-    tenant_id = tenant_id_from_basic(credentials)
-    return tenant_id if tenant_id and len(tenant_id) <= 36 else None
-
-
-async def _limit_client_writes(request: Request) -> None:
+async def _limit_client_writes(request: Request, caller: AnyCaller, db: Database) -> None:
+    """Count a Basic call (the auth has found its tenant, so an unknown tenant is refused 401
+    and counts nothing; a Bearer call is not limited)."""
     limits = ClientLimits.from_settings(request.app.state.settings)
-    tenant_id = _basic_tenant_id(request)
-    if tenant_id is None or not limits.enabled:
+    if caller.claims is not None or not limits.enabled:
         return
-    async with request.app.state.sessionmaker() as session, session.begin():
-        tenant = await tenants.find_tenant(session, tenant_id)
-        if tenant is None:
-            return  # the auth answers 401; nothing is counted for a tenant that does not exist
-        # The 429 goes to the tenant's origins like any other answer (see cors.py).
-        setattr(request.state, TENANT_ORIGINS, tenant.origins)
-        refusal = await rate_limits.check_client_write(
-            session,
-            limits,
-            tenant_id=tenant.id,
-            client_ip=request.client.host if request.client else "unknown",
-            now=utcnow(),
-        )
+    refusal = await rate_limits.check_client_write(
+        db,
+        limits,
+        tenant_id=caller.tenant.id,
+        client_ip=request.client.host if request.client else "unknown",
+        now=utcnow(),
+    )
     if refusal is not None:
+        # The count stands although the call is refused: commit it before the 429 (the
+        # request's dependency then has nothing left to roll back).
+        await db.commit()
         raise HTTPException(
             429, refusal.description, headers={"Retry-After": str(refusal.retry_after)}
         )
 
 
-# For a route's `dependencies=[...]`, listed first so it runs before the request's session.
+# For a route's `dependencies=[...]`: runs before the route's own dependencies.
 ClientWriteLimit = Depends(_limit_client_writes)

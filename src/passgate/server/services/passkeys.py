@@ -9,15 +9,9 @@ and a refused response uses it up too (`single_use`). Who may add a passkey is t
 from __future__ import annotations
 
 import hmac
-import secrets
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import actions, audit, enrolment, relying_party, single_use
 from passgate.server.services.enums import VerificationMethod
@@ -27,14 +21,11 @@ from passgate.server.services.relying_party import CeremonyRefused, SignCountReg
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import passkeys as store
 from passgate.server.store import queries
-from passgate.server.store.tables import (
-    Authenticator,
-    PasskeyChallenge,
-    PasskeyCredential,
-    Tenant,
-    User,
-    utcnow,
-)
+from passgate.server.store.authenticators import AuthenticatorRow
+from passgate.server.store.db import Db
+from passgate.server.store.passkeys import PasskeyChallengeRow, PasskeyCredentialRow
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import TenantRow
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 # The action recorded for a sign-in that started without one. [inferred: Authsignal's name]
@@ -50,26 +41,32 @@ class Options:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Verified:
-    """A passkey was registered or asserted; `token` is the new access token."""
+    """A passkey was registered or asserted; `token` is the new access token. `username` and
+    `display_name` are the user's, else the authenticator's. A registration also carries the
+    rows it added (C3 answers with them)."""
 
     token: str
-    user: User
-    authenticator: Authenticator
-    credential: PasskeyCredential
+    user_id: str
+    username: str | None
+    display_name: str | None
+    authenticator_id: str
+    credential_id: str
+    authenticator: AuthenticatorRow | None = None
+    credential: PasskeyCredentialRow | None = None
 
 
 # C1 ---------------------------------------------------------------------------------------
 
 
 async def create_challenge(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     claims: TokenClaims | None,
     *,
     action_code: str | None,
     idempotency_key: str | None = None,
     binding_hash: str | None = None,
-) -> PasskeyChallenge:
+) -> PasskeyChallengeRow:
     """An authentication challenge to use later in authentication-options and verify.
     `binding_hash` ties it to the browser holding a cookie (the `/web` routes)."""
     if claims is not None:
@@ -78,59 +75,36 @@ async def create_challenge(
             # The token is for another action: this key must not be one the backend tracked
             # (only that action's own token answers it; see actions.complete_challenge).
             await actions.refuse_backend_key(
-                session, tenant, claims.user_id, action_code, idempotency_key
+                await single_use.unit_for(actions.refuse_backend_key, db),
+                tenant,
+                claims.user_id,
+                action_code,
+                idempotency_key,
             )
-        return await _new_challenge(
-            session,
-            tenant,
+        return await store.insert_challenge(
+            db,
+            tenant.id,
             AUTHENTICATION,
+            CHALLENGE_LIFETIME,
             user_id=claims.user_id,
             action_code=claims.action_code if same_action else action_code,
             idempotency_key=claims.idempotency_key if same_action else idempotency_key,
             binding_hash=binding_hash,
         )
-    return await _new_challenge(
-        session,
-        tenant,
+    return await store.insert_challenge(
+        db,
+        tenant.id,
         AUTHENTICATION,
+        CHALLENGE_LIFETIME,
         action_code=action_code,
         idempotency_key=idempotency_key,
         binding_hash=binding_hash,
     )
 
 
-async def _new_challenge(
-    session: AsyncSession, tenant: Tenant, purpose: str, **bound: str | None
-) -> PasskeyChallenge:
-    now = utcnow()
-    challenge = PasskeyChallenge(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant.id,
-        purpose=purpose,
-        state="pending",
-        challenge=secrets.token_bytes(32),
-        created_at=now,
-        expires_at=now + CHALLENGE_LIFETIME,
-        **bound,
-    )
-    session.add(challenge)
-    await session.flush()
-    return challenge
-
-
-async def _consume(
-    session: AsyncSession,
-    tenant: Tenant,
-    challenge_id: str,
-    purpose: str,
-    binding_hash: str | None,
-) -> PasskeyChallenge:
-    now = utcnow()
-    challenge = await store.consume_challenge(session, tenant.id, challenge_id, purpose, now)
-    if challenge is not None:
-        _check_binding(challenge, binding_hash)
-        return challenge
-    existing = await store.get_challenge(session, tenant.id, challenge_id)
+async def _why_not_consumed(db: Db, tenant: TenantRow, challenge_id: str, purpose: str) -> None:
+    """Raise the reason a challenge could not be consumed (the failure path's one read)."""
+    existing = await store.get_challenge(db, tenant.id, challenge_id)
     if existing is None or existing.purpose != purpose:
         raise InvalidRequest("Unknown challenge.", error_code="challenge_not_found")
     if existing.state != "pending":
@@ -140,7 +114,7 @@ async def _consume(
     raise InvalidRequest("The challenge has expired.", error_code="challenge_expired")
 
 
-def _check_binding(challenge: PasskeyChallenge, binding_hash: str | None) -> None:
+def _check_binding(challenge: PasskeyChallengeRow, binding_hash: str | None) -> None:
     """A challenge a `/web` route started is answered only by the browser holding its cookie.
     [inferred: Authsignal's cookie sessions are not documented; this is Passgate's rule]"""
     if challenge.binding_hash is None:
@@ -156,9 +130,23 @@ def _check_binding(challenge: PasskeyChallenge, binding_hash: str | None) -> Non
 # C2 / C3: registration --------------------------------------------------------------------
 
 
+async def _ensure_user(db: Db, tenant: TenantRow, user_id: str) -> store.Registering:
+    """The user (created if missing: a token can name a user the tenant never tracked) with
+    their passkeys' credential ids."""
+    found = await store.registering(db, tenant.id, user_id)
+    if found is not None:
+        return found
+    await queries.ensure_user(
+        await single_use.unit_for(queries.ensure_user, db), tenant.id, user_id
+    )
+    found = await store.registering(db, tenant.id, user_id)
+    assert found is not None
+    return found
+
+
 async def registration_options(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     claims: TokenClaims,
     *,
     username: str | None,
@@ -167,17 +155,17 @@ async def registration_options(
     binding_hash: str | None = None,
 ) -> Options:
     policy = passkey_policy(tenant, hosted_origin)
-    user = await queries.ensure_user(session, tenant.id, claims.user_id)
-    existing = await store.user_credentials(session, tenant.id, user.user_id)
-    _check_cap(len(existing), policy.max_passkeys_per_user)
-    await enrolment.check(session, tenant, claims)
-    name = username or user.username or claims.username or user.user_id
+    user = await _ensure_user(db, tenant, claims.user_id)
+    _check_cap(len(user.credential_ids), policy.max_passkeys_per_user)
+    await enrolment.check(await single_use.unit_for(enrolment.check, db), tenant, claims)
+    name = username or user.username or claims.username or claims.user_id
     display = display_name or user.display_name or name
-    challenge = await _new_challenge(
-        session,
-        tenant,
+    challenge = await store.insert_challenge(
+        db,
+        tenant.id,
         REGISTRATION,
-        user_id=user.user_id,
+        CHALLENGE_LIFETIME,
+        user_id=claims.user_id,
         action_code=claims.action_code,
         idempotency_key=claims.idempotency_key,
         username=name,
@@ -190,7 +178,7 @@ async def registration_options(
         user_handle=user.handle,
         username=name,
         display_name=display,
-        exclude_credential_ids=[credential.credential_id for credential in existing],
+        exclude_credential_ids=user.credential_ids,
     )
     return Options(challenge_id=challenge.id, options=options)
 
@@ -204,8 +192,8 @@ def _check_cap(passkey_count: int, cap: int) -> None:
 
 
 async def add_passkey(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     claims: TokenClaims,
     *,
     challenge_id: str,
@@ -215,95 +203,87 @@ async def add_passkey(
     hosted_origin: str | None = None,
     binding_hash: str | None = None,
 ) -> Verified:
-    challenge = await _consume(session, tenant, challenge_id, REGISTRATION, binding_hash)
+    consumed = await store.consume_for_registration(
+        db, tenant.id, challenge_id, REGISTRATION, claims.user_id
+    )
+    if consumed is None:
+        await _why_not_consumed(db, tenant, challenge_id, REGISTRATION)
+        raise AssertionError("unreachable")
+    challenge = consumed.challenge
+    _check_binding(challenge, binding_hash)
     if challenge.user_id != claims.user_id or challenge.action_code != claims.action_code:
         raise InvalidRequest(
             "The challenge was issued for another user or action.",
             error_code="challenge_not_found",
         )
-    async with single_use.refusal_burns_challenge(session, challenge.id, tenant.id):
+    async with single_use.refusal_burns_challenge(db, challenge.id, tenant.id):
         policy = passkey_policy(tenant, hosted_origin)
         verified = relying_party.verify_registration(
             policy, credential, expected_challenge=challenge.challenge
         )
-        user = await queries.ensure_user(session, tenant.id, claims.user_id)
-        _check_cap(
-            await store.count_user_credentials(session, tenant.id, user.user_id),
-            policy.max_passkeys_per_user,
+        username, display_name = consumed.username, consumed.display_name
+        if not consumed.user_exists:
+            await _ensure_user(db, tenant, claims.user_id)
+        _check_cap(consumed.passkey_count, policy.max_passkeys_per_user)
+        grant = await enrolment.check(
+            await single_use.unit_for(enrolment.check, db), tenant, claims
         )
-        grant = await enrolment.check(session, tenant, claims)
-        authenticator, row = await _insert_passkey(
-            session, tenant, user, challenge, verified, device_id, user_agent
+        added = await store.insert_passkey(
+            db,
+            tenant_id=tenant.id,
+            user_id=claims.user_id,
+            username=challenge.username,
+            display_name=challenge.display_name,
+            credential={
+                "credential_id": verified.credential_id,
+                "public_key": verified.public_key,
+                "sign_count": verified.sign_count,
+                "aaguid": verified.aaguid,
+                "attestation_format": verified.attestation_format,
+                "public_key_algorithm": verified.public_key_algorithm,
+                "attestation_verified": verified.attestation_verified,
+                "device_type": verified.device_type,
+                "backed_up": verified.backed_up,
+                "transports": verified.transports,
+                "authenticator_attachment": verified.authenticator_attachment,
+                "device_id": device_id,
+                "user_agent": user_agent,
+            },
         )
-        await enrolment.use_up(session, grant)
+        if added is None:
+            raise Conflict(
+                "This passkey is already registered.", error_code="credential_already_registered"
+            )
+        authenticator, row = added
+        await enrolment.use_up(await single_use.unit_for(enrolment.use_up, db), grant)
         _action, token = await actions.complete_challenge(
-            session,
+            await single_use.unit_for(actions.complete_challenge, db),
             tenant,
-            user_id=user.user_id,
+            user_id=claims.user_id,
             action_code=claims.action_code or DEFAULT_SIGN_IN_ACTION,
             idempotency_key=claims.idempotency_key,
             method=VerificationMethod.PASSKEY,
             authenticator_id=authenticator.id,
             device_id=device_id,
         )
-    return Verified(token=token, user=user, authenticator=authenticator, credential=row)
-
-
-async def _insert_passkey(
-    session: AsyncSession,
-    tenant: Tenant,
-    user: User,
-    challenge: PasskeyChallenge,
-    verified: relying_party.VerifiedPasskey,
-    device_id: str | None,
-    user_agent: str | None,
-) -> tuple[Authenticator, PasskeyCredential]:
-    now = utcnow()
-    authenticator = Authenticator(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant.id,
-        user_id=user.user_id,
-        verification_method=VerificationMethod.PASSKEY.value,
-        username=challenge.username,
-        display_name=challenge.display_name,
-        is_default=False,
-        created_at=now,
-        verified_at=now,
-    )
-    row = PasskeyCredential(
+    return Verified(
+        token=token,
+        user_id=claims.user_id,
+        username=username or authenticator.username,
+        display_name=display_name or authenticator.display_name,
         authenticator_id=authenticator.id,
-        tenant_id=tenant.id,
-        user_id=user.user_id,
-        credential_id=verified.credential_id,
-        public_key=verified.public_key,
-        sign_count=verified.sign_count,
-        aaguid=verified.aaguid,
-        attestation_format=verified.attestation_format,
-        public_key_algorithm=verified.public_key_algorithm,
-        attestation_verified=verified.attestation_verified,
-        device_type=verified.device_type,
-        backed_up=verified.backed_up,
-        transports=verified.transports,
-        authenticator_attachment=verified.authenticator_attachment,
-        device_id=device_id,
-        user_agent=user_agent,
+        credential_id=row.credential_id,
+        authenticator=authenticator,
+        credential=row,
     )
-    try:
-        async with session.begin_nested():
-            session.add_all([authenticator, row])
-    except IntegrityError as exc:
-        raise Conflict(
-            "This passkey is already registered.", error_code="credential_already_registered"
-        ) from exc
-    return authenticator, row
 
 
 # C4 / C5: sign-in -------------------------------------------------------------------------
 
 
 async def authentication_options(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     claims: TokenClaims | None,
     challenge_id: str | None,
     *,
@@ -313,33 +293,34 @@ async def authentication_options(
     """Options for a challenge from C1, or a new one. Bound to a user (a token's, or C1's),
     they list that user's passkeys; otherwise the sign-in is discoverable (usernameless)."""
     if challenge_id:
-        challenge = await store.get_challenge(session, tenant.id, challenge_id)
-        if challenge is None or challenge.purpose != AUTHENTICATION:
+        found = await store.get_challenge(db, tenant.id, challenge_id)
+        if found is None or found.purpose != AUTHENTICATION:
             raise InvalidRequest("Unknown challenge.", error_code="challenge_not_found")
-        if challenge.state != "pending":
+        if found.state != "pending":
             raise InvalidRequest(
                 "The challenge has already been used.", error_code="challenge_already_used"
             )
-        if challenge.expires_at <= utcnow():
+        if found.expires_at <= utcnow():
             raise InvalidRequest("The challenge has expired.", error_code="challenge_expired")
+        challenge = found
     else:
         challenge = await create_challenge(
-            session, tenant, claims, action_code=None, binding_hash=binding_hash
+            db, tenant, claims, action_code=None, binding_hash=binding_hash
         )
-    allowed: Sequence[PasskeyCredential] = ()
+    allowed: list[str] = []
     if challenge.user_id:
-        allowed = await store.user_credentials(session, tenant.id, challenge.user_id)
+        allowed = await store.user_credential_ids(db, tenant.id, challenge.user_id)
     options = relying_party.authentication_options(
         passkey_policy(tenant, hosted_origin),
         challenge=challenge.challenge,
-        allow_credential_ids=[credential.credential_id for credential in allowed],
+        allow_credential_ids=allowed,
     )
     return Options(challenge_id=challenge.id, options=options)
 
 
 async def verify(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     claims: TokenClaims | None,
     *,
     challenge_id: str,
@@ -348,18 +329,29 @@ async def verify(
     hosted_origin: str | None = None,
     binding_hash: str | None = None,
 ) -> Verified:
-    challenge = await _consume(session, tenant, challenge_id, AUTHENTICATION, binding_hash)
+    try:
+        credential_id: str | None = relying_party.credential_id_of(credential)
+    except CeremonyRefused:
+        credential_id = None  # refused below, once the challenge is consumed (and burnt)
+    found = await store.consume_for_assertion(
+        db, tenant.id, challenge_id, AUTHENTICATION, credential_id or ""
+    )
+    if found is None:
+        await _why_not_consumed(db, tenant, challenge_id, AUTHENTICATION)
+        raise AssertionError("unreachable")
+    challenge = found.challenge
+    _check_binding(challenge, binding_hash)
     if claims is not None and challenge.user_id not in (None, claims.user_id):
         raise InvalidRequest(
             "The challenge was issued for another user.", error_code="challenge_not_found"
         )
     try:
-        async with single_use.refusal_burns_challenge(session, challenge.id, tenant.id):
+        async with single_use.refusal_burns_challenge(db, challenge.id, tenant.id):
             return await _sign_in(
-                session,
+                db,
                 tenant,
                 claims,
-                challenge,
+                found,
                 credential,
                 device_id=device_id,
                 hosted_origin=hosted_origin,
@@ -367,43 +359,38 @@ async def verify(
     except SignCountRegressed:
         # A copy of the key may exist: flag it. Written after the refusal's savepoint is
         # undone, so it is committed along with the burnt challenge.
-        found = await store.credential_with_authenticator(
-            session, tenant.id, [relying_party.credential_id_of(credential)]
+        assert credential_id is not None
+        user_id = await store.flag_credential(
+            db, tenant.id, credential_id, "possible_clone", utcnow()
         )
-        if found is not None:
-            row = found[0]
-            await store.flag_credential(session, row.authenticator_id, "possible_clone", utcnow())
-            details = {"credentialId": row.credential_id, "userId": row.user_id}
-            await audit.security_event(session, tenant.id, audit.SIGN_COUNT_REGRESSED, details)
+        if user_id is not None:
+            details = {"credentialId": credential_id, "userId": user_id}
+            await single_use.security_event(db, tenant.id, audit.SIGN_COUNT_REGRESSED, details)
         raise
 
 
 async def _sign_in(
-    session: AsyncSession,
-    tenant: Tenant,
+    db: Db,
+    tenant: TenantRow,
     claims: TokenClaims | None,
-    challenge: PasskeyChallenge,
+    found: store.Assertable,
     credential: dict[str, Any],
     *,
     device_id: str | None,
     hosted_origin: str | None,
 ) -> Verified:
-    """Check the assertion against the consumed `challenge` and settle its action."""
-    found = await store.credential_with_authenticator(
-        session, tenant.id, [relying_party.credential_id_of(credential)]
-    )
-    if found is None:
+    """Check the assertion against the consumed challenge and settle its action."""
+    challenge = found.challenge
+    credential_id = relying_party.credential_id_of(credential)
+    if found.authenticator_id is None or found.user_id is None or found.public_key is None:
         raise InvalidRequest("This passkey is not registered.", error_code="unknown_credential")
-    row, authenticator = found
     user_id = challenge.user_id or (claims.user_id if claims else None)
-    if user_id is not None and row.user_id != user_id:
+    if user_id is not None and found.user_id != user_id:
         raise InvalidRequest(
             "This passkey belongs to another user.", error_code="credential_user_mismatch"
         )
-    user = await queries.get_user(session, tenant.id, row.user_id)
-    assert user is not None
     handle = relying_party.user_handle_of(credential)
-    if handle is not None and handle != user.handle:
+    if handle is not None and handle != found.user_handle:
         raise CeremonyRefused(
             "The user handle does not match the passkey's user.", error_code="verification_failed"
         )
@@ -411,35 +398,47 @@ async def _sign_in(
         passkey_policy(tenant, hosted_origin),
         credential,
         expected_challenge=challenge.challenge,
-        public_key=row.public_key,
-        stored_sign_count=row.sign_count,
-        public_key_algorithm=row.public_key_algorithm,
+        public_key=found.public_key,
+        stored_sign_count=found.sign_count,
+        public_key_algorithm=found.public_key_algorithm,
     )
-    now = utcnow()
-    row.sign_count, row.backed_up = asserted.sign_count, asserted.backed_up
-    authenticator.last_verified_at = now
+    await store.record_assertion(
+        db,
+        found.authenticator_id,
+        sign_count=asserted.sign_count,
+        backed_up=asserted.backed_up,
+        changed=(asserted.sign_count, asserted.backed_up) != (found.sign_count, found.backed_up),
+        now=utcnow(),
+    )
     _action, token = await actions.complete_challenge(
-        session,
+        await single_use.unit_for(actions.complete_challenge, db),
         tenant,
-        user_id=row.user_id,
+        user_id=found.user_id,
         action_code=challenge.action_code or DEFAULT_SIGN_IN_ACTION,
         idempotency_key=challenge.idempotency_key,
         method=VerificationMethod.PASSKEY,
-        authenticator_id=authenticator.id,
+        authenticator_id=found.authenticator_id,
         device_id=device_id,
         # A challenge bound to no user came from a Basic-only C1 or C4.
         client_made=challenge.user_id is None,
     )
-    return Verified(token=token, user=user, authenticator=authenticator, credential=row)
+    return Verified(
+        token=token,
+        user_id=found.user_id,
+        username=found.username,
+        display_name=found.display_name,
+        authenticator_id=found.authenticator_id,
+        credential_id=credential_id,
+    )
 
 
 # C6 / C7 ----------------------------------------------------------------------------------
 
 
 async def find_credential(
-    session: AsyncSession, tenant: Tenant, credential_ids: Sequence[str]
-) -> tuple[PasskeyCredential, Authenticator]:
-    found = await store.credential_with_authenticator(session, tenant.id, credential_ids)
+    db: Db, tenant: TenantRow, credential_ids: list[str]
+) -> tuple[PasskeyCredentialRow, AuthenticatorRow]:
+    found = await store.credential_with_authenticator(db, tenant.id, credential_ids)
     if found is None:
         raise InvalidRequest("No such passkey.", error_code="invalid_credential")
     return found

@@ -4,7 +4,8 @@ without `/web` (docs/wire.md#rate-limits).
 
 Two fixed windows are counted per call: one per client IP and tenant, so one address cannot
 spend a tenant's whole allowance, and one per tenant, which bounds what a spread-out flood can
-write. The count lives in the database (`rate_limit_windows`, one atomic upsert per bucket), so
+write. The count lives in the database (`rate_limit_windows`, one atomic upsert for both
+buckets, in the request's own transaction), so
 the limits hold across worker processes and hosts; the window's number is part of the bucket,
 so a new window starts at zero and old ones are pruned. A call over the per-IP limit is not
 counted against the tenant: one noisy address cannot lock everyone else out.
@@ -20,11 +21,10 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from passgate.server.services import audit
+from passgate.server.services import audit, single_use
 from passgate.server.settings import Settings
 from passgate.server.store import rate_limits as store
+from passgate.server.store.db import Db
 
 # IPv6 addresses are counted per /64: one host usually holds a whole /64.
 IPV6_PREFIX = 64
@@ -83,35 +83,43 @@ def client_network(address: str) -> str:
 
 
 async def check_client_write(
-    session: AsyncSession,
+    db: Db,
     limits: ClientLimits,
     *,
     tenant_id: str,
     client_ip: str,
     now: datetime,
 ) -> Refusal | None:
-    """Count one call of `client_ip` to the tenant; a `Refusal` when it is over a limit. The
-    first call over a limit in a window records a security event (one per bucket per window,
-    however many calls follow)."""
+    """Count one call of `client_ip` to the tenant (both buckets in one statement); a
+    `Refusal` when it is over a limit. A call over the per-IP limit is taken back from the
+    tenant's count (in the same transaction, so no other call sees it in between). The first
+    call over a limit in a window records a security event (one per bucket per window,
+    however many calls follow). The caller commits the count even when it refuses."""
     epoch = now.timestamp()
     window = int(epoch // limits.window_seconds)
     window_end = (window + 1) * limits.window_seconds
     expires_at = datetime.fromtimestamp(window_end, UTC)
     network = client_network(client_ip)
-    checks = (
-        ("ip", limits.per_ip, f"client:ip:{tenant_id}:{network}:{window}"),
-        ("tenant", limits.per_tenant, f"client:tenant:{tenant_id}:{window}"),
-    )
+    checks = [
+        (scope, maximum, bucket)
+        for scope, maximum, bucket in (
+            ("ip", limits.per_ip, f"client:ip:{tenant_id}:{network}:{window}"),
+            ("tenant", limits.per_tenant, f"client:tenant:{tenant_id}:{window}"),
+        )
+        if maximum
+    ]
+    if not checks:
+        return None
+    hits = await store.count_hits(db, [bucket for _, _, bucket in checks], expires_at)
     for scope, maximum, bucket in checks:
-        if maximum == 0:
+        if hits[bucket] <= maximum:
             continue
-        hits = await store.count_hit(session, bucket, expires_at)
-        if hits <= maximum:
-            continue
-        if hits == maximum + 1:
+        if scope == "ip" and len(checks) > 1:
+            await store.uncount_hit(db, checks[1][2])
+        if hits[bucket] == maximum + 1:
             details = {"limit": scope, "maximum": maximum, "windowSeconds": limits.window_seconds}
-            await audit.security_event(
-                session, tenant_id, audit.RATE_LIMITED, details, source=network
+            await single_use.security_event(
+                db, tenant_id, audit.RATE_LIMITED, details, source=network
             )
         return Refusal(
             scope=scope, maximum=maximum, retry_after=max(1, math.ceil(window_end - epoch))

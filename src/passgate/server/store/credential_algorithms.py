@@ -5,31 +5,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.store.tables import PasskeyCredential
+from passgate.server.store.db import Db
+from passgate.server.store.passkeys import CREDENTIALS, as_db
+
+ALGORITHM_COUNTS = (
+    select(CREDENTIALS.c.public_key_algorithm, func.count().label("passkeys"))
+    .where(
+        CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+        CREDENTIALS.c.public_key_algorithm.is_not(None),
+    )
+    .group_by(CREDENTIALS.c.public_key_algorithm)
+)
+UNRECORDED_PUBLIC_KEYS = select(CREDENTIALS.c.public_key).where(
+    CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+    CREDENTIALS.c.public_key_algorithm.is_(None),
+)
 
 
-async def algorithm_counts(session: AsyncSession, tenant_id: str) -> dict[int, int]:
+async def algorithm_counts(db: Db | AsyncSession, tenant_id: str) -> dict[int, int]:
     """Passkeys per recorded COSE algorithm (rows without one are not counted here)."""
-    rows = await session.execute(
-        select(PasskeyCredential.public_key_algorithm, func.count())
-        .where(
-            PasskeyCredential.tenant_id == tenant_id,
-            PasskeyCredential.public_key_algorithm.is_not(None),
-        )
-        .group_by(PasskeyCredential.public_key_algorithm)
-    )
-    return {int(algorithm or 0): int(count) for algorithm, count in rows}
+    rows = await (await as_db(db)).all(ALGORITHM_COUNTS, {"p_tenant_id": tenant_id})
+    return {int(row["public_key_algorithm"] or 0): int(row["passkeys"]) for row in rows}
 
 
-async def unrecorded_public_keys(session: AsyncSession, tenant_id: str) -> Sequence[bytes]:
+async def unrecorded_public_keys(db: Db | AsyncSession, tenant_id: str) -> Sequence[bytes]:
     """The COSE keys of passkeys registered before their algorithm was recorded."""
-    found = await session.scalars(
-        select(PasskeyCredential.public_key).where(
-            PasskeyCredential.tenant_id == tenant_id,
-            PasskeyCredential.public_key_algorithm.is_(None),
-        )
-    )
-    return found.all()
+    result = await (await as_db(db)).execute(UNRECORDED_PUBLIC_KEYS, {"p_tenant_id": tenant_id})
+    return list(result.scalars().all())

@@ -1,101 +1,604 @@
-"""Passkey queries: credentials and single-use challenges. Every lookup uses an index."""
+"""Passkeys: credentials and single-use challenges, as rows and Core statements.
+
+Every statement is built once and uses an index: challenges by id, credentials by
+(tenant_id, credential_id) or (tenant_id, user_id) or authenticator id. A ceremony's answer
+consumes its challenge and reads what the check needs (the credential, its user) in the same
+statement: the reads are scalar subqueries in the UPDATE's RETURNING, so one statement works
+on SQLite (whose RETURNING cannot name an UPDATE ... FROM table) and PostgreSQL alike."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.store import challenges
-from passgate.server.store.tables import Authenticator, PasskeyChallenge, PasskeyCredential
+from passgate.server.store.authenticators import AuthenticatorRow
+from passgate.server.store.db import POSTGRESQL, Db, Statements
+from passgate.server.store.tables import (
+    Authenticator,
+    PasskeyChallenge,
+    PasskeyCredential,
+    User,
+    utcnow,
+)
+from passgate.server.store.tenants import as_db
+
+CREDENTIALS = cast(Table, PasskeyCredential.__table__)
+CHALLENGES = cast(Table, PasskeyChallenge.__table__)
+AUTHENTICATORS = cast(Table, Authenticator.__table__)
+USERS = cast(Table, User.__table__)
+PASSKEY_METHOD = "PASSKEY"
 
 
-async def get_challenge(
-    session: AsyncSession, tenant_id: str, challenge_id: str
-) -> PasskeyChallenge | None:
-    challenge = await session.get(PasskeyChallenge, challenge_id)
-    return challenge if challenge is not None and challenge.tenant_id == tenant_id else None
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PasskeyCredentialRow:
+    """A row of `passkey_credentials` (store/tables.py says what each column means)."""
+
+    authenticator_id: str
+    tenant_id: str
+    user_id: str
+    credential_id: str
+    public_key: bytes
+    sign_count: int
+    aaguid: str
+    attestation_format: str
+    device_type: str
+    backed_up: bool
+    transports: list[str]
+    authenticator_attachment: str | None
+    device_id: str | None
+    user_agent: str | None
+    flagged_at: datetime | None
+    flag_reason: str | None
+    name: str | None
+    public_key_algorithm: int | None
+    attestation_verified: bool
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> PasskeyCredentialRow:
+        """From a result row (extra columns, e.g. of a join, are ignored)."""
+        return cls(**{name: row[name] for name in cls.__slots__})
 
 
-async def consume_challenge(
-    session: AsyncSession, tenant_id: str, challenge_id: str, purpose: str, now: datetime
-) -> PasskeyChallenge | None:
-    """Use up a pending, unexpired challenge of this tenant: for exactly one caller, ever."""
-    return await challenges.consume(
-        session,
-        PasskeyChallenge,
-        challenge_id,
-        purpose,
-        now,
-        PasskeyChallenge.tenant_id == tenant_id,
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PasskeyChallengeRow:
+    """A row of `passkey_challenges` (store/tables.py says what each column means)."""
+
+    id: str
+    tenant_id: str
+    purpose: str
+    state: str
+    challenge: bytes
+    user_id: str | None
+    action_code: str | None
+    idempotency_key: str | None
+    username: str | None
+    display_name: str | None
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    binding_hash: str | None
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> PasskeyChallengeRow:
+        """From a result row (extra columns, e.g. of a join, are ignored)."""
+        return cls(**{name: row[name] for name in cls.__slots__})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Assertable:
+    """What a sign-in answer is checked against, read as its challenge is consumed: the
+    credential the answer names (None when the tenant has no such credential) and its user."""
+
+    challenge: PasskeyChallengeRow
+    authenticator_id: str | None
+    user_id: str | None
+    public_key: bytes | None
+    sign_count: int
+    backed_up: bool
+    public_key_algorithm: int | None
+    user_handle: str | None
+    username: str | None
+    display_name: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Registrable:
+    """A registration challenge, consumed, with what its user has: None for the user's names
+    when the user does not exist (any more)."""
+
+    challenge: PasskeyChallengeRow
+    user_exists: bool
+    username: str | None
+    display_name: str | None
+    passkey_count: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Registering:
+    """The user a registration is for and their passkeys' credential ids (None: no user)."""
+
+    handle: str
+    username: str | None
+    display_name: str | None
+    credential_ids: list[str]
+
+
+# Challenges ---------------------------------------------------------------------------------
+
+INSERT_CHALLENGE = insert(CHALLENGES)
+GET_CHALLENGE = select(CHALLENGES).where(
+    CHALLENGES.c.id == bindparam("p_challenge_id"),
+    CHALLENGES.c.tenant_id == bindparam("p_tenant_id"),
+)
+_CONSUMABLE = (
+    CHALLENGES.c.id == bindparam("p_challenge_id"),
+    CHALLENGES.c.tenant_id == bindparam("p_tenant_id"),
+    CHALLENGES.c.purpose == bindparam("p_purpose"),
+    CHALLENGES.c.state == "pending",
+    CHALLENGES.c.expires_at > bindparam("p_now"),
+)
+_CONSUME = update(CHALLENGES).where(*_CONSUMABLE).values(state="used", used_at=bindparam("p_now"))
+BURN_CHALLENGE = _CONSUME.returning(CHALLENGES.c.id)
+
+
+async def insert_challenge(
+    db: Db, tenant_id: str, purpose: str, lifetime: timedelta, **bound: str | None
+) -> PasskeyChallengeRow:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "tenant_id": tenant_id,
+        "purpose": purpose,
+        "state": "pending",
+        "challenge": secrets.token_bytes(32),
+        "user_id": None,
+        "action_code": None,
+        "idempotency_key": None,
+        "username": None,
+        "display_name": None,
+        "created_at": now,
+        "expires_at": now + lifetime,
+        "used_at": None,
+        "binding_hash": None,
+        **bound,
+    }
+    await db.execute(INSERT_CHALLENGE, values)
+    return PasskeyChallengeRow.of(values)
+
+
+async def get_challenge(db: Db, tenant_id: str, challenge_id: str) -> PasskeyChallengeRow | None:
+    row = await db.first(GET_CHALLENGE, {"p_challenge_id": challenge_id, "p_tenant_id": tenant_id})
+    return None if row is None else PasskeyChallengeRow.of(row)
+
+
+def _credential(column: ColumnElement[Any], name: str) -> Any:
+    """A column of the credential the answer names, as a scalar subquery (unique index)."""
+    return (
+        select(column)
+        .where(
+            CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+            CREDENTIALS.c.credential_id == bindparam("p_credential_id"),
+        )
+        .scalar_subquery()
+        .label(name)
     )
+
+
+def _credential_column(column: str) -> Any:
+    return (
+        select(CREDENTIALS.c[column])
+        .where(
+            CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+            CREDENTIALS.c.credential_id == bindparam("p_credential_id"),
+        )
+        .scalar_subquery()
+    )
+
+
+# Each subquery reads one table (nested, not joined): SQLite renders the columns of a
+# RETURNING clause's subqueries unqualified, which a join would make ambiguous.
+def _user_of_credential(column: ColumnElement[Any], name: str) -> Any:
+    """A column of the named credential's user, as a scalar subquery (primary key)."""
+    return (
+        select(column)
+        .where(
+            USERS.c.tenant_id == bindparam("p_tenant_id"),
+            USERS.c.user_id == _credential_column("user_id"),
+        )
+        .scalar_subquery()
+        .label(name)
+    )
+
+
+def _authenticator_of_credential(column: ColumnElement[Any], name: str) -> Any:
+    """A column of the named credential's authenticator, as a scalar subquery (primary key)."""
+    return (
+        select(column)
+        .where(AUTHENTICATORS.c.id == _credential_column("authenticator_id"))
+        .scalar_subquery()
+        .label(name)
+    )
+
+
+CONSUME_FOR_ASSERTION = _CONSUME.returning(
+    *CHALLENGES.c,
+    _credential(CREDENTIALS.c.authenticator_id, "cred_authenticator_id"),
+    _credential(CREDENTIALS.c.user_id, "cred_user_id"),
+    _credential(CREDENTIALS.c.public_key, "cred_public_key"),
+    _credential(CREDENTIALS.c.sign_count, "cred_sign_count"),
+    _credential(CREDENTIALS.c.backed_up, "cred_backed_up"),
+    _credential(CREDENTIALS.c.public_key_algorithm, "cred_public_key_algorithm"),
+    _user_of_credential(USERS.c.handle, "user_handle"),
+    _user_of_credential(USERS.c.username, "user_username"),
+    _user_of_credential(USERS.c.display_name, "user_display_name"),
+    _authenticator_of_credential(AUTHENTICATORS.c.username, "authenticator_username"),
+    _authenticator_of_credential(AUTHENTICATORS.c.display_name, "authenticator_display_name"),
+)
+
+
+def _user(column: ColumnElement[Any], name: str) -> Any:
+    return (
+        select(column)
+        .where(
+            USERS.c.tenant_id == bindparam("p_tenant_id"), USERS.c.user_id == bindparam("p_user_id")
+        )
+        .scalar_subquery()
+        .label(name)
+    )
+
+
+CONSUME_FOR_REGISTRATION = _CONSUME.returning(
+    *CHALLENGES.c,
+    _user(USERS.c.handle, "user_handle"),
+    _user(USERS.c.username, "user_username"),
+    _user(USERS.c.display_name, "user_display_name"),
+    select(func.count())
+    .select_from(CREDENTIALS)
+    .where(
+        CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+        CREDENTIALS.c.user_id == bindparam("p_user_id"),
+    )
+    .scalar_subquery()
+    .label("passkey_count"),
+)
+
+
+async def consume_for_assertion(
+    db: Db, tenant_id: str, challenge_id: str, purpose: str, credential_id: str
+) -> Assertable | None:
+    """Use up a pending, unexpired challenge of this tenant (for exactly one caller, ever) and
+    read the credential `credential_id` names, in one statement. None: nothing was consumed."""
+    row = await db.first(
+        CONSUME_FOR_ASSERTION,
+        {
+            "p_challenge_id": challenge_id,
+            "p_tenant_id": tenant_id,
+            "p_purpose": purpose,
+            "p_now": utcnow(),
+            "p_credential_id": credential_id,
+        },
+    )
+    if row is None:
+        return None
+    return Assertable(
+        challenge=PasskeyChallengeRow.of(row),
+        authenticator_id=row["cred_authenticator_id"],
+        user_id=row["cred_user_id"],
+        public_key=row["cred_public_key"],
+        sign_count=int(row["cred_sign_count"] or 0),
+        backed_up=bool(row["cred_backed_up"]),
+        public_key_algorithm=row["cred_public_key_algorithm"],
+        user_handle=row["user_handle"],
+        username=row["user_username"] or row["authenticator_username"],
+        display_name=row["user_display_name"] or row["authenticator_display_name"],
+    )
+
+
+async def consume_for_registration(
+    db: Db, tenant_id: str, challenge_id: str, purpose: str, user_id: str
+) -> Registrable | None:
+    """Use up a pending, unexpired challenge and read `user_id`'s names and passkey count."""
+    row = await db.first(
+        CONSUME_FOR_REGISTRATION,
+        {
+            "p_challenge_id": challenge_id,
+            "p_tenant_id": tenant_id,
+            "p_purpose": purpose,
+            "p_now": utcnow(),
+            "p_user_id": user_id,
+        },
+    )
+    if row is None:
+        return None
+    return Registrable(
+        challenge=PasskeyChallengeRow.of(row),
+        user_exists=row["user_handle"] is not None,
+        username=row["user_username"],
+        display_name=row["user_display_name"],
+        passkey_count=int(row["passkey_count"] or 0),
+    )
+
+
+async def burn_challenge(db: Db, tenant_id: str, challenge_id: str, purpose: str) -> bool:
+    """Use up a pending challenge without reading anything (True when this call did)."""
+    params = {
+        "p_challenge_id": challenge_id,
+        "p_tenant_id": tenant_id,
+        "p_purpose": purpose,
+        "p_now": utcnow(),
+    }
+    return await db.first(BURN_CHALLENGE, params) is not None
+
+
+# Credentials ------------------------------------------------------------------------------
+
+USER_CREDENTIAL_IDS = select(CREDENTIALS.c.credential_id).where(
+    CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+    CREDENTIALS.c.user_id == bindparam("p_user_id"),
+)
+REGISTERING = (
+    select(USERS.c.handle, USERS.c.username, USERS.c.display_name, CREDENTIALS.c.credential_id)
+    .select_from(
+        USERS.outerjoin(
+            CREDENTIALS,
+            and_(
+                CREDENTIALS.c.tenant_id == USERS.c.tenant_id,
+                CREDENTIALS.c.user_id == USERS.c.user_id,
+            ),
+        )
+    )
+    .where(USERS.c.tenant_id == bindparam("p_tenant_id"), USERS.c.user_id == bindparam("p_user_id"))
+)
+USER_CREDENTIALS = select(CREDENTIALS).where(
+    CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+    CREDENTIALS.c.user_id == bindparam("p_user_id"),
+)
+CREDENTIAL_WITH_AUTHENTICATOR = (
+    select(CREDENTIALS, *(column.label(f"a_{column.name}") for column in AUTHENTICATORS.c))
+    .join(AUTHENTICATORS, AUTHENTICATORS.c.id == CREDENTIALS.c.authenticator_id)
+    .where(
+        CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+        CREDENTIALS.c.credential_id.in_(bindparam("p_credential_ids", expanding=True)),
+    )
+    .limit(1)
+)
+CREDENTIALS_BY_AUTHENTICATOR = select(CREDENTIALS).where(
+    CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+    CREDENTIALS.c.authenticator_id.in_(bindparam("p_authenticator_ids", expanding=True)),
+)
+FLAG_CREDENTIAL = (
+    update(CREDENTIALS)
+    .where(
+        CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+        CREDENTIALS.c.credential_id == bindparam("p_credential_id"),
+    )
+    .values(flagged_at=bindparam("p_now"), flag_reason=bindparam("p_reason"))
+    .returning(CREDENTIALS.c.user_id)
+)
+TOUCH_AUTHENTICATOR = (
+    update(AUTHENTICATORS)
+    .where(AUTHENTICATORS.c.id == bindparam("p_authenticator_id"))
+    .values(last_verified_at=bindparam("p_now"))
+)
+SET_SIGN_COUNT = (
+    update(CREDENTIALS)
+    .where(CREDENTIALS.c.authenticator_id == bindparam("p_authenticator_id"))
+    .values(sign_count=bindparam("p_sign_count"), backed_up=bindparam("p_backed_up"))
+)
+# PostgreSQL: both in one statement (a data-modifying WITH).
+_TOUCHED = TOUCH_AUTHENTICATOR.returning(AUTHENTICATORS.c.id).cte("touched")
+SET_SIGN_COUNT_AND_TOUCH = (
+    update(CREDENTIALS)
+    .add_cte(_TOUCHED)
+    .where(CREDENTIALS.c.authenticator_id.in_(select(_TOUCHED.c.id)))
+    .values(sign_count=bindparam("p_sign_count"), backed_up=bindparam("p_backed_up"))
+)
+INSERT_AUTHENTICATOR = insert(AUTHENTICATORS)
+_CREDENTIAL_CONFLICT = [CREDENTIALS.c.tenant_id, CREDENTIALS.c.credential_id]
+INSERT_CREDENTIAL = Statements(
+    lambda insert: (
+        insert(CREDENTIALS)
+        .on_conflict_do_nothing(index_elements=_CREDENTIAL_CONFLICT)
+        .returning(CREDENTIALS.c.authenticator_id)
+    )
+)
+
+
+def _insert_both(insert: Any) -> Any:
+    """PostgreSQL: the authenticator row in a data-modifying WITH, the credential row from it,
+    in one statement (parameters `a_<column>` and `c_<column>`)."""
+    new = (
+        insert(AUTHENTICATORS)
+        .values({column.name: bindparam(f"a_{column.name}") for column in AUTHENTICATORS.c})
+        .returning(AUTHENTICATORS.c.id)
+        .cte("new_authenticator")
+    )
+    columns = [column for column in CREDENTIALS.c if column.name != "authenticator_id"]
+    source = select(
+        new.c.id, *(bindparam(f"c_{column.name}", type_=column.type) for column in columns)
+    )
+    return (
+        insert(CREDENTIALS)
+        .from_select(["authenticator_id", *(column.name for column in columns)], source)
+        .on_conflict_do_nothing(index_elements=_CREDENTIAL_CONFLICT)
+        .returning(CREDENTIALS.c.authenticator_id)
+    )
+
+
+INSERT_AUTHENTICATOR_AND_CREDENTIAL = Statements(_insert_both)
+
+
+async def registering(db: Db, tenant_id: str, user_id: str) -> Registering | None:
+    """The user's handle and names and their passkeys' credential ids, in one statement."""
+    rows = await db.all(REGISTERING, {"p_tenant_id": tenant_id, "p_user_id": user_id})
+    if not rows:
+        return None
+    first = rows[0]
+    return Registering(
+        handle=first["handle"],
+        username=first["username"],
+        display_name=first["display_name"],
+        credential_ids=[row["credential_id"] for row in rows if row["credential_id"] is not None],
+    )
+
+
+async def user_credential_ids(db: Db, tenant_id: str, user_id: str) -> list[str]:
+    result = await db.execute(USER_CREDENTIAL_IDS, {"p_tenant_id": tenant_id, "p_user_id": user_id})
+    return list(result.scalars().all())
 
 
 async def user_credentials(
-    session: AsyncSession, tenant_id: str, user_id: str
-) -> Sequence[PasskeyCredential]:
-    query = select(PasskeyCredential).where(
-        PasskeyCredential.tenant_id == tenant_id, PasskeyCredential.user_id == user_id
+    db: Db | AsyncSession, tenant_id: str, user_id: str
+) -> Sequence[PasskeyCredentialRow]:
+    rows = await (await as_db(db)).all(
+        USER_CREDENTIALS, {"p_tenant_id": tenant_id, "p_user_id": user_id}
     )
-    return (await session.scalars(query)).all()
-
-
-async def count_user_credentials(session: AsyncSession, tenant_id: str, user_id: str) -> int:
-    query = select(func.count()).where(
-        PasskeyCredential.tenant_id == tenant_id, PasskeyCredential.user_id == user_id
-    )
-    return int(await session.scalar(query) or 0)
+    return [PasskeyCredentialRow.of(row) for row in rows]
 
 
 async def credential_with_authenticator(
-    session: AsyncSession, tenant_id: str, credential_ids: Sequence[str]
-) -> tuple[PasskeyCredential, Authenticator] | None:
+    db: Db | AsyncSession, tenant_id: str, credential_ids: Sequence[str]
+) -> tuple[PasskeyCredentialRow, AuthenticatorRow] | None:
     """The first of `credential_ids` this tenant knows, with its authenticator row."""
-    query = (
-        select(PasskeyCredential, Authenticator)
-        .join(Authenticator, Authenticator.id == PasskeyCredential.authenticator_id)
-        .where(
-            PasskeyCredential.tenant_id == tenant_id,
-            PasskeyCredential.credential_id.in_(credential_ids),
-        )
-        .limit(1)
+    row = await (await as_db(db)).first(
+        CREDENTIAL_WITH_AUTHENTICATOR,
+        {"p_tenant_id": tenant_id, "p_credential_ids": list(credential_ids)},
     )
-    row = (await session.execute(query)).first()
-    return (row[0], row[1]) if row is not None else None
+    if row is None:
+        return None
+    authenticator = {name: row[f"a_{name}"] for name in AuthenticatorRow.__slots__}
+    return PasskeyCredentialRow.of(row), AuthenticatorRow.of(authenticator)
 
 
 async def credentials_by_authenticator(
-    session: AsyncSession, tenant_id: str, authenticator_ids: Sequence[str]
-) -> dict[str, PasskeyCredential]:
+    db: Db | AsyncSession, tenant_id: str, authenticator_ids: Sequence[str]
+) -> dict[str, PasskeyCredentialRow]:
     if not authenticator_ids:
         return {}
-    query = select(PasskeyCredential).where(
-        PasskeyCredential.tenant_id == tenant_id,
-        PasskeyCredential.authenticator_id.in_(authenticator_ids),
+    rows = await (await as_db(db)).all(
+        CREDENTIALS_BY_AUTHENTICATOR,
+        {"p_tenant_id": tenant_id, "p_authenticator_ids": list(authenticator_ids)},
     )
-    return {row.authenticator_id: row for row in (await session.scalars(query)).all()}
+    return {row["authenticator_id"]: PasskeyCredentialRow.of(row) for row in rows}
 
 
 async def flag_credential(
-    session: AsyncSession, authenticator_id: str, reason: str, now: datetime
+    db: Db, tenant_id: str, credential_id: str, reason: str, now: datetime
+) -> str | None:
+    """Flag a credential (by its credential id); its user's id, or None when there is none."""
+    params = {
+        "p_tenant_id": tenant_id,
+        "p_credential_id": credential_id,
+        "p_now": now,
+        "p_reason": reason,
+    }
+    user_id = await db.scalar(FLAG_CREDENTIAL, params)
+    return None if user_id is None else str(user_id)
+
+
+async def record_assertion(
+    db: Db,
+    authenticator_id: str,
+    *,
+    sign_count: int,
+    backed_up: bool,
+    changed: bool,
+    now: datetime,
 ) -> None:
-    await session.execute(
-        update(PasskeyCredential)
-        .where(PasskeyCredential.authenticator_id == authenticator_id)
-        .values(flagged_at=now, flag_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
+    """Note a sign-in: the authenticator's last_verified_at and, when `changed`, the
+    credential's sign count and backup state (PostgreSQL: one statement; SQLite: two)."""
+    if not changed:
+        await db.execute(
+            TOUCH_AUTHENTICATOR, {"p_authenticator_id": authenticator_id, "p_now": now}
+        )
+        return
+    params = {
+        "p_authenticator_id": authenticator_id,
+        "p_now": now,
+        "p_sign_count": sign_count,
+        "p_backed_up": backed_up,
+    }
+    if db.dialect == POSTGRESQL:
+        await db.execute(SET_SIGN_COUNT_AND_TOUCH, params)
+        return
+    await db.execute(SET_SIGN_COUNT, params)
+    await db.execute(TOUCH_AUTHENTICATOR, params)
+
+
+async def insert_passkey(
+    db: Db,
+    *,
+    tenant_id: str,
+    user_id: str,
+    username: str | None,
+    display_name: str | None,
+    credential: Mapping[str, Any],
+) -> tuple[AuthenticatorRow, PasskeyCredentialRow] | None:
+    """Insert a passkey's authenticator and credential rows (PostgreSQL: one statement;
+    SQLite: two); None when the tenant already has this credential id (the authenticator row
+    is then left for the caller's savepoint to undo)."""
+    now = utcnow()
+    authenticator: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "verification_method": PASSKEY_METHOD,
+        "email": None,
+        "phone_number": None,
+        "username": username,
+        "display_name": display_name,
+        "is_default": False,
+        "created_at": now,
+        "verified_at": now,
+        "last_verified_at": None,
+    }
+    row: dict[str, Any] = {
+        "authenticator_id": authenticator["id"],
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "flagged_at": None,
+        "flag_reason": None,
+        "name": None,
+        **credential,
+    }
+    if db.dialect == POSTGRESQL:
+        params = {f"a_{name}": value for name, value in authenticator.items()}
+        params.update(
+            (f"c_{name}", value) for name, value in row.items() if name != "authenticator_id"
+        )
+        inserted = await db.first(INSERT_AUTHENTICATOR_AND_CREDENTIAL[db], params)
+    else:
+        await db.execute(INSERT_AUTHENTICATOR, authenticator)
+        inserted = await db.first(INSERT_CREDENTIAL[db], row)
+    if inserted is None:
+        return None
+    return AuthenticatorRow.of(authenticator), PasskeyCredentialRow.of(row)
 
 
 async def delete_credentials(
-    session: AsyncSession, tenant_id: str, user_id: str, authenticator_id: str | None = None
+    db: Db | AsyncSession, tenant_id: str, user_id: str, authenticator_id: str | None = None
 ) -> None:
     """A user's passkey rows (all, or one authenticator's), when those authenticators go."""
-    statement = delete(PasskeyCredential).where(
-        PasskeyCredential.tenant_id == tenant_id, PasskeyCredential.user_id == user_id
+    statement = delete(CREDENTIALS).where(
+        CREDENTIALS.c.tenant_id == tenant_id, CREDENTIALS.c.user_id == user_id
     )
     if authenticator_id is not None:
-        statement = statement.where(PasskeyCredential.authenticator_id == authenticator_id)
-    await session.execute(statement)
+        statement = statement.where(CREDENTIALS.c.authenticator_id == authenticator_id)
+    await (await as_db(db)).execute(statement)
