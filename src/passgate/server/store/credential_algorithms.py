@@ -9,7 +9,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.store.db import Db
-from passgate.server.store.passkeys import CREDENTIALS, as_db
+from passgate.server.store.passkeys import CREDENTIALS
+from passgate.server.store.tenants import as_db
 
 ALGORITHM_COUNTS = (
     select(CREDENTIALS.c.public_key_algorithm, func.count().label("passkeys"))
