@@ -36,6 +36,7 @@ HOT = [name for name in OPERATIONS if not name.startswith("cached_")]
 EXPLAINED = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 # `SCAN <table or alias>` without an index (`SCAN t USING [COVERING] INDEX i` uses one).
 SQLITE_SCAN = re.compile(r"^SCAN (\S+)(?!.*USING (COVERING )?INDEX)")
+CONSTANT_ROWS = re.compile(r"^SCAN \d+ CONSTANT ROWS$")
 
 
 def _distinct(statements: list[Statement]) -> Iterator[Statement]:
@@ -68,8 +69,8 @@ def _sqlite_scans(database: Path, statements: list[Statement]) -> list[str]:
 
 def _sqlite_scan(detail: str, details: list[str]) -> bool:
     """A full scan of a table (by its name or its alias: SQLite prints the alias). Not one:
-    `SCAN CONSTANT ROW`, a scan of a subquery's or CTE's own rows (whose tables show up on
-    lines of their own)."""
+    `SCAN CONSTANT ROW` (or `SCAN 2 CONSTANT ROWS`: a multi-row VALUES), a scan of a
+    subquery's or CTE's own rows (whose tables show up on lines of their own)."""
     match = SQLITE_SCAN.match(detail)
     if match is None:
         return False
@@ -79,7 +80,8 @@ def _sqlite_scan(detail: str, details: list[str]) -> bool:
         for line in details
         if (words := line.split()) and words[0] in ("MATERIALIZE", "CO-ROUTINE") and len(words) > 1
     }
-    return not (detail.startswith("SCAN CONSTANT ROW") or name.startswith("(") or name in made_here)
+    constant = detail.startswith("SCAN CONSTANT ROW") or CONSTANT_ROWS.match(detail) is not None
+    return not (constant or name.startswith("(") or name in made_here)
 
 
 def _seq_scans(plan: Any) -> Iterator[str]:
