@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 from authsignal.client import ApiException, AuthsignalClient
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import tenants
 from passgate.server.services.errors import InvalidRequest
+from passgate.server.store.tables import Tenant as TenantTable
 from passgate.server.store.tables import utcnow
 from tests.live_server import LiveServer, Tenant
 
@@ -26,10 +28,11 @@ def end_grace_period(server: LiveServer, tenant_id: str) -> None:
     """What the passing of time does: the previous key's expiry is now behind us."""
 
     async def work(session: AsyncSession) -> None:
-        tenant = await tenants.get_tenant(session, tenant_id)
-        tenant.previous_secret_key_expires_at = utcnow() - timedelta(seconds=1)
-        await session.flush()
-        tenants.forget(tenant_id)
+        await session.execute(
+            update(TenantTable)
+            .where(TenantTable.id == tenant_id)
+            .values(previous_secret_key_expires_at=utcnow() - timedelta(seconds=1))
+        )
 
     server.run(work)
 

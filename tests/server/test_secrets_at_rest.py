@@ -20,6 +20,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.app import create_app
@@ -156,8 +157,11 @@ def test_a_sealed_secret_opens_only_for_its_tenant_and_field(
     # Someone with write access to the database gives the other tenant this tenant's key.
     def set_signing_key(value: str, key_id: str) -> None:
         async def work(session: AsyncSession) -> None:
-            row = await tenants.get_tenant(session, other_tenant.id)
-            row.signing_private_key, row.signing_key_id = value, key_id
+            await session.execute(
+                update(TenantRow)
+                .where(TenantRow.id == other_tenant.id)
+                .values(signing_private_key=value, signing_key_id=key_id)
+            )
 
         server.run(work)
         tenants.forget(other_tenant.id)

@@ -22,7 +22,7 @@ from passgate.server.services.errors import PassgateError
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import DEFAULT_DATABASE_URL
 from passgate.server.store.migrate import upgrade
-from passgate.server.store.tables import Tenant
+from passgate.server.store.tenants import TenantRow
 
 app = typer.Typer(
     help="Passgate: self-hostable passkey and push authentication (Authsignal-compatible).",
@@ -47,7 +47,7 @@ app.command("bench")(_bench.bench)
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def tenant_fields(tenant: Tenant) -> dict[str, Any]:
+def tenant_fields(tenant: TenantRow) -> dict[str, Any]:
     return {
         "tenantId": tenant.id,
         "name": tenant.name,

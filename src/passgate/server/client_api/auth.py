@@ -18,7 +18,7 @@ from passgate.server.database import Session
 from passgate.server.services import tenants, tokens
 from passgate.server.services.errors import InvalidToken, Unauthorized
 from passgate.server.services.tokens import TokenClaims
-from passgate.server.store.tables import Tenant
+from passgate.server.store.tenants import TenantRow
 
 MISSING_TENANT = "The request needs a Bearer token or Basic authorization with the tenant id."
 TOKEN_REQUIRED = "This call needs a Bearer token from your backend's track call."
@@ -28,7 +28,7 @@ TOKEN_REQUIRED = "This call needs a Bearer token from your backend's track call.
 class ClientCaller:
     """Who is calling: always a tenant; with a Bearer token, also the user and action."""
 
-    tenant: Tenant
+    tenant: TenantRow
     claims: TokenClaims | None
 
 
@@ -65,7 +65,7 @@ def _unverified_tenant_id(token: str) -> str | None:
 
 async def _tenant(
     request: Request, session: Session, tenant_id: str | None, code: str, message: str
-) -> Tenant:
+) -> TenantRow:
     tenant = (
         await tenants.find_tenant(session, tenant_id)
         if tenant_id and len(tenant_id) <= 36

@@ -20,7 +20,7 @@ from passgate.server.pages.translations import accepted_languages, choose_langua
 from passgate.server.services import branding, hosted_page
 from passgate.server.services.hosted_page import HostedChallenge, PageUnavailable
 from passgate.server.settings import Settings
-from passgate.server.store.tables import Tenant
+from passgate.server.store.tenants import TenantRow
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,7 +54,9 @@ async def challenge_page(request: Request, session: Session) -> HTMLResponse:
     )
 
 
-def _page_texts(language: str, tenant: Tenant | None, public_origin: str | None) -> dict[str, str]:
+def _page_texts(
+    language: str, tenant: TenantRow | None, public_origin: str | None
+) -> dict[str, str]:
     return texts(
         language,
         tenant=tenant.name if tenant else "",
@@ -142,7 +144,7 @@ def _refusal_page(request: Request, refusal: PageUnavailable, *, popup: bool) ->
     )
 
 
-def _accent_context(tenant: Tenant) -> dict[str, Any]:
+def _accent_context(tenant: TenantRow) -> dict[str, Any]:
     accent = branding.accent(tenant)
     return {"accent_color": accent.color if accent else None, "accent": accent}
 

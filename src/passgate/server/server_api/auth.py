@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from passgate.server.database import Session
 from passgate.server.services import tenants
-from passgate.server.store.tables import Tenant
+from passgate.server.store.tenants import TenantRow
 
 
 def basic_username(authorization: str | None) -> str | None:
@@ -27,8 +27,8 @@ def basic_username(authorization: str | None) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-async def _secret_key_tenant(request: Request, session: Session) -> Tenant:
+async def _secret_key_tenant(request: Request, session: Session) -> TenantRow:
     return await tenants.authenticate(session, basic_username(request.headers.get("authorization")))
 
 
-SecretKeyTenant = Annotated[Tenant, Depends(_secret_key_tenant)]
+SecretKeyTenant = Annotated[TenantRow, Depends(_secret_key_tenant)]

@@ -17,7 +17,8 @@ from passgate.server.services.push import challenges as push_challenges
 from passgate.server.services.push.hub import PushHub
 from passgate.server.services.push.settings import push_settings
 from passgate.server.store import queries
-from passgate.server.store.tables import Action, PushChallenge, Tenant, User, utcnow
+from passgate.server.store.tables import Action, PushChallenge, User, utcnow
+from passgate.server.store.tenants import TenantRow
 
 # `Action.origin` of an action a client recorded with no backend-issued token for it.
 CLIENT_ORIGIN = "client"
@@ -47,7 +48,7 @@ class Validation:
 
 async def track(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     user_id: str,
     action_code: str,
     attributes: TrackAttributes,
@@ -98,7 +99,7 @@ async def track(
     )
 
 
-def action_token(tenant: Tenant, action: Action, username: str | None) -> str:
+def action_token(tenant: TenantRow, action: Action, username: str | None) -> str:
     """The token for an action: the Client API's Bearer token and what `/validate` redeems."""
     return tokens.issue_token(
         tenant,
@@ -121,7 +122,7 @@ def _apply_user_attributes(user: User, attributes: TrackAttributes) -> None:
 
 async def _insert_action(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     user_id: str,
     action_code: str,
     attributes: TrackAttributes,
@@ -155,7 +156,7 @@ async def _insert_action(
 
 
 async def get_action(
-    session: AsyncSession, tenant: Tenant, user_id: str, action_code: str, idempotency_key: str
+    session: AsyncSession, tenant: TenantRow, user_id: str, action_code: str, idempotency_key: str
 ) -> Action:
     action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
     if action is None:
@@ -168,7 +169,7 @@ async def get_action(
 
 async def set_state(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     user_id: str,
     action_code: str,
     idempotency_key: str,
@@ -186,7 +187,7 @@ async def set_state(
 
 async def query_actions(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     user_id: str,
     *,
     from_date: datetime | None = None,
@@ -207,7 +208,7 @@ async def query_actions(
 
 async def validate(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     token: str,
     *,
     user_id: str | None = None,
@@ -267,7 +268,7 @@ async def settle(
 
 async def complete_challenge(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     *,
     user_id: str,
     action_code: str,
@@ -312,7 +313,7 @@ async def complete_challenge(
 
 
 async def refuse_backend_key(
-    session: AsyncSession, tenant: Tenant, user_id: str, action_code: str, idempotency_key: str
+    session: AsyncSession, tenant: TenantRow, user_id: str, action_code: str, idempotency_key: str
 ) -> None:
     """Refuse (409) a challenge a client starts under the key of an action a backend tracked."""
     action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
@@ -330,7 +331,7 @@ def _refuse_backend_action(action: Action) -> None:
 
 async def _record_verified_action(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     user_id: str,
     action_code: str,
     idempotency_key: str | None,

@@ -25,7 +25,8 @@ from passgate.server.services.enums import ActionState
 from passgate.server.services.errors import Forbidden, InvalidRequest
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import queries
-from passgate.server.store.tables import Action, Tenant, utcnow
+from passgate.server.store.tables import Action, utcnow
+from passgate.server.store.tenants import TenantRow
 
 ADD_SCOPE = "add:authenticators"
 # Tenant setting (`tenants.settings`): how long after a challenge verified an action its
@@ -48,7 +49,7 @@ class Grant:
     needs_unredeemed: bool
 
 
-def window(tenant: Tenant) -> timedelta:
+def window(tenant: TenantRow) -> timedelta:
     minutes = tenant.settings.get(WINDOW_SETTING, DEFAULT_WINDOW_MINUTES)
     return timedelta(minutes=minutes if isinstance(minutes, int) else DEFAULT_WINDOW_MINUTES)
 
@@ -60,13 +61,10 @@ async def set_window(session: AsyncSession, tenant_id: str, minutes: int) -> Non
             f"the enrolment window must be 0-{MAX_WINDOW_MINUTES} minutes, not {minutes!r}"
         )
     tenant = await tenants.get_tenant(session, tenant_id)
-    tenant.settings = {**tenant.settings, WINDOW_SETTING: minutes}
-    tenant.updated_at = utcnow()
-    await session.flush()
-    tenants.forget(tenant_id)
+    await tenants.save_settings(session, tenant_id, {**tenant.settings, WINDOW_SETTING: minutes})
 
 
-async def check(session: AsyncSession, tenant: Tenant, claims: TokenClaims) -> Grant:
+async def check(session: AsyncSession, tenant: TenantRow, claims: TokenClaims) -> Grant:
     """The token's leave to add an authenticator for its user now, or `EnrolmentRefused`."""
     action = None
     if claims.action_code and claims.idempotency_key:
@@ -91,7 +89,9 @@ async def check(session: AsyncSession, tenant: Tenant, claims: TokenClaims) -> G
     return grant
 
 
-def leave(tenant: Tenant, claims: TokenClaims, action: Action, *, enrolled: bool) -> Grant | None:
+def leave(
+    tenant: TenantRow, claims: TokenClaims, action: Action, *, enrolled: bool
+) -> Grant | None:
     """The rule itself, for callers that have read the token's action and whether its user
     has an authenticator (the hosted page decides with it whether to offer enrolment)."""
     if action.authenticator_added_at is not None:

@@ -30,7 +30,8 @@ from passgate.server.services.passkey_policy import policy as passkey_policy
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import passkeys as passkey_store
 from passgate.server.store import push_queries, queries
-from passgate.server.store.tables import Action, PushChallenge, Tenant, utcnow
+from passgate.server.store.tables import Action, PushChallenge, utcnow
+from passgate.server.store.tenants import TenantRow
 
 MAX_TOKEN_LENGTH = 8192
 REFUSED_STATES = frozenset(
@@ -48,7 +49,12 @@ class PageUnavailable(PassgateError):
     be shown inside, and reported to, the tenant's own pages."""
 
     def __init__(
-        self, description: str, *, status_code: int, error_code: str, tenant: Tenant | None = None
+        self,
+        description: str,
+        *,
+        status_code: int,
+        error_code: str,
+        tenant: TenantRow | None = None,
     ) -> None:
         super().__init__(description, error_code=error_code)
         self.status_code = status_code
@@ -69,7 +75,7 @@ class PushWait:
 class HostedChallenge:
     """What the page for one token shows."""
 
-    tenant: Tenant
+    tenant: TenantRow
     action: Action
     enrol: bool
     sign_in: bool
@@ -89,7 +95,7 @@ class HostedChallenge:
         return web_origins(self.tenant)
 
 
-def web_origins(tenant: Tenant) -> tuple[str, ...]:
+def web_origins(tenant: TenantRow) -> tuple[str, ...]:
     """The tenant's http(s) origins: the pages that may frame the page and hear from it."""
     return origins.web_origins(tenant.origins)
 
@@ -128,7 +134,7 @@ async def open_challenge(
     )
 
 
-async def _authenticate(session: AsyncSession, token: str | None) -> tuple[Tenant, TokenClaims]:
+async def _authenticate(session: AsyncSession, token: str | None) -> tuple[TenantRow, TokenClaims]:
     """The token's tenant and claims, its signature checked against that tenant's key."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise PageUnavailable("The link has no token.", status_code=401, error_code="invalid_token")
@@ -159,7 +165,7 @@ def claimed_tenant_id(token: str) -> str | None:
     return tenant_id if isinstance(tenant_id, str) and 0 < len(tenant_id) <= 36 else None
 
 
-async def _pending_action(session: AsyncSession, tenant: Tenant, claims: TokenClaims) -> Action:
+async def _pending_action(session: AsyncSession, tenant: TenantRow, claims: TokenClaims) -> Action:
     """The token's action, if a challenge can still change it."""
     action = None
     if claims.action_code and claims.idempotency_key:
@@ -197,7 +203,7 @@ async def _pending_action(session: AsyncSession, tenant: Tenant, claims: TokenCl
     return action
 
 
-def _passkey_unavailable(tenant: Tenant, public_origin: str | None) -> str | None:
+def _passkey_unavailable(tenant: TenantRow, public_origin: str | None) -> str | None:
     if public_origin is None:
         return NO_PUBLIC_URL
     if passkey_policy(tenant, public_origin).hosted_origin is None:
@@ -213,6 +219,6 @@ def _push_wait(challenge: PushChallenge) -> PushWait:
     )
 
 
-def origins_for_messages(tenant: Tenant | None, popup: bool) -> Sequence[str]:
+def origins_for_messages(tenant: TenantRow | None, popup: bool) -> Sequence[str]:
     """Where a page in popup (or window) mode may be framed from and post its result to."""
     return web_origins(tenant) if tenant is not None and popup else ()

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from passgate.server.services import attestation, cose_algorithms, origins, tenants
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store import credential_algorithms, queries
-from passgate.server.store.tables import Tenant
+from passgate.server.store.tenants import TenantRow
 
 SETTINGS_KEY = "passkeys"
 FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
@@ -162,7 +162,7 @@ def apk_key_hash_origin(fingerprint: str) -> str:
     return "android:apk-key-hash:" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def read_settings(tenant: Tenant) -> PasskeySettings:
+def read_settings(tenant: TenantRow) -> PasskeySettings:
     return PasskeySettings.model_validate(tenant.settings.get(SETTINGS_KEY) or {})
 
 
@@ -182,7 +182,7 @@ def validated_settings(changes: Mapping[str, Any], current: PasskeySettings) -> 
 _policies: dict[tuple[str, str], PasskeyPolicy] = {}
 
 
-def policy(tenant: Tenant, hosted_origin: str | None = None) -> PasskeyPolicy:
+def policy(tenant: TenantRow, hosted_origin: str | None = None) -> PasskeyPolicy:
     """The tenant's policy. `hosted_origin` is Passgate's own public origin: accepted as the
     hosted page's origin when the tenant's rp id can be used there."""
     version = json.dumps(
@@ -213,7 +213,7 @@ def hosted_origin_for(rp_id: str, public_origin: str | None) -> str | None:
 
 
 def _build(
-    tenant: Tenant, settings: PasskeySettings, hosted_origin: str | None = None
+    tenant: TenantRow, settings: PasskeySettings, hosted_origin: str | None = None
 ) -> PasskeyPolicy:
     origins = list(tenant.origins)
     for app in settings.android_apps:
@@ -245,12 +245,12 @@ async def hosted_policies(session: AsyncSession, host: str) -> list[PasskeyPolic
 
 
 async def update_settings(
-    session: AsyncSession, tenant: Tenant, changes: Mapping[str, Any]
+    session: AsyncSession, tenant: TenantRow, changes: Mapping[str, Any]
 ) -> PasskeySettings:
     settings = validated_settings(changes, read_settings(tenant))
-    tenant.settings = {**tenant.settings, SETTINGS_KEY: settings.model_dump(by_alias=True)}
-    await session.flush()
-    tenants.forget(tenant.id)
+    await tenants.save_settings(
+        session, tenant.id, {**tenant.settings, SETTINGS_KEY: settings.model_dump(by_alias=True)}
+    )
     return settings
 
 
@@ -268,7 +268,7 @@ async def passkeys_by_algorithm(session: AsyncSession, tenant_id: str) -> dict[i
 
 
 async def stranded_passkeys(
-    session: AsyncSession, tenant: Tenant, proposed: PasskeySettings
+    session: AsyncSession, tenant: TenantRow, proposed: PasskeySettings
 ) -> dict[str, int]:
     """For each algorithm the tenant accepts now but `proposed` would not, how many of its
     passkeys use it (their sign-ins would then be refused); only algorithms in use."""

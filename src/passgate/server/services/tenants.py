@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +24,10 @@ from passgate.server.services.errors import (
 )
 from passgate.server.services.tokens import generate_signing_key
 from passgate.server.store import limits, queries
-from passgate.server.store.tables import Tenant, utcnow
+from passgate.server.store import tenants as store
+from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import TenantRow
 
 SECRET_KEY_PREFIX = "pg_sk_"
 MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME = 60, 86_400
@@ -33,38 +35,33 @@ ACTION_CODE = re.compile(limits.ACTION_CODE_PATTERN)
 # How long an old secret key may keep working after a rotation, at most.
 MAX_KEY_GRACE = timedelta(days=30)
 
-# Tenants change rarely and every request needs one, so each process keeps what it loaded for
-# a few seconds: a changed setting or rotated key reaches other processes within this time.
-CACHE_SECONDS = 10.0
-_by_secret_hash: dict[str, tuple[float, Tenant]] = {}
-_by_id: dict[str, tuple[float, Tenant]] = {}
+# Per-process memory of tenants, only as of a version: each request still reads the tenant (or
+# its version) from the database, in the statement it runs anyway where it can, so a rotated
+# secret key fails and a changed setting applies at once in every process. What is kept is the
+# newest row seen per tenant (reused while its `updated_at` is unchanged, so caches keyed by
+# it, e.g. the opened signing key, stay warm) and which tenant a key hash named (a hint: the
+# key itself is checked by the database every time).
+_rows: dict[str, TenantRow] = {}
+_ids_by_key: dict[str, str] = {}
 
 
-def _cached(cache: dict[str, tuple[float, Tenant]], key: str) -> Tenant | None:
-    entry = cache.get(key)
-    if entry is None or entry[0] < time.monotonic():
-        return None
-    return entry[1]
-
-
-def _remember(session: AsyncSession, tenant: Tenant) -> None:
-    """Cache a freshly loaded tenant, detached from its session so that session's rollback or
-    close cannot expire it under other requests. Cached tenants are read-only."""
-    session.expunge(tenant)
-    expires = time.monotonic() + CACHE_SECONDS
-    _by_secret_hash[tenant.secret_key_hash] = (expires, tenant)
-    if tenant.previous_secret_key_hash is not None:
-        # Checked against its expiry on every use, cached or not (`_key_matches`).
-        _by_secret_hash[tenant.previous_secret_key_hash] = (expires, tenant)
-    _by_id[tenant.id] = (expires, tenant)
+def _seen(tenant: TenantRow) -> TenantRow:
+    """The row to use: the one already kept when the version is the same."""
+    kept = _rows.get(tenant.id)
+    if kept is not None and kept.updated_at == tenant.updated_at:
+        return kept
+    if kept is None or kept.updated_at < tenant.updated_at:
+        _rows[tenant.id] = tenant
+    return tenant
 
 
 def forget(tenant_id: str) -> None:
-    """Drop a tenant from this process's cache after changing it."""
-    _by_id.pop(tenant_id, None)
-    for digest, (_, tenant) in list(_by_secret_hash.items()):
-        if tenant.id == tenant_id:
-            del _by_secret_hash[digest]
+    """Drop what this process remembers of a tenant (nothing depends on it for correctness:
+    every request checks the tenant's version in the database)."""
+    _rows.pop(tenant_id, None)
+    for digest, known in list(_ids_by_key.items()):
+        if known == tenant_id:
+            del _ids_by_key[digest]
 
 
 def hash_secret_key(secret_key: str) -> str:
@@ -84,38 +81,40 @@ def expected_origins(rp_id: str, extra_origins: Sequence[str]) -> list[str]:
 
 
 async def create_tenant(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     *,
     name: str,
     rp_id: str,
     origins: Sequence[str] = (),
     rp_name: str | None = None,
-) -> tuple[Tenant, str]:
+) -> tuple[TenantRow, str]:
     """Create a tenant. Returns it with its secret key, which is never retrievable again."""
+    db = await store.as_db(db)
     name = _checked_name(name, "a tenant")
     rp_name = _checked_name(rp_name or name, "the relying party")
     rp_id = origin_rules.check_rp_id(rp_id)
     secret_key = _new_secret_key()
     key_id, private_key = generate_signing_key()
     tenant_id = str(uuid.uuid4())
-    await secrets_box.ready(session)
-    tenant = Tenant(
-        id=tenant_id,
-        name=name,
-        secret_key_hash=hash_secret_key(secret_key),
-        secret_key_hint=secret_key[: len(SECRET_KEY_PREFIX) + 4],
-        rp_id=rp_id,
-        rp_name=rp_name,
-        origins=expected_origins(rp_id, origins),
-        token_lifetime_seconds=600,
-        signing_key_id=key_id,
-        signing_private_key=secrets_box.seal(
-            private_key, tenant_id=tenant_id, field=secrets_box.SIGNING_KEY
-        ),
-        settings={},
+    await secrets_box.ready(await db.session())
+    tenant = await store.insert_tenant(
+        db,
+        {
+            "id": tenant_id,
+            "name": name,
+            "secret_key_hash": hash_secret_key(secret_key),
+            "secret_key_hint": secret_key[: len(SECRET_KEY_PREFIX) + 4],
+            "rp_id": rp_id,
+            "rp_name": rp_name,
+            "origins": expected_origins(rp_id, origins),
+            "token_lifetime_seconds": 600,
+            "signing_key_id": key_id,
+            "signing_private_key": secrets_box.seal(
+                private_key, tenant_id=tenant_id, field=secrets_box.SIGNING_KEY
+            ),
+            "settings": {},
+        },
     )
-    session.add(tenant)
-    await session.flush()
     origin_rules.tenants_changed()
     return tenant, secret_key
 
@@ -144,10 +143,11 @@ class TenantChanges:
     confirm_orphaned_passkeys: int | None = None
 
 
-async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantChanges) -> Tenant:
+async def update_tenant(db: Db | AsyncSession, tenant_id: str, changes: TenantChanges) -> TenantRow:
     """Change a tenant's name, relying party or origins, all checked before anything is
     written: a bad value raises `InvalidRequest` naming it and nothing is saved."""
-    tenant = await get_tenant(session, tenant_id)
+    db = await store.as_db(db)
+    tenant = await get_tenant(db, tenant_id)
     name = tenant.name if changes.name is None else _checked_name(changes.name, "a tenant")
     rp_id = tenant.rp_id if changes.rp_id is None else origin_rules.check_rp_id(changes.rp_id)
     rp_name = (
@@ -172,21 +172,40 @@ async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantCh
             f"token lifetime must be {MIN_TOKEN_LIFETIME}-{MAX_TOKEN_LIFETIME} seconds"
         )
     if rp_id != tenant.rp_id:
-        await _check_rp_change(session, tenant, rp_id, changes.confirm_orphaned_passkeys)
-    tenant.name, tenant.rp_id, tenant.rp_name, tenant.origins = name, rp_id, rp_name, new_origins
+        await _check_rp_change(db, tenant, rp_id, changes.confirm_orphaned_passkeys)
+    values: dict[str, Any] = {
+        "name": name,
+        "rp_id": rp_id,
+        "rp_name": rp_name,
+        "origins": new_origins,
+    }
     if lifetime is not None:
-        tenant.token_lifetime_seconds = lifetime
-    tenant.updated_at = utcnow()
-    await session.flush()
-    forget(tenant.id)
+        values["token_lifetime_seconds"] = lifetime
+    updated = await _updated(db, tenant_id, values)
     origin_rules.tenants_changed()
-    return tenant
+    return updated
 
 
-async def _check_rp_change(
-    session: AsyncSession, tenant: Tenant, rp_id: str, confirmed: int | None
-) -> None:
-    count = await queries.count_tenant_passkeys(session, tenant.id)
+async def _updated(db: Db, tenant_id: str, values: dict[str, Any]) -> TenantRow:
+    tenant = await store.update_tenant(db, tenant_id, values)
+    if tenant is None:
+        raise NotFound(f"no tenant with id {tenant_id!r}")
+    return _seen(tenant)
+
+
+async def save_settings(
+    db: Db | AsyncSession, tenant_id: str, settings: dict[str, Any]
+) -> TenantRow:
+    """Replace a tenant's settings (one UPDATE ... RETURNING; bumps its version, so every
+    process applies them at its next request)."""
+    tenant = await store.save_settings(await store.as_db(db), tenant_id, settings)
+    if tenant is None:
+        raise NotFound(f"no tenant with id {tenant_id!r}")
+    return _seen(tenant)
+
+
+async def _check_rp_change(db: Db, tenant: TenantRow, rp_id: str, confirmed: int | None) -> None:
+    count = await queries.count_tenant_passkeys(await db.session(), tenant.id)
     if count and confirmed != count:
         raise InvalidRequest(
             f"the tenant has {count} passkeys made for {tenant.rp_id!r}; none of them will work "
@@ -196,88 +215,76 @@ async def _check_rp_change(
 
 
 async def rotate_secret_key(
-    session: AsyncSession, tenant_id: str, *, grace: timedelta = timedelta(0)
+    db: Db | AsyncSession, tenant_id: str, *, grace: timedelta = timedelta(0)
 ) -> str:
     """Give the tenant a new secret key and return it (it is never retrievable again). The
     old key keeps working for `grace`, so backends can move to the new one without downtime;
     a key still in an earlier grace period stops at once (there is one previous key)."""
     if not timedelta(0) <= grace <= MAX_KEY_GRACE:
         raise InvalidRequest(f"the grace period must be between 0 and {MAX_KEY_GRACE.days} days")
-    tenant = await get_tenant(session, tenant_id)
+    db = await store.as_db(db)
+    tenant = await get_tenant(db, tenant_id)
     secret_key = _new_secret_key()
     keep_old = grace > timedelta(0)
-    tenant.previous_secret_key_hash = tenant.secret_key_hash if keep_old else None
-    tenant.previous_secret_key_expires_at = utcnow() + grace if keep_old else None
-    tenant.secret_key_hash = hash_secret_key(secret_key)
-    tenant.secret_key_hint = secret_key[: len(SECRET_KEY_PREFIX) + 4]
-    tenant.updated_at = utcnow()
-    await session.flush()
+    await _updated(
+        db,
+        tenant_id,
+        {
+            "previous_secret_key_hash": tenant.secret_key_hash if keep_old else None,
+            "previous_secret_key_expires_at": utcnow() + grace if keep_old else None,
+            "secret_key_hash": hash_secret_key(secret_key),
+            "secret_key_hint": secret_key[: len(SECRET_KEY_PREFIX) + 4],
+        },
+    )
     forget(tenant_id)
     return secret_key
 
 
-def _key_matches(tenant: Tenant, digest: str) -> bool:
-    """The current key, or the previous one until its grace period ends (compared in
-    constant time either way)."""
-    current = hmac.compare_digest(tenant.secret_key_hash, digest)
-    previous = tenant.previous_secret_key_hash
-    expires = tenant.previous_secret_key_expires_at
-    in_grace = previous is not None and expires is not None and utcnow() < expires
-    return current or (in_grace and hmac.compare_digest(previous or "", digest))
-
-
-async def authenticate(session: AsyncSession, secret_key: str | None) -> Tenant:
+async def authenticate(db: Db | AsyncSession, secret_key: str | None) -> TenantRow:
     """The tenant owning `secret_key` (its current key, or its previous one during a grace
-    period), or `Unauthorized`."""
+    period), or `Unauthorized`. The database checks the key on every call (one statement)."""
     if not secret_key:
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
     digest = hash_secret_key(secret_key)
-    tenant = _cached(_by_secret_hash, digest)
+    tenant = await store.get_tenant_by_key(await store.as_db(db), digest, utcnow())
     if tenant is None:
-        tenant = await queries.tenant_by_secret_hash(session, digest)
-        if tenant is not None:
-            _remember(session, tenant)
-    if tenant is None or not _key_matches(tenant, digest):
+        _ids_by_key.pop(digest, None)
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
-    return tenant
+    _ids_by_key[digest] = tenant.id
+    return _seen(tenant)
 
 
-async def find_tenant(session: AsyncSession, tenant_id: str) -> Tenant | None:
-    """A tenant by id for the request path (cached, read-only); None when there is none."""
-    tenant = _cached(_by_id, tenant_id)
-    if tenant is None:
-        tenant = await session.get(Tenant, tenant_id)
-        if tenant is not None:
-            _remember(session, tenant)
-    return tenant
+async def find_tenant(db: Db | AsyncSession, tenant_id: str) -> TenantRow | None:
+    """A tenant by id as the database has it now; None when there is none."""
+    tenant = await store.get_tenant(await store.as_db(db), tenant_id)
+    return None if tenant is None else _seen(tenant)
 
 
-async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
-    tenant = await session.get(Tenant, tenant_id)
+async def get_tenant(db: Db | AsyncSession, tenant_id: str) -> TenantRow:
+    tenant = await find_tenant(db, tenant_id)
     if tenant is None:
         raise NotFound(f"no tenant with id {tenant_id!r}")
     return tenant
 
 
-async def list_tenants(session: AsyncSession) -> Sequence[Tenant]:
-    return await queries.all_tenants(session)
+async def list_tenants(db: Db | AsyncSession) -> list[TenantRow]:
+    return await store.find_tenants(await store.as_db(db))
 
 
-def default_outcome(tenant: Tenant, action_code: str) -> ActionOutcome:
+def default_outcome(tenant: TenantRow, action_code: str) -> ActionOutcome:
     """The state a tracked action starts in; CHALLENGE_REQUIRED unless configured."""
     configured = tenant.settings.get("actionOutcomes", {}).get(action_code)
     return ActionOutcome(configured) if configured else ActionOutcome.CHALLENGE_REQUIRED
 
 
 async def set_action_outcome(
-    session: AsyncSession, tenant_id: str, action_code: str, outcome: ActionOutcome
-) -> None:
+    db: Db | AsyncSession, tenant_id: str, action_code: str, outcome: ActionOutcome
+) -> TenantRow:
     if not ACTION_CODE.fullmatch(action_code):
         raise InvalidRequest(
             f"action code {action_code!r} may only use letters, digits and _ . : - (1-100)"
         )
-    tenant = await get_tenant(session, tenant_id)
+    db = await store.as_db(db)
+    tenant = await get_tenant(db, tenant_id)
     outcomes = {**tenant.settings.get("actionOutcomes", {}), action_code: outcome.value}
-    tenant.settings = {**tenant.settings, "actionOutcomes": outcomes}
-    await session.flush()
-    forget(tenant_id)
+    return await save_settings(db, tenant_id, {**tenant.settings, "actionOutcomes": outcomes})

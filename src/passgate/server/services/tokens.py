@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from passgate.server.services import secrets_box
 from passgate.server.services.errors import ExpiredToken, InvalidToken
-from passgate.server.store.tables import Tenant
+from passgate.server.store.tenants import TenantRow
 
 ALGORITHM = "ES256"
 
@@ -60,7 +60,7 @@ def generate_signing_key() -> tuple[str, str]:
     return secrets.token_hex(8), pem
 
 
-def _signing_key(tenant: Tenant) -> _SigningKey:
+def _signing_key(tenant: TenantRow) -> _SigningKey:
     cache_key = (tenant.id, tenant.signing_key_id, tenant.signing_private_key)
     key = _keys.get(cache_key)
     if key is None:
@@ -75,7 +75,7 @@ def _signing_key(tenant: Tenant) -> _SigningKey:
 
 
 def issue_token(
-    tenant: Tenant,
+    tenant: TenantRow,
     *,
     user_id: str,
     action_code: str | None,
@@ -105,7 +105,7 @@ def issue_token(
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.key_id})
 
 
-def decode_token(tenant: Tenant, token: str) -> TokenClaims:
+def decode_token(tenant: TenantRow, token: str) -> TokenClaims:
     """Check a token was signed by this tenant and has not expired; raise otherwise."""
     key = _signing_key(tenant)
     try:
@@ -137,7 +137,7 @@ def decode_token(tenant: Tenant, token: str) -> TokenClaims:
     )
 
 
-def public_jwks(tenant: Tenant) -> dict[str, Any]:
+def public_jwks(tenant: TenantRow) -> dict[str, Any]:
     key = _signing_key(tenant)
     jwk: dict[str, Any] = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key, as_dict=True)
     jwk.update(kid=key.key_id, use="sig", alg=ALGORITHM)

@@ -17,7 +17,8 @@ from passgate.server.services.enums import (
 from passgate.server.services.errors import InvalidRequest, NotFound
 from passgate.server.store import passkeys as passkey_store
 from passgate.server.store import queries
-from passgate.server.store.tables import Authenticator, PasskeyCredential, Tenant, User, utcnow
+from passgate.server.store.tables import Authenticator, PasskeyCredential, User, utcnow
+from passgate.server.store.tenants import TenantRow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,17 +44,17 @@ class UserProfile:
     enrollment: Enrollment
 
 
-def allowed_methods(tenant: Tenant) -> list[str]:
+def allowed_methods(tenant: TenantRow) -> list[str]:
     configured = tenant.settings.get("allowedVerificationMethods")
     return list(configured) if configured else [method.value for method in DEFAULT_ALLOWED_METHODS]
 
 
-async def enrollment(session: AsyncSession, tenant: Tenant, user_id: str) -> Enrollment:
+async def enrollment(session: AsyncSession, tenant: TenantRow, user_id: str) -> Enrollment:
     enrolled = await queries.enrolled_methods(session, tenant.id, user_id)
     return Enrollment(enrolled_methods=enrolled, allowed_methods=allowed_methods(tenant))
 
 
-async def get_profile(session: AsyncSession, tenant: Tenant, user_id: str) -> UserProfile:
+async def get_profile(session: AsyncSession, tenant: TenantRow, user_id: str) -> UserProfile:
     """A user as the backend sees it; an unknown user is simply not enrolled."""
     user = await queries.get_user(session, tenant.id, user_id)
     return UserProfile(
@@ -62,7 +63,7 @@ async def get_profile(session: AsyncSession, tenant: Tenant, user_id: str) -> Us
 
 
 async def update_user(
-    session: AsyncSession, tenant: Tenant, user_id: str, changes: dict[str, Any]
+    session: AsyncSession, tenant: TenantRow, user_id: str, changes: dict[str, Any]
 ) -> User:
     """Set the given attributes, creating the user if needed. A changed email or phone number
     stops being verified unless the same request says it is."""
@@ -80,13 +81,13 @@ async def update_user(
     return user
 
 
-async def delete_user(session: AsyncSession, tenant: Tenant, user_id: str) -> None:
+async def delete_user(session: AsyncSession, tenant: TenantRow, user_id: str) -> None:
     await queries.delete_user(session, tenant.id, user_id)
 
 
 async def query_users(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     *,
     username: str | None = None,
     email: str | None = None,
@@ -110,7 +111,7 @@ async def query_users(
 
 
 async def list_authenticators(
-    session: AsyncSession, tenant: Tenant, user_id: str
+    session: AsyncSession, tenant: TenantRow, user_id: str
 ) -> list[tuple[Authenticator, PasskeyCredential | None]]:
     """A user's authenticators in creation order, each with its passkey credential if any."""
     listed = await queries.user_authenticators(session, tenant.id, user_id)
@@ -122,7 +123,7 @@ async def list_authenticators(
 
 async def enroll_verified_authenticator(
     session: AsyncSession,
-    tenant: Tenant,
+    tenant: TenantRow,
     user_id: str,
     *,
     method: VerificationMethod,
@@ -164,7 +165,7 @@ async def enroll_verified_authenticator(
 
 
 async def delete_authenticator(
-    session: AsyncSession, tenant: Tenant, user_id: str, authenticator_id: str
+    session: AsyncSession, tenant: TenantRow, user_id: str, authenticator_id: str
 ) -> None:
     if not await queries.delete_authenticator(session, tenant.id, user_id, authenticator_id):
         raise NotFound(f"user {user_id!r} has no authenticator {authenticator_id!r}")

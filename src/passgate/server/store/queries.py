@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from passgate.server.store import tenants
 from passgate.server.store.tables import (
     Action,
     Authenticator,
@@ -23,6 +24,7 @@ from passgate.server.store.tables import (
     User,
     utcnow,
 )
+from passgate.server.store.tenants import TenantRow
 
 
 def _insert(session: AsyncSession, table: type[Base]) -> Any:
@@ -40,8 +42,8 @@ async def tenant_by_secret_hash(session: AsyncSession, digest: str) -> Tenant | 
     return await session.scalar(query.limit(1))
 
 
-async def tenants_by_rp_id(session: AsyncSession, rp_id: str) -> Sequence[Tenant]:
-    return (await session.scalars(select(Tenant).where(Tenant.rp_id == rp_id))).all()
+async def tenants_by_rp_id(session: AsyncSession, rp_id: str) -> Sequence[TenantRow]:
+    return await tenants.find_tenants_by_rp_id(await tenants.as_db(session), rp_id)
 
 
 async def tenant_origins(session: AsyncSession) -> list[tuple[str, list[str]]]:
