@@ -12,6 +12,7 @@ from passgate.cli._database import DatabaseUrl
 from passgate.server.services import audit
 from passgate.server.services.admins import accounts
 from passgate.server.settings import DEFAULT_DATABASE_URL
+from passgate.server.store.db import Db
 
 admin_app = typer.Typer(
     help="Admins of the console at /admin: create, list, remove, new enrolment links.",
@@ -53,8 +54,8 @@ def admin_create(
     """Create an admin and print their one-time enrolment link."""
     public_url = _public_url(url)
 
-    async def work(session: Any) -> tuple[str, str]:
-        admin, token = await accounts.create_admin(session, audit.cli_actor(), email)
+    async def work(db: Db) -> tuple[str, str]:
+        admin, token = await accounts.create_admin(db, audit.cli_actor(), email)
         return admin.email, token
 
     address, token = _database.run(database_url, work)
@@ -70,8 +71,8 @@ def admin_link(
     """Print a new enrolment link for an admin (for example one who lost their passkeys)."""
     public_url = _public_url(url)
 
-    async def work(session: Any) -> str:
-        return await accounts.new_link(session, audit.cli_actor(), email)
+    async def work(db: Db) -> str:
+        return await accounts.new_link(db, audit.cli_actor(), email)
 
     token = _database.run(database_url, work)
     _print_link(email.strip().lower(), accounts.enrolment_url(public_url, token))
@@ -81,14 +82,14 @@ def admin_link(
 def admin_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJson = False) -> None:
     """List the admins and how many passkeys each has."""
 
-    async def work(session: Any) -> list[dict[str, Any]]:
+    async def work(db: Db) -> list[dict[str, Any]]:
         return [
             {
                 "email": summary.admin.email,
                 "passkeys": summary.passkeys,
                 "createdAt": summary.admin.created_at.isoformat(),
             }
-            for summary in await accounts.list_admins(session)
+            for summary in await accounts.list_admins(db)
         ]
 
     found = _database.run(database_url, work, read_only=True)
@@ -103,8 +104,8 @@ def admin_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJson
 def admin_remove(email: Email, database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """Remove an admin with their passkeys; their sessions end at once."""
 
-    async def work(session: Any) -> None:
-        await accounts.remove_admin(session, audit.cli_actor(), email)
+    async def work(db: Db) -> None:
+        await accounts.remove_admin(db, audit.cli_actor(), email)
 
     _database.run(database_url, work)
     typer.echo(f"removed {email.strip().lower()}")

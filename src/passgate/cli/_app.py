@@ -21,6 +21,7 @@ from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import PassgateError
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import DEFAULT_DATABASE_URL
+from passgate.server.store.db import Db
 from passgate.server.store.migrate import upgrade
 from passgate.server.store.tenants import TenantRow
 
@@ -143,9 +144,9 @@ def tenant_create(
 ) -> None:
     """Create a tenant and print its secret key: the only time it is shown."""
 
-    async def work(session: Any) -> dict[str, Any]:
+    async def work(db: Db) -> dict[str, Any]:
         tenant, secret_key = await tenant_admin.create(
-            session, audit.cli_actor(), name=name, rp_id=rp_id, origins=origin or []
+            db, audit.cli_actor(), name=name, rp_id=rp_id, origins=origin or []
         )
         return {**tenant_fields(tenant), "secretKey": secret_key}
 
@@ -160,8 +161,8 @@ def tenant_create(
 def tenant_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJson = False) -> None:
     """List every tenant."""
 
-    async def work(session: Any) -> list[dict[str, Any]]:
-        return [tenant_fields(tenant) for tenant in await tenants.list_tenants(session)]
+    async def work(db: Db) -> list[dict[str, Any]]:
+        return [tenant_fields(tenant) for tenant in await tenants.list_tenants(db)]
 
     found = _database.run(database_url, work, read_only=True)
     if as_json:
@@ -179,8 +180,8 @@ def tenant_show(
 ) -> None:
     """Show one tenant (never its secret key, which is stored hashed)."""
 
-    async def work(session: Any) -> dict[str, Any]:
-        return tenant_fields(await tenants.get_tenant(session, tenant_id))
+    async def work(db: Db) -> dict[str, Any]:
+        return tenant_fields(await tenants.get_tenant(db, tenant_id))
 
     found = _database.run(database_url, work, read_only=True)
     if as_json:
@@ -212,7 +213,7 @@ def tenant_origins(
     """Change a tenant's origins (browsers on them may call the Client API and use its
     passkeys) and relying party; print the tenant."""
 
-    async def work(session: Any) -> dict[str, Any]:
+    async def work(db: Db) -> dict[str, Any]:
         changes = tenants.TenantChanges(
             add_origins=add or [],
             remove_origins=remove or [],
@@ -220,7 +221,7 @@ def tenant_origins(
             rp_name=rp_name,
             confirm_orphaned_passkeys=confirm_passkeys,
         )
-        changed = await tenant_admin.update(session, audit.cli_actor(), tenant_id, changes)
+        changed = await tenant_admin.update(db, audit.cli_actor(), tenant_id, changes)
         return tenant_fields(changed)
 
     changed = _database.run(database_url, work)
@@ -241,11 +242,11 @@ def tenant_branding(
 ) -> None:
     """Set how the tenant's hosted challenge page looks (its name is the tenant's name)."""
 
-    async def work(session: Any) -> str | None:
+    async def work(db: Db) -> str | None:
         if accent_color is not None:
             color = accent_color.strip() or None
-            await tenant_admin.set_accent_color(session, audit.cli_actor(), tenant_id, color)
-        found = branding.accent(await tenants.get_tenant(session, tenant_id))
+            await tenant_admin.set_accent_color(db, audit.cli_actor(), tenant_id, color)
+        found = branding.accent(await tenants.get_tenant(db, tenant_id))
         return found.color if found else None
 
     shown = _database.run(database_url, work)
@@ -261,8 +262,8 @@ def tenant_set_action(
 ) -> None:
     """Set the outcome an action starts in (default CHALLENGE_REQUIRED)."""
 
-    async def work(session: Any) -> None:
-        await tenant_admin.set_outcome(session, audit.cli_actor(), tenant_id, action_code, outcome)
+    async def work(db: Db) -> None:
+        await tenant_admin.set_outcome(db, audit.cli_actor(), tenant_id, action_code, outcome)
 
     _database.run(database_url, work)
     typer.echo(f"{action_code}: {outcome.value}")
@@ -283,12 +284,12 @@ def tenant_enrolment(
 ) -> None:
     """Show or set who may add an authenticator to an enrolled user (docs/wire.md#scopes)."""
 
-    async def work(session: Any) -> int:
+    async def work(db: Db) -> int:
         if window_minutes is not None:
             await tenant_admin.set_enrolment_window(
-                session, audit.cli_actor(), tenant_id, window_minutes
+                db, audit.cli_actor(), tenant_id, window_minutes
             )
-        tenant = await tenants.get_tenant(session, tenant_id)
+        tenant = await tenants.get_tenant(db, tenant_id)
         return int(enrolment.window(tenant).total_seconds() // 60)
 
     typer.echo(f"enrolment window: {_database.run(database_url, work)} min")
@@ -392,9 +393,9 @@ def tenant_update(
         secrets if rotate_webhook_secret else []
     )
 
-    async def work(session: Any) -> push_settings.PushSettings:
+    async def work(db: Db) -> push_settings.PushSettings:
         return await tenant_admin.configure_push(
-            session,
+            db,
             audit.cli_actor(),
             tenant_id,
             clear=clear,

@@ -11,16 +11,15 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.errors import PassgateError
 from passgate.server.settings import Settings
 from passgate.server.store.database import (
     DatabaseUrlError,
     create_engine,
-    create_sessionmaker,
     sqlite_path,
 )
+from passgate.server.store.db import Db, Engines
 from passgate.server.store.migrate import upgrade
 
 T = TypeVar("T")
@@ -72,9 +71,7 @@ def require_existing(database_url: str) -> None:
         )
 
 
-def run(
-    database_url: str, work: Callable[[AsyncSession], Awaitable[T]], *, read_only: bool = False
-) -> T:
+def run(database_url: str, work: Callable[[Db], Awaitable[T]], *, read_only: bool = False) -> T:
     """Migrate, then run `work` in one committed transaction. Failures become one-line errors.
     A `read_only` command refuses an SQLite database that does not exist yet."""
     if read_only:
@@ -82,12 +79,13 @@ def run(
 
     async def _run() -> T:
         await upgrade(database_url)
-        engine = create_engine(database_url)
+        engines = Engines(create_engine(database_url))
         try:
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
+            async with engines.transaction() as db:
+                return await work(db)
         finally:
-            await engine.dispose()
+            await engines.dispose()
+            await engines.write.dispose()
 
     return translate_errors(lambda: asyncio.run(_run()))
 

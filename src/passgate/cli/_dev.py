@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from passgate.cli import _database
 from passgate.server.services import origins, tenants
 from passgate.server.services.errors import PassgateError
+from passgate.server.store.db import Db
 
 
 def state_file(database_url: str) -> Path:
@@ -32,21 +33,21 @@ def ensure_dev_tenant(
     saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     wanted = [f"http://localhost:{port}", *extra_origins]
 
-    async def work(session: Any) -> dict[str, Any]:
-        credentials = await _existing(session, saved)
+    async def work(db: Db) -> dict[str, Any]:
+        credentials = await _existing(db, saved)
         if credentials is None:
             tenant, secret_key = await tenants.create_tenant(
-                session, name="Dev", rp_id="localhost", origins=wanted
+                db, name="Dev", rp_id="localhost", origins=wanted
             )
             return {"tenantId": tenant.id, "secretKey": secret_key, "origins": tenant.origins}
-        tenant = await tenants.get_tenant(session, credentials["tenantId"])
+        tenant = await tenants.get_tenant(db, credentials["tenantId"])
         missing = [o for o in origins.normalize_all(wanted) if o not in tenant.origins]
         # Dev tenants made by older versions listed http://127.0.0.1, which cannot use the
         # rp id localhost: drop what does not fit rather than refuse to start.
         unfit = [o for o in tenant.origins if not _fits(tenant.rp_id, o)]
         if missing or unfit:
             tenant = await tenants.update_tenant(
-                session,
+                db,
                 tenant.id,
                 tenants.TenantChanges(add_origins=missing, remove_origins=unfit),
             )
@@ -61,16 +62,16 @@ def ensure_dev_tenant(
     return credentials
 
 
-async def _existing(session: Any, saved: dict[str, Any]) -> dict[str, str] | None:
+async def _existing(db: Db, saved: dict[str, Any]) -> dict[str, str] | None:
     if saved.get("secretKey"):
         try:
-            tenant = await tenants.authenticate(session, saved["secretKey"])
+            tenant = await tenants.authenticate(db, saved["secretKey"])
             return {"tenantId": tenant.id, "secretKey": saved["secretKey"]}
         except PassgateError:
             pass
     if saved.get("tenantId"):
         try:
-            secret_key = await tenants.rotate_secret_key(session, saved["tenantId"])
+            secret_key = await tenants.rotate_secret_key(db, saved["tenantId"])
             return {"tenantId": saved["tenantId"], "secretKey": secret_key}
         except PassgateError:
             pass

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.cli import _database, _output
 from passgate.cli._database import DatabaseUrl
@@ -17,6 +16,7 @@ from passgate.server.services import audit, secrets_box
 from passgate.server.services.secrets_box import MasterKey
 from passgate.server.settings import DEFAULT_DATABASE_URL, Settings
 from passgate.server.store.database import create_engine
+from passgate.server.store.db import Db
 
 keys_app = typer.Typer(
     help="The master key that encrypts signing keys, webhook secrets and push credentials.",
@@ -53,8 +53,8 @@ def keys_status(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJso
     settings = _database.load_settings(database_url=database_url)
     key = _database.translate_errors(lambda: secrets_box.load(settings))
 
-    async def work(session: AsyncSession) -> dict[str, int]:
-        return await secrets_box.key_ids_in_use(session)
+    async def work(db: Db) -> dict[str, int]:
+        return await secrets_box.key_ids_in_use(db)
 
     in_use = _database.run(database_url, work)
     plaintext = in_use.pop(secrets_box.PLAINTEXT, 0)
@@ -110,16 +110,16 @@ def keys_rotate_master(
     next_path = Path(settings.data_dir) / secrets_box.NEXT_KEY_FILE
     written: list[Path] = []
 
-    async def work(session: AsyncSession) -> tuple[MasterKey, int]:
-        old = await secrets_box.prepare(session, settings)
+    async def work(db: Db) -> tuple[MasterKey, int]:
+        old = await secrets_box.prepare(db, settings)
         if new.key_id == old.key_id:
             raise _database.CommandError("the new key is the current master key")
         if from_file:
             _write_next(next_path, new)
             written.append(next_path)
-        count = await secrets_box.reseal_all(session, old, new)
+        count = await secrets_box.reseal_all(db, old, new)
         await audit.record(
-            session,
+            db,
             audit.cli_actor(),
             "master_key.rotated",
             target_type="master_key",

@@ -14,6 +14,7 @@ from passgate.cli import _database, _output
 from passgate.cli._database import CommandError, DatabaseUrl
 from passgate.server.services import audit, passkey_policy, tenant_admin, tenants, well_known
 from passgate.server.settings import DEFAULT_DATABASE_URL
+from passgate.server.store.db import Db
 
 TenantId = Annotated[str, typer.Argument(metavar="TENANT")]
 
@@ -88,11 +89,9 @@ def tenant_passkeys(
         attachment = None if authenticator_attachment == "any" else authenticator_attachment
         changes["authenticatorAttachment"] = attachment
 
-    async def work(session: Any) -> dict[str, Any]:
-        settings = await tenant_admin.change_passkeys(
-            session, audit.cli_actor(), tenant_id, changes
-        )
-        tenant = await tenants.get_tenant(session, tenant_id)
+    async def work(db: Db) -> dict[str, Any]:
+        settings = await tenant_admin.change_passkeys(db, audit.cli_actor(), tenant_id, changes)
+        tenant = await tenants.get_tenant(db, tenant_id)
         shown = settings.model_dump(by_alias=True)
         shown["attestationRoots"] = {f: len(p) for f, p in settings.attestation_roots.items()}
         origins = passkey_policy.policy(tenant).expected_origins
@@ -108,8 +107,8 @@ def tenant_passkeys(
 def _files(
     database_url: str, tenant_id: str
 ) -> tuple[passkey_policy.PasskeyPolicy, dict[str, Any]]:
-    async def work(session: Any) -> passkey_policy.PasskeyPolicy:
-        return passkey_policy.policy(await tenants.get_tenant(session, tenant_id))
+    async def work(db: Db) -> passkey_policy.PasskeyPolicy:
+        return passkey_policy.policy(await tenants.get_tenant(db, tenant_id))
 
     policy = _database.run(database_url, work, read_only=True)
     return policy, {

@@ -13,6 +13,7 @@ from passgate.cli import _database, _output
 from passgate.cli._database import CommandError, DatabaseUrl
 from passgate.server.services import audit, passkey_policy, tenant_admin, tenants
 from passgate.server.settings import DEFAULT_DATABASE_URL
+from passgate.server.store.db import Db
 
 
 def _pems(paths: list[Path]) -> list[str]:
@@ -53,16 +54,16 @@ def tenant_webauthn(
         if trusted_attestation:
             changes["attestation"] = "direct"
 
-    async def work(session: Any) -> tuple[dict[str, Any], dict[str, int]]:
-        tenant = await tenants.get_tenant(session, tenant_id)
+    async def work(db: Db) -> tuple[dict[str, Any], dict[str, int]]:
+        tenant = await tenants.get_tenant(db, tenant_id)
         current = passkey_policy.read_settings(tenant)
         if android_key_root:
             roots = {**current.attestation_roots, "android-key": _pems(android_key_root)}
             changes["attestationRoots"] = roots
         proposed = passkey_policy.validated_settings(changes, current)
-        stranded = await passkey_policy.stranded_passkeys(session, tenant, proposed)
+        stranded = await passkey_policy.stranded_passkeys(await db.session(), tenant, proposed)
         if changes:
-            await tenant_admin.change_passkeys(session, audit.cli_actor(), tenant_id, changes)
+            await tenant_admin.change_passkeys(db, audit.cli_actor(), tenant_id, changes)
         shown = {
             "tenantId": tenant.id,
             "algorithms": proposed.algorithms,

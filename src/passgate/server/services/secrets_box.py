@@ -36,8 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from passgate.server.services.errors import PassgateError
 from passgate.server.settings import Settings
 from passgate.server.store import queries
-from passgate.server.store.database import create_sessionmaker
-from passgate.server.store.tables import Tenant
+from passgate.server.store import tenants as tenant_store
+from passgate.server.store.db import Db, Engines
+from passgate.server.store.tenants import TenantRow, as_db
 
 # The standard library's logging: `passgate serve` renders it with everything else, and a
 # `passgate` command, which configures no logging, shows warnings on stderr only.
@@ -317,7 +318,7 @@ def open_push(stored: Mapping[str, Any], tenant_id: str) -> dict[str, Any]:
     )
 
 
-def _tenant_values(tenant: Tenant) -> list[str]:
+def _tenant_values(tenant: TenantRow) -> list[str]:
     found = [tenant.signing_private_key]
     push = tenant.settings.get("push")
     if isinstance(push, Mapping):
@@ -330,42 +331,58 @@ def _tenant_values(tenant: Tenant) -> list[str]:
     return found
 
 
-def _transform_tenant(tenant: Tenant, transform: Transform) -> None:
-    """Apply `transform` to every secret of `tenant`."""
-    tenant.signing_private_key = transform(tenant.signing_private_key, tenant.id, SIGNING_KEY)
+def _transformed(tenant: TenantRow, transform: Transform) -> dict[str, Any]:
+    """The columns of `tenant` that change when `transform` is applied to each of its
+    secrets (none when nothing changes)."""
+    changed: dict[str, Any] = {}
+    signing_key = transform(tenant.signing_private_key, tenant.id, SIGNING_KEY)
+    if signing_key != tenant.signing_private_key:
+        changed["signing_private_key"] = signing_key
     push = tenant.settings.get("push")
     if isinstance(push, Mapping):
         new_push = map_push(push, tenant.id, transform)
         if new_push != push:
-            # A new dict: in-place changes to a JSON column are not saved.
-            tenant.settings = {**tenant.settings, "push": new_push}
+            changed["settings"] = {**tenant.settings, "push": new_push}
+    return changed
 
 
-async def key_ids_in_use(session: AsyncSession) -> dict[str, int]:
+async def _transform_tenants(db: Db, tenant_ids: Iterable[str], transform: Transform) -> None:
+    """Apply `transform` to every secret of these tenants. Each row is locked and read afresh
+    first (an UPDATE that changes only its version, RETURNING the row): a process that waited
+    for the lock sees what the holder wrote, and no one changes the row until this
+    transaction ends."""
+    for tenant_id in tenant_ids:
+        locked = await tenant_store.update_tenant(db, tenant_id, {})
+        if locked is None:  # deleted meanwhile
+            continue
+        changed = _transformed(locked, transform)
+        if changed:
+            await tenant_store.update_tenant(db, tenant_id, changed)
+
+
+async def key_ids_in_use(db: Db | AsyncSession) -> dict[str, int]:
     """How many stored secrets each key id seals (`PLAINTEXT` for those not yet sealed)."""
     counts: dict[str, int] = {}
-    for tenant in await queries.all_tenants(session):
+    for tenant in await tenant_store.find_tenants(await as_db(db)):
         for key_id in map(key_id_in, _tenant_values(tenant)):
             counts[key_id] = counts.get(key_id, 0) + 1
     return counts
 
 
 async def prepare(
-    session: AsyncSession, settings: Settings, *, seal_plaintext: bool = True
+    db: Db | AsyncSession, settings: Settings, *, seal_plaintext: bool = True
 ) -> MasterKey:
     """Find the master key the database needs, make one only for a database with no sealed
     secret, install it, and (with `seal_plaintext`) seal every secret still stored as plain
     text. Raises `MasterKeyError` (one line for the operator) rather than make a key that
     cannot read what is stored."""
-    key, _ = await _prepare(session, settings, seal_plaintext=seal_plaintext)
+    key, _ = await _prepare(await as_db(db), settings, seal_plaintext=seal_plaintext)
     return key
 
 
-async def _prepare(
-    session: AsyncSession, settings: Settings, *, seal_plaintext: bool
-) -> tuple[MasterKey, int]:
+async def _prepare(db: Db, settings: Settings, *, seal_plaintext: bool) -> tuple[MasterKey, int]:
     global _prepared
-    in_use = set(await key_ids_in_use(session)) - {PLAINTEXT}
+    in_use = set(await key_ids_in_use(db)) - {PLAINTEXT}
     key = load(settings)
     if key is None and not in_use:
         key = _create_key_file(settings)
@@ -379,7 +396,7 @@ async def _prepare(
     install(key, settings)
     _prepared = True
     log.info("master key %s loaded from %s", key.key_id, key.source)
-    sealed = await _seal_plaintext(session, key) if seal_plaintext else 0
+    sealed = await _seal_plaintext(db, key) if seal_plaintext else 0
     if sealed:
         log.warning("encrypted %d secrets stored as plain text (key %s)", sealed, key.key_id)
     return key, sealed
@@ -389,8 +406,8 @@ async def prepare_engine(engine: AsyncEngine, settings: Settings) -> MasterKey:
     """`prepare` in its own transaction, for a server's start. When it sealed secrets that
     were plain text, the database is compacted afterwards, so their old copies do not linger
     in free pages (a copy of the file made later does not hold them; older backups do)."""
-    async with create_sessionmaker(engine)() as session, session.begin():
-        key, sealed = await _prepare(session, settings, seal_plaintext=True)
+    async with Engines(engine).transaction() as db:
+        key, sealed = await _prepare(db, settings, seal_plaintext=True)
     if sealed:
         await _compact(engine)
     return key
@@ -432,7 +449,7 @@ def backup_path(settings: Settings, key: MasterKey) -> Path:
     return Path(settings.data_dir) / f"{KEY_FILE}.{key.key_id}.old"
 
 
-async def _seal_plaintext(session: AsyncSession, key: MasterKey) -> int:
+async def _seal_plaintext(db: Db, key: MasterKey) -> int:
     """Seal every secret still stored in the clear; the rows are locked first so two
     processes starting together do not seal the same value twice."""
     sealed = 0
@@ -445,18 +462,15 @@ async def _seal_plaintext(session: AsyncSession, key: MasterKey) -> int:
         return seal_with(key, value, tenant_id=tenant_id, field=field)
 
     plain = [
-        tenant
-        for tenant in await queries.all_tenants(session)
+        tenant.id
+        for tenant in await tenant_store.find_tenants(db)
         if PLAINTEXT in {key_id_in(value) for value in _tenant_values(tenant)}
     ]
-    if plain:
-        for tenant in await queries.lock_tenants(session, [t.id for t in plain]):
-            _transform_tenant(tenant, seal_plain)
-        await session.flush()
+    await _transform_tenants(db, plain, seal_plain)
     return sealed
 
 
-async def reseal_all(session: AsyncSession, old: MasterKey, new: MasterKey) -> int:
+async def reseal_all(db: Db | AsyncSession, old: MasterKey, new: MasterKey) -> int:
     """Seal every stored secret under `new` instead of `old` (a master key rotation). The
     caller commits; returns how many secrets were sealed again."""
     _keys[old.key_id] = old
@@ -468,16 +482,15 @@ async def reseal_all(session: AsyncSession, old: MasterKey, new: MasterKey) -> i
         plaintext = open_sealed(value, tenant_id=tenant_id, field=field)
         return seal_with(new, plaintext, tenant_id=tenant_id, field=field)
 
-    every = [tenant.id for tenant in await queries.all_tenants(session)]
-    for tenant in await queries.lock_tenants(session, every):
-        _transform_tenant(tenant, reseal)
-    await session.flush()
+    db = await as_db(db)
+    every = [tenant.id for tenant in await tenant_store.find_tenants(db)]
+    await _transform_tenants(db, every, reseal)
     return count
 
 
-async def ready(session: AsyncSession) -> None:
+async def ready(db: Db | AsyncSession) -> None:
     """Before a secret is written: in a process that has not run `prepare` (a `passgate`
     command), run it now, in the writer's transaction. Secrets still in plain text are left
     to the server's start, which compacts the database after sealing them."""
     if not _prepared:
-        await prepare(session, _settings or Settings(), seal_plaintext=False)
+        await prepare(db, _settings or Settings(), seal_plaintext=False)
