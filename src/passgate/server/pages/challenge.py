@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.pages.rendering import render
 from passgate.server.pages.translations import accepted_languages, choose_language, texts
 from passgate.server.services import branding, hosted_page
@@ -32,14 +32,12 @@ PERMISSIONS_POLICY = (
 
 
 @router.get("/challenge")
-async def challenge_page(request: Request, session: Session) -> HTMLResponse:
+async def challenge_page(request: Request, db: Database) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     popup = request.query_params.get("mode") == "popup"
     token = request.query_params.get("token")
     try:
-        page = await hosted_page.open_challenge(
-            session, token, public_origin=settings.public_origin
-        )
+        page = await hosted_page.open_challenge(db, token, public_origin=settings.public_origin)
     except PageUnavailable as refusal:
         return _refusal_page(request, refusal, popup=popup)
     language = choose_language(

@@ -21,16 +21,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import enrolment, origins, redirects, tenants, tokens
 from passgate.server.services.enums import ActionState
 from passgate.server.services.errors import ExpiredToken, InvalidToken, PassgateError
 from passgate.server.services.passkey_policy import policy as passkey_policy
 from passgate.server.services.tokens import TokenClaims
+from passgate.server.store import actions as action_store
+from passgate.server.store import authenticators as authenticator_store
 from passgate.server.store import passkeys as passkey_store
-from passgate.server.store import push_queries, queries
-from passgate.server.store.tables import Action, PushChallenge, utcnow
+from passgate.server.store import push as push_store
+from passgate.server.store import users as user_store
+from passgate.server.store.actions import ActionRow
+from passgate.server.store.db import Db
+from passgate.server.store.push import PushChallengeRow
+from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow
 
 MAX_TOKEN_LENGTH = 8192
@@ -76,7 +81,7 @@ class HostedChallenge:
     """What the page for one token shows."""
 
     tenant: TenantRow
-    action: Action
+    action: ActionRow
     enrol: bool
     sign_in: bool
     push: bool
@@ -101,22 +106,22 @@ def web_origins(tenant: TenantRow) -> tuple[str, ...]:
 
 
 async def open_challenge(
-    session: AsyncSession, token: str | None, *, public_origin: str | None
+    db: Db, token: str | None, *, public_origin: str | None
 ) -> HostedChallenge:
     """Decide the page for `token`, or raise `PageUnavailable` saying why there is none."""
-    tenant, claims = await _authenticate(session, token)
-    action = await _pending_action(session, tenant, claims)
-    credentials = await passkey_store.user_credentials(session, tenant.id, claims.user_id)
-    enrolled = await queries.enrolled_methods(session, tenant.id, claims.user_id)
+    tenant, claims = await _authenticate(db, token)
+    action = await _pending_action(db, tenant, claims)
+    credentials = await passkey_store.user_credentials(db, tenant.id, claims.user_id)
+    enrolled = await authenticator_store.enrolled_methods(db, tenant.id, claims.user_id)
     now = utcnow()
-    devices = await push_queries.user_devices(session, tenant.id, claims.user_id, now)
+    devices = await push_store.find_devices(db, tenant.id, claims.user_id, now)
     unavailable = _passkey_unavailable(tenant, public_origin)
     enrol = enrolment.leave(tenant, claims, action, enrolled=bool(enrolled)) is not None
     waiting = None
     if not enrol and devices:
-        challenge = await push_queries.action_challenge(session, action.id, pending_at=now)
+        challenge = await push_store.get_action_challenge(db, action.id, pending_at=now)
         waiting = _push_wait(challenge) if challenge else None
-    user = await queries.get_user(session, tenant.id, claims.user_id)
+    user = await user_store.get_user(db, tenant.id, claims.user_id)
     redirect_url = action.redirect_url
     if redirect_url and not redirects.is_allowed(tenant.origins, redirect_url):
         redirect_url = None
@@ -134,12 +139,12 @@ async def open_challenge(
     )
 
 
-async def _authenticate(session: AsyncSession, token: str | None) -> tuple[TenantRow, TokenClaims]:
+async def _authenticate(db: Db, token: str | None) -> tuple[TenantRow, TokenClaims]:
     """The token's tenant and claims, its signature checked against that tenant's key."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise PageUnavailable("The link has no token.", status_code=401, error_code="invalid_token")
     tenant_id = claimed_tenant_id(token)
-    tenant = await tenants.find_tenant(session, tenant_id) if tenant_id else None
+    tenant = await tenants.find_tenant(db, tenant_id) if tenant_id else None
     if tenant is None:
         raise PageUnavailable(
             "The token is not valid.", status_code=401, error_code="invalid_token"
@@ -165,12 +170,12 @@ def claimed_tenant_id(token: str) -> str | None:
     return tenant_id if isinstance(tenant_id, str) and 0 < len(tenant_id) <= 36 else None
 
 
-async def _pending_action(session: AsyncSession, tenant: TenantRow, claims: TokenClaims) -> Action:
+async def _pending_action(db: Db, tenant: TenantRow, claims: TokenClaims) -> ActionRow:
     """The token's action, if a challenge can still change it."""
     action = None
     if claims.action_code and claims.idempotency_key:
-        action = await queries.get_action(
-            session, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+        action = await action_store.get_action(
+            db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
         )
     if action is None:
         raise PageUnavailable(
@@ -211,7 +216,7 @@ def _passkey_unavailable(tenant: TenantRow, public_origin: str | None) -> str | 
     return None
 
 
-def _push_wait(challenge: PushChallenge) -> PushWait:
+def _push_wait(challenge: PushChallengeRow) -> PushWait:
     return PushWait(
         challenge_id=challenge.id,
         verification_code=challenge.verification_code,
