@@ -169,7 +169,7 @@ async def finish_registration(
     admin = await accounts.get_admin(db, challenge.admin_id or "")
     if challenge.link_id is None and (signed_in is None or signed_in.id != admin.id):
         raise Forbidden("This ceremony belongs to another admin.", error_code="forbidden")
-    async with single_use.refusal_burns_challenge(await db.session(), challenge.id, None):
+    async with single_use.refusal_burns_challenge(db, challenge.id, None):
         verified = relying_party.verify_registration(
             policy, credential, expected_challenge=challenge.challenge
         )
@@ -229,7 +229,7 @@ async def finish_sign_in(
 ) -> AdminRow:
     """The admin whose passkey signed the challenge, or a refusal."""
     challenge = await _consume(db, challenge_id, AUTHENTICATION, binding_hash)
-    async with single_use.refusal_burns_challenge(await db.session(), challenge.id, None):
+    async with single_use.refusal_burns_challenge(db, challenge.id, None):
         found = await store.get_passkey_by_credential(
             db, relying_party.credential_id_of(credential)
         )
