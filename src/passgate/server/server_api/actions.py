@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.push import Hub
 from passgate.server.schemas import (
     ActionResponse,
@@ -15,17 +15,17 @@ from passgate.server.schemas import (
     TrackResponse,
     UpdateActionRequest,
 )
-from passgate.server.server_api.auth import SecretKeyTenant
+from passgate.server.server_api.auth import SecretKey, SecretKeyTenant
 from passgate.server.server_api.paths import ActionCode, IdempotencyKey, UserId
 from passgate.server.services import actions
+from passgate.server.services.actions import ActionRow
 from passgate.server.services.enums import ActionState
 from passgate.server.services.push import challenges as push_challenges
-from passgate.server.store.tables import Action
 
 router = APIRouter(tags=["actions"])
 
 
-def action_response(action: Action) -> ActionResponse:
+def action_response(action: ActionRow) -> ActionResponse:
     return ActionResponse.model_validate(action, from_attributes=True)
 
 
@@ -39,14 +39,26 @@ async def track(
     user_id: UserId,
     action_code: ActionCode,
     request: Request,
-    tenant: SecretKeyTenant,
-    session: Session,
+    key: SecretKey,
+    db: Database,
     hub: Hub,
     attributes: TrackAttributes | None = None,
 ) -> TrackResponse:
-    tracked = await actions.track(
-        session, tenant, user_id, action_code, attributes or TrackAttributes(), push_hub=hub
+    given = attributes or TrackAttributes()
+    track_request = actions.TrackRequest(
+        idempotency_key=given.idempotency_key,
+        redirect_url=given.redirect_url,
+        ip_address=given.ip_address,
+        user_agent=given.user_agent,
+        device_id=given.device_id,
+        scope=given.scope,
+        email=given.email,
+        phone_number=given.phone_number,
+        username=given.username,
+        custom=given.custom,
+        locale=given.locale,
     )
+    tracked = await actions.track(db, key, user_id, action_code, track_request, push_hub=hub)
     challenge = tracked.push_challenge
     return TrackResponse(
         idempotency_key=tracked.action.idempotency_key,
@@ -68,10 +80,10 @@ async def get_action(
     action_code: ActionCode,
     idempotency_key: IdempotencyKey,
     tenant: SecretKeyTenant,
-    session: Session,
+    db: Database,
 ) -> ActionResponse:
-    action = await actions.get_action(session, tenant, user_id, action_code, idempotency_key)
-    code = await push_challenges.verification_code(session, action)
+    action = await actions.get_action(db, tenant, user_id, action_code, idempotency_key)
+    code = await push_challenges.verification_code(db, action)
     return action_response(action).model_copy(update={"verification_code": code})
 
 
@@ -82,11 +94,9 @@ async def update_action(
     idempotency_key: IdempotencyKey,
     body: UpdateActionRequest,
     tenant: SecretKeyTenant,
-    session: Session,
+    db: Database,
 ) -> ActionResponse:
-    action = await actions.set_state(
-        session, tenant, user_id, action_code, idempotency_key, body.state
-    )
+    action = await actions.set_state(db, tenant, user_id, action_code, idempotency_key, body.state)
     return action_response(action)
 
 
@@ -94,14 +104,14 @@ async def update_action(
 async def query_actions(
     user_id: UserId,
     tenant: SecretKeyTenant,
-    session: Session,
+    db: Database,
     from_date: Annotated[AwareDatetime | None, Query(alias="fromDate")] = None,
     codes: Annotated[str | None, Query(max_length=2000)] = None,
     state: ActionState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ActionResponse]:
     found = await actions.query_actions(
-        session,
+        db,
         tenant,
         user_id,
         from_date=from_date,

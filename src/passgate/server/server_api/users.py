@@ -20,8 +20,7 @@ from passgate.server.schemas import (
 from passgate.server.server_api.auth import SecretKeyTenant
 from passgate.server.server_api.paths import UserId
 from passgate.server.services import tokens, users
-from passgate.server.services.users import UserProfile
-from passgate.server.store.tables import User
+from passgate.server.services.users import UserProfile, UserRow
 from passgate.server.views import authenticator_response
 
 router = APIRouter(tags=["users"])
@@ -75,7 +74,7 @@ async def query_users(
     ] = None,
 ) -> QueryUsersResponse:
     token_payload = None
-    found: Sequence[User]
+    found: Sequence[UserRow]
     cursor: str | None
     if token is not None:
         # A token narrows the query to its own user, and its claims are returned.

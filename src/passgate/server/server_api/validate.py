@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.schemas import ValidateRequest, ValidateResponse
-from passgate.server.server_api.auth import SecretKeyTenant
+from passgate.server.server_api.auth import SecretKey
 from passgate.server.services import actions
 from passgate.server.services.enums import ActionState
 
@@ -15,11 +15,9 @@ router = APIRouter(tags=["validate"])
 
 
 @router.post("/validate", response_model_exclude_none=True)
-async def validate(
-    body: ValidateRequest, tenant: SecretKeyTenant, session: Session
-) -> ValidateResponse:
+async def validate(body: ValidateRequest, key: SecretKey, db: Database) -> ValidateResponse:
     result = await actions.validate(
-        session, tenant, body.token, user_id=body.user_id, action_code=body.action
+        db, key, body.token, user_id=body.user_id, action_code=body.action
     )
     action = result.action
     if action is None:

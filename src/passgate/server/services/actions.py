@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.schemas import TrackAttributes
 from passgate.server.services import redirects, tenants, tokens, users
 from passgate.server.services.enums import ActionState, VerificationMethod
-from passgate.server.services.errors import Conflict, Forbidden, NotFound
+from passgate.server.services.errors import (
+    UNAUTHORIZED_SECRET_KEY,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+)
 from passgate.server.services.push import challenges as push_challenges
 from passgate.server.services.push.hub import PushHub
 from passgate.server.services.push.settings import push_settings
-from passgate.server.store import queries
-from passgate.server.store.tables import Action, PushChallenge, User, utcnow
-from passgate.server.store.tenants import TenantRow
+from passgate.server.store import actions as action_store
+from passgate.server.store import users as user_store
+from passgate.server.store.actions import ActionRow
+
+__all__ = ["ActionRow", "TrackRequest", "Tracked", "Validation"]
+from passgate.server.store.db import Db
+from passgate.server.store.push import PushChallengeRow
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import TenantRow, as_db
 
 # `Action.origin` of an action a client recorded with no backend-issued token for it.
 CLIENT_ORIGIN = "client"
@@ -31,27 +43,44 @@ BLOCKING_STATES = frozenset(
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TrackRequest:
+    """What a backend's track names besides the user and action code (all optional)."""
+
+    idempotency_key: str | None = None
+    redirect_url: str | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+    device_id: str | None = None
+    scope: str | None = None
+    email: str | None = None
+    phone_number: str | None = None
+    username: str | None = None
+    custom: dict[str, Any] | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Tracked:
-    action: Action
+    action: ActionRow
     token: str
     enrollment: users.Enrollment
     # Started when the action needs a challenge and the user has a push device.
-    push_challenge: PushChallenge | None = None
+    push_challenge: PushChallengeRow | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Validation:
     is_valid: bool
-    action: Action | None
+    action: ActionRow | None
     error: str | None = None
 
 
 async def track(
-    session: AsyncSession,
-    tenant: TenantRow,
+    db: Db | AsyncSession,
+    key: tenants.SecretKey,
     user_id: str,
     action_code: str,
-    attributes: TrackAttributes,
+    request: TrackRequest,
     *,
     push_hub: PushHub | None = None,
 ) -> Tracked:
@@ -65,41 +94,62 @@ async def track(
     An action that needs a challenge asks the user's push devices (tenant setting
     `challenge_on_track`); over the push-bombing limit the action is still tracked, unpushed.
     A `redirectUrl` must be on one of the tenant's origins (the hosted page sends the user
-    there with a token), else nothing is recorded and `InvalidRequest` names it."""
-    if attributes.redirect_url is not None:
-        redirects.check_redirect_url(tenant.origins, attributes.redirect_url)
-    user = await queries.ensure_user(session, tenant.id, user_id)
-    _apply_user_attributes(user, attributes)
-    action = None
-    if attributes.idempotency_key:
-        action = await queries.get_action(
-            session, tenant.id, user_id, action_code, attributes.idempotency_key
-        )
-    if action is None:
-        action = await _insert_action(session, tenant, user_id, action_code, attributes)
+    there with a token), else nothing is recorded and `InvalidRequest` names it.
+
+    Two statements: the user's upsert (which checks the secret key and returns the tenant's
+    version and the user's enrolled methods) and the action's insert; a third starts a push
+    challenge when the user has a push device."""
+    db = await as_db(db)
+    tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
+    if request.redirect_url is not None:
+        redirects.check_redirect_url(tenant.origins, request.redirect_url)
+    tracked_user = await user_store.track_user(
+        db,
+        tenant.id,
+        user_id,
+        key_hash=key.key_hash,
+        email=request.email,
+        phone_number=request.phone_number,
+        username=request.username,
+        now=utcnow(),
+    )
+    if tracked_user is None:
+        raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
+    if tracked_user.tenant_version != tenant.updated_at:
+        # Changed since this process last read it: read it again (rare).
+        tenant = await tenants.get_tenant(db, tenant.id)
+        if request.redirect_url is not None:
+            redirects.check_redirect_url(tenant.origins, request.redirect_url)
+    action, inserted = await _insert_action(db, tenant, user_id, action_code, request)
     if action.origin == CLIENT_ORIGIN:
         raise Conflict(
             f"The idempotency key {action.idempotency_key!r} belongs to an action a client "
             f"recorded for {action_code!r} without your token; track with another key."
         )
-    token = action_token(tenant, action, user.username)
+    token = action_token(tenant, action, tracked_user.user.username)
+    enrolled = tracked_user.enrolled_methods
     push_challenge = None
     if (
         push_hub is not None
+        and VerificationMethod.PUSH.value in enrolled
         and action.state == ActionState.CHALLENGE_REQUIRED
         and push_settings(tenant).challenge_on_track
     ):
-        started = await push_challenges.start(session, tenant, action, push_hub)
+        started = await push_challenges.start(
+            db, tenant, action, push_hub, new_action=inserted, user_locked=True
+        )
         push_challenge = started.challenge
     return Tracked(
         action=action,
         token=token,
-        enrollment=await users.enrollment(session, tenant, user_id),
+        enrollment=users.Enrollment(
+            enrolled_methods=enrolled, allowed_methods=users.allowed_methods(tenant)
+        ),
         push_challenge=push_challenge,
     )
 
 
-def action_token(tenant: TenantRow, action: Action, username: str | None) -> str:
+def action_token(tenant: TenantRow, action: ActionRow, username: str | None) -> str:
     """The token for an action: the Client API's Bearer token and what `/validate` redeems."""
     return tokens.issue_token(
         tenant,
@@ -111,54 +161,48 @@ def action_token(tenant: TenantRow, action: Action, username: str | None) -> str
     )
 
 
-def _apply_user_attributes(user: User, attributes: TrackAttributes) -> None:
-    if attributes.username and attributes.username != user.username:
-        user.username = attributes.username
-    if attributes.email and attributes.email != user.email:
-        user.email, user.email_verified = attributes.email, False
-    if attributes.phone_number and attributes.phone_number != user.phone_number:
-        user.phone_number, user.phone_number_verified = attributes.phone_number, False
-
-
 async def _insert_action(
-    session: AsyncSession,
+    db: Db,
     tenant: TenantRow,
     user_id: str,
     action_code: str,
-    attributes: TrackAttributes,
-) -> Action:
-    now = utcnow()
-    idempotency_key = attributes.idempotency_key or str(uuid.uuid4())
+    request: TrackRequest,
+) -> tuple[ActionRow, bool]:
+    """The action (and whether this call inserted it)."""
+    idempotency_key = request.idempotency_key or str(uuid.uuid4())
     values = {
-        "id": str(uuid.uuid4()),
         "tenant_id": tenant.id,
         "user_id": user_id,
         "action_code": action_code,
         "idempotency_key": idempotency_key,
         "state": tenants.default_outcome(tenant, action_code).value,
-        "state_updated_at": now,
-        "created_at": now,
-        "updated_at": now,
-        "ip_address": attributes.ip_address,
-        "user_agent": attributes.user_agent,
-        "device_id": attributes.device_id,
-        "custom": attributes.custom,
-        "scope": attributes.scope,
-        "redirect_url": attributes.redirect_url,
-        "locale": attributes.locale,
+        "ip_address": request.ip_address,
+        "user_agent": request.user_agent,
+        "device_id": request.device_id,
+        "custom": request.custom,
+        "scope": request.scope,
+        "redirect_url": request.redirect_url,
+        "locale": request.locale,
     }
-    action = await queries.insert_action(session, values)
-    if action is None:
-        # A concurrent track with the same idempotency key won: return its action.
-        action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
-        assert action is not None
-    return action
+    action = await action_store.insert_action(db, values)
+    if action is not None:
+        return action, True
+    # The key is taken (a retry, or a concurrent track that won): that action stands.
+    action = await action_store.get_action(db, tenant.id, user_id, action_code, idempotency_key)
+    assert action is not None
+    return action, False
 
 
 async def get_action(
-    session: AsyncSession, tenant: TenantRow, user_id: str, action_code: str, idempotency_key: str
-) -> Action:
-    action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+    db: Db | AsyncSession,
+    tenant: TenantRow,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str,
+) -> ActionRow:
+    action = await action_store.get_action(
+        await as_db(db), tenant.id, user_id, action_code, idempotency_key
+    )
     if action is None:
         raise NotFound(
             f"no action {action_code!r} with idempotency key {idempotency_key!r} "
@@ -168,25 +212,33 @@ async def get_action(
 
 
 async def set_state(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     tenant: TenantRow,
     user_id: str,
     action_code: str,
     idempotency_key: str,
     state: ActionState,
-) -> Action:
+) -> ActionRow:
     """The backend's override of an action's state (for example after a manual review)."""
-    action = await get_action(session, tenant, user_id, action_code, idempotency_key)
-    now = utcnow()
-    if action.state != state.value:
-        action.state, action.state_updated_at = state.value, now
-    action.updated_at = now
-    await session.flush()
+    action = await action_store.set_state(
+        await as_db(db),
+        tenant.id,
+        user_id,
+        action_code,
+        idempotency_key,
+        state=state.value,
+        now=utcnow(),
+    )
+    if action is None:
+        raise NotFound(
+            f"no action {action_code!r} with idempotency key {idempotency_key!r} "
+            f"for user {user_id!r}"
+        )
     return action
 
 
 async def query_actions(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     tenant: TenantRow,
     user_id: str,
     *,
@@ -194,9 +246,9 @@ async def query_actions(
     action_codes: Sequence[str] = (),
     state: ActionState | None = None,
     limit: int = 100,
-) -> Sequence[Action]:
-    return await queries.find_actions(
-        session,
+) -> list[ActionRow]:
+    return await action_store.find_actions(
+        await as_db(db),
         tenant.id,
         user_id,
         from_date=from_date,
@@ -207,8 +259,8 @@ async def query_actions(
 
 
 async def validate(
-    session: AsyncSession,
-    tenant: TenantRow,
+    db: Db | AsyncSession,
+    key: tenants.SecretKey,
     token: str,
     *,
     user_id: str | None = None,
@@ -217,21 +269,31 @@ async def validate(
     """Redeem a token: valid only for a succeeded (or allowed) action, and only once.
 
     A token that is forged, tampered with, expired or another tenant's raises; a genuine
-    token whose action is not (or no longer) redeemable returns `is_valid=False` and why."""
+    token whose action is not (or no longer) redeemable returns `is_valid=False` and why.
+    One statement when it is redeemed: the conditional UPDATE, which also checks the secret
+    key; the other answers read the action (and check the key) once more to say why."""
+    db = await as_db(db)
+    tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
     claims = tokens.decode_token(tenant, token)
     if not claims.action_code or not claims.idempotency_key:
+        await tenants.authenticate_hash(db, key.key_hash)
         return Validation(is_valid=False, action=None, error="The token is not bound to an action.")
-    key = (tenant.id, claims.user_id, claims.action_code, claims.idempotency_key)
+    where = (tenant.id, claims.user_id, claims.action_code, claims.idempotency_key)
     if (user_id is None or user_id == claims.user_id) and (
         action_code is None or action_code == claims.action_code
     ):
-        redeemed = await queries.redeem_action(
-            session, *key, states=[state.value for state in VALID_STATES], now=utcnow()
+        redeemed = await action_store.redeem_action(
+            db,
+            *where,
+            states=[state.value for state in VALID_STATES],
+            key_hash=key.key_hash,
+            now=utcnow(),
         )
         if redeemed is not None:
             return Validation(is_valid=True, action=redeemed)
-    # Not redeemed: read the action once more to say why.
-    action = await queries.get_action(session, *key)
+    # Not redeemed: is the key still good? Then read the action once more to say why.
+    await tenants.authenticate_hash(db, key.key_hash)
+    action = await action_store.get_action(db, *where)
     if action is None:
         return Validation(is_valid=False, action=None, error="The token's action no longer exists.")
     if user_id is not None and user_id != claims.user_id:
@@ -244,8 +306,8 @@ async def validate(
 
 
 async def settle(
-    session: AsyncSession,
-    action: Action,
+    db: Db | AsyncSession,
+    action_id: str,
     *,
     succeeded: bool,
     method: VerificationMethod,
@@ -255,9 +317,9 @@ async def settle(
     (CHALLENGE_REQUIRED) takes one, once, atomically; any other state was set by the tenant's
     rules, the backend or an earlier challenge, and stands. True when this call settled it."""
     outcome = ActionState.CHALLENGE_SUCCEEDED if succeeded else ActionState.CHALLENGE_FAILED
-    return await queries.settle_action(
-        session,
-        action.id,
+    return await action_store.settle_action(
+        await as_db(db),
+        action_id,
         state=outcome.value,
         from_state=ActionState.CHALLENGE_REQUIRED.value,
         verification_method=method.value,
@@ -267,7 +329,7 @@ async def settle(
 
 
 async def complete_challenge(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     tenant: TenantRow,
     *,
     user_id: str,
@@ -277,7 +339,7 @@ async def complete_challenge(
     authenticator_id: str,
     device_id: str | None = None,
     client_made: bool = False,
-) -> tuple[Action, str]:
+) -> tuple[ActionRow, str]:
     """A challenge for this action succeeded: settle it (see `settle`) and return it with a
     token `/validate` accepts. Without an idempotency key (a sign-in that started with no
     tracked action) the action is recorded now, already succeeded, unless the tenant's rule
@@ -286,14 +348,15 @@ async def complete_challenge(
     `client_made`: the challenge was started with nothing but the tenant id (no token of the
     backend's). Such a challenge never settles an action a backend tracked, even under that
     action's key: only the action's own token may answer it (409, nothing settled)."""
+    db = await as_db(db)
     action = None
     if idempotency_key:
-        action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+        action = await action_store.get_action(db, tenant.id, user_id, action_code, idempotency_key)
     if action is not None and client_made:
         _refuse_backend_action(action)
     if action is None:
         action = await _record_verified_action(
-            session,
+            db,
             tenant,
             user_id,
             action_code,
@@ -302,26 +365,37 @@ async def complete_challenge(
             authenticator_id=authenticator_id,
             device_id=device_id,
         )
-    if action.state == ActionState.CHALLENGE_REQUIRED:
-        await settle(
-            session, action, succeeded=True, method=method, authenticator_id=authenticator_id
+    if action.state == ActionState.CHALLENGE_REQUIRED and await settle(
+        db, action.id, succeeded=True, method=method, authenticator_id=authenticator_id
+    ):
+        action = replace(
+            action,
+            state=ActionState.CHALLENGE_SUCCEEDED.value,
+            verification_method=method.value,
+            verified_by_authenticator_id=authenticator_id,
         )
     if action.state not in VALID_STATES:
         raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
-    user = await queries.get_user(session, tenant.id, user_id)
+    user = await user_store.get_user(db, tenant.id, user_id)
     return action, action_token(tenant, action, user.username if user else None)
 
 
 async def refuse_backend_key(
-    session: AsyncSession, tenant: TenantRow, user_id: str, action_code: str, idempotency_key: str
+    db: Db | AsyncSession,
+    tenant: TenantRow,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str,
 ) -> None:
     """Refuse (409) a challenge a client starts under the key of an action a backend tracked."""
-    action = await queries.get_action(session, tenant.id, user_id, action_code, idempotency_key)
+    action = await action_store.get_action(
+        await as_db(db), tenant.id, user_id, action_code, idempotency_key
+    )
     if action is not None:
         _refuse_backend_action(action)
 
 
-def _refuse_backend_action(action: Action) -> None:
+def _refuse_backend_action(action: ActionRow) -> None:
     if action.origin != CLIENT_ORIGIN:
         raise Conflict(
             f"The idempotency key {action.idempotency_key!r} belongs to an action your backend "
@@ -330,7 +404,7 @@ def _refuse_backend_action(action: Action) -> None:
 
 
 async def _record_verified_action(
-    session: AsyncSession,
+    db: Db,
     tenant: TenantRow,
     user_id: str,
     action_code: str,
@@ -339,32 +413,27 @@ async def _record_verified_action(
     method: VerificationMethod,
     authenticator_id: str,
     device_id: str | None,
-) -> Action:
+) -> ActionRow:
     """An action that starts verified (a usernameless sign-in, or one under an action code a
     client chose), unless the tenant's rule for its code blocks it. No backend tracked it, so
     it is the client's (`origin`): track refuses its key rather than inherit its outcome.
     When a track took the key meanwhile, that action is returned instead."""
-    now = utcnow()
     outcome = ActionState(tenants.default_outcome(tenant, action_code).value)
     state = outcome if outcome in BLOCKING_STATES else ActionState.CHALLENGE_SUCCEEDED
     key = idempotency_key or str(uuid.uuid4())
     values = {
-        "id": str(uuid.uuid4()),
         "tenant_id": tenant.id,
         "user_id": user_id,
         "action_code": action_code,
         "idempotency_key": key,
         "state": state.value,
-        "state_updated_at": now,
-        "created_at": now,
-        "updated_at": now,
         "verification_method": method.value,
         "verified_by_authenticator_id": authenticator_id,
         "device_id": device_id,
         "origin": CLIENT_ORIGIN,
     }
-    action = await queries.insert_action(session, values)
+    action = await action_store.insert_action(db, values)
     if action is None:
-        action = await queries.get_action(session, tenant.id, user_id, action_code, key)
+        action = await action_store.get_action(db, tenant.id, user_id, action_code, key)
         assert action is not None
     return action

@@ -24,9 +24,11 @@ from passgate.server.services import tenants
 from passgate.server.services.enums import ActionState
 from passgate.server.services.errors import Forbidden, InvalidRequest
 from passgate.server.services.tokens import TokenClaims
-from passgate.server.store import queries
-from passgate.server.store.tables import Action, utcnow
-from passgate.server.store.tenants import TenantRow
+from passgate.server.store import actions as action_store
+from passgate.server.store.actions import ActionRow
+from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import TenantRow, as_db
 
 ADD_SCOPE = "add:authenticators"
 # Tenant setting (`tenants.settings`): how long after a challenge verified an action its
@@ -44,7 +46,7 @@ class EnrolmentRefused(Forbidden):
 class Grant:
     """A token's leave to add one authenticator: `use_up` spends it."""
 
-    action: Action
+    action: ActionRow
     # True when the leave comes from a recent verification, which /validate ends.
     needs_unredeemed: bool
 
@@ -64,20 +66,21 @@ async def set_window(session: AsyncSession, tenant_id: str, minutes: int) -> Non
     await tenants.save_settings(session, tenant_id, {**tenant.settings, WINDOW_SETTING: minutes})
 
 
-async def check(session: AsyncSession, tenant: TenantRow, claims: TokenClaims) -> Grant:
-    """The token's leave to add an authenticator for its user now, or `EnrolmentRefused`."""
-    action = None
+async def check(db: Db | AsyncSession, tenant: TenantRow, claims: TokenClaims) -> Grant:
+    """The token's leave to add an authenticator for its user now, or `EnrolmentRefused`
+    (one statement reads the action and whether its user has an authenticator)."""
+    found = None
     if claims.action_code and claims.idempotency_key:
-        action = await queries.get_action(
-            session, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+        found = await action_store.get_action_and_enrolled(
+            await as_db(db), tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
         )
-    if action is None:
+    if found is None:
         raise EnrolmentRefused(
             "The token's action no longer exists: track a new one to add an authenticator."
         )
+    action, enrolled = found
     if action.authenticator_added_at is not None:
         raise _used_up()
-    enrolled = bool(await queries.enrolled_methods(session, tenant.id, claims.user_id))
     grant = leave(tenant, claims, action, enrolled=enrolled)
     if grant is None:
         minutes = int(window(tenant).total_seconds() // 60)
@@ -90,7 +93,7 @@ async def check(session: AsyncSession, tenant: TenantRow, claims: TokenClaims) -
 
 
 def leave(
-    tenant: TenantRow, claims: TokenClaims, action: Action, *, enrolled: bool
+    tenant: TenantRow, claims: TokenClaims, action: ActionRow, *, enrolled: bool
 ) -> Grant | None:
     """The rule itself, for callers that have read the token's action and whether its user
     has an authenticator (the hosted page decides with it whether to offer enrolment)."""
@@ -103,17 +106,17 @@ def leave(
     return None
 
 
-async def use_up(session: AsyncSession, grant: Grant) -> None:
+async def use_up(db: Db | AsyncSession, grant: Grant) -> None:
     """Spend the grant as its authenticator is added: exactly one caller wins, atomically;
     the others (the same token racing, or /validate first for a verification's leave) are
     refused and their request rolls back."""
-    if not await queries.mark_authenticator_added(
-        session, grant.action.id, utcnow(), unredeemed=grant.needs_unredeemed
+    if not await action_store.mark_authenticator_added(
+        await as_db(db), grant.action.id, utcnow(), unredeemed=grant.needs_unredeemed
     ):
         raise _used_up()
 
 
-def _freshly_verified(action: Action, span: timedelta) -> bool:
+def _freshly_verified(action: ActionRow, span: timedelta) -> bool:
     return (
         action.state == ActionState.CHALLENGE_SUCCEEDED
         and action.verification_method is not None

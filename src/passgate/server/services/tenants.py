@@ -245,12 +245,35 @@ async def authenticate(db: Db | AsyncSession, secret_key: str | None) -> TenantR
     period), or `Unauthorized`. The database checks the key on every call (one statement)."""
     if not secret_key:
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
-    digest = hash_secret_key(secret_key)
-    tenant = await store.get_tenant_by_key(await store.as_db(db), digest, utcnow())
-    if tenant is None:
-        _ids_by_key.pop(digest, None)
+    return await authenticate_hash(db, hash_secret_key(secret_key))
+
+
+@dataclass(frozen=True, slots=True)
+class SecretKey:
+    """A Server API caller's secret key (hashed) and the tenant this process last saw it open,
+    if any. Not yet checked: the statement the request runs checks it (`authenticate_hash`
+    for requests whose statements do not)."""
+
+    key_hash: str
+    tenant: TenantRow | None
+
+
+def secret_key(secret_key: str | None) -> SecretKey:
+    """The caller's key, unchecked (no statement); `Unauthorized` when there is none."""
+    if not secret_key:
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
-    _ids_by_key[digest] = tenant.id
+    digest = hash_secret_key(secret_key)
+    known = _ids_by_key.get(digest)
+    return SecretKey(digest, None if known is None else _rows.get(known))
+
+
+async def authenticate_hash(db: Db | AsyncSession, key_hash: str) -> TenantRow:
+    """The tenant this key (hashed) opens now, or `Unauthorized` (one statement)."""
+    tenant = await store.get_tenant_by_key(await store.as_db(db), key_hash, utcnow())
+    if tenant is None:
+        _ids_by_key.pop(key_hash, None)
+        raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
+    _ids_by_key[key_hash] = tenant.id
     return _seen(tenant)
 
 

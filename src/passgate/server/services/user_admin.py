@@ -15,13 +15,11 @@ from passgate.server.services.aaguids import AuthenticatorModel
 from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
 from passgate.server.store import user_lookup
-from passgate.server.store.tables import (
-    Action,
-    Authenticator,
-    PasskeyCredential,
-    PushDevice,
-    User,
-)
+from passgate.server.store.actions import ActionRow
+from passgate.server.store.authenticators import AuthenticatorRow
+from passgate.server.store.passkeys import PasskeyCredentialRow
+from passgate.server.store.tables import Authenticator, PushDevice
+from passgate.server.store.users import UserRow
 
 MAX_NAME = 100
 RECENT_ACTIONS = 25
@@ -29,8 +27,8 @@ RECENT_ACTIONS = 25
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UserPasskey:
-    authenticator: Authenticator
-    credential: PasskeyCredential
+    authenticator: AuthenticatorRow
+    credential: PasskeyCredentialRow
     model: AuthenticatorModel | None
 
     @property
@@ -48,17 +46,17 @@ class UserDevice:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UserRecord:
     user_id: str
-    user: User | None
+    user: UserRow | None
     passkeys: Sequence[UserPasskey]
     devices: Sequence[UserDevice]
     # Email, SMS and other authenticators the backend enrolled.
-    others: Sequence[Authenticator]
-    actions: Sequence[Action]
+    others: Sequence[AuthenticatorRow]
+    actions: Sequence[ActionRow]
 
 
 async def search(
     session: AsyncSession, tenant_id: str, text: str, limit: int = 50
-) -> Sequence[User]:
+) -> Sequence[UserRow]:
     """Users whose id starts with `text` or whose email, username or phone number is `text`;
     without `text`, the first users by id."""
     tenant = await tenants.get_tenant(session, tenant_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +14,17 @@ from passgate.server.services.enums import (
     VerificationMethod,
 )
 from passgate.server.services.errors import InvalidRequest, NotFound
+from passgate.server.store import authenticators as authenticator_store
 from passgate.server.store import passkeys as passkey_store
-from passgate.server.store import queries
-from passgate.server.store.tables import Authenticator, PasskeyCredential, User, utcnow
-from passgate.server.store.tenants import TenantRow
+from passgate.server.store import users as user_store
+from passgate.server.store.authenticators import AuthenticatorRow
+from passgate.server.store.db import Db
+from passgate.server.store.passkeys import PasskeyCredentialRow
+from passgate.server.store.tables import utcnow
+from passgate.server.store.tenants import TenantRow, as_db
+from passgate.server.store.users import UserRow
+
+__all__ = ["Enrollment", "UserProfile", "UserRow"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,7 +46,7 @@ class Enrollment:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UserProfile:
     user_id: str
-    user: User | None
+    user: UserRow | None
     enrollment: Enrollment
 
 
@@ -49,44 +55,43 @@ def allowed_methods(tenant: TenantRow) -> list[str]:
     return list(configured) if configured else [method.value for method in DEFAULT_ALLOWED_METHODS]
 
 
-async def enrollment(session: AsyncSession, tenant: TenantRow, user_id: str) -> Enrollment:
-    enrolled = await queries.enrolled_methods(session, tenant.id, user_id)
+async def enrollment(db: Db | AsyncSession, tenant: TenantRow, user_id: str) -> Enrollment:
+    enrolled = await authenticator_store.enrolled_methods(await as_db(db), tenant.id, user_id)
     return Enrollment(enrolled_methods=enrolled, allowed_methods=allowed_methods(tenant))
 
 
-async def get_profile(session: AsyncSession, tenant: TenantRow, user_id: str) -> UserProfile:
+async def get_profile(db: Db | AsyncSession, tenant: TenantRow, user_id: str) -> UserProfile:
     """A user as the backend sees it; an unknown user is simply not enrolled."""
-    user = await queries.get_user(session, tenant.id, user_id)
-    return UserProfile(
-        user_id=user_id, user=user, enrollment=await enrollment(session, tenant, user_id)
-    )
+    db = await as_db(db)
+    user = await user_store.get_user(db, tenant.id, user_id)
+    return UserProfile(user_id=user_id, user=user, enrollment=await enrollment(db, tenant, user_id))
 
 
 async def update_user(
-    session: AsyncSession, tenant: TenantRow, user_id: str, changes: dict[str, Any]
-) -> User:
+    db: Db | AsyncSession, tenant: TenantRow, user_id: str, changes: dict[str, Any]
+) -> UserRow:
     """Set the given attributes, creating the user if needed. A changed email or phone number
     stops being verified unless the same request says it is."""
-    user = await queries.ensure_user(session, tenant.id, user_id)
+    db = await as_db(db)
+    user = await user_store.ensure_user(db, tenant.id, user_id)
+    values: dict[str, Any] = {}
     if "email" in changes and changes["email"] != user.email:
-        user.email_verified = False
+        values["email_verified"] = False
     if "phone_number" in changes and changes["phone_number"] != user.phone_number:
-        user.phone_number_verified = False
+        values["phone_number_verified"] = False
     for field, value in changes.items():
         if field in ("email_verified", "phone_number_verified"):
             value = bool(value)  # null means "not verified"
-        setattr(user, field, value)
-    user.updated_at = utcnow()
-    await session.flush()
-    return user
+        values[field] = value
+    return await user_store.update_user(db, tenant.id, user_id, values)
 
 
-async def delete_user(session: AsyncSession, tenant: TenantRow, user_id: str) -> None:
-    await queries.delete_user(session, tenant.id, user_id)
+async def delete_user(db: Db | AsyncSession, tenant: TenantRow, user_id: str) -> None:
+    await user_store.delete_user(await as_db(db), tenant.id, user_id)
 
 
 async def query_users(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     tenant: TenantRow,
     *,
     username: str | None = None,
@@ -94,10 +99,10 @@ async def query_users(
     phone_number: str | None = None,
     after_user_id: str | None = None,
     limit: int = 100,
-) -> tuple[Sequence[User], str | None]:
+) -> tuple[Sequence[UserRow], str | None]:
     """A page of users matching every given filter, and the cursor for the next page."""
-    users = await queries.find_users(
-        session,
+    users = await user_store.find_users(
+        await as_db(db),
         tenant.id,
         username=username,
         email=email,
@@ -111,18 +116,19 @@ async def query_users(
 
 
 async def list_authenticators(
-    session: AsyncSession, tenant: TenantRow, user_id: str
-) -> list[tuple[Authenticator, PasskeyCredential | None]]:
+    db: Db | AsyncSession, tenant: TenantRow, user_id: str
+) -> list[tuple[AuthenticatorRow, PasskeyCredentialRow | None]]:
     """A user's authenticators in creation order, each with its passkey credential if any."""
-    listed = await queries.user_authenticators(session, tenant.id, user_id)
+    db = await as_db(db)
+    listed = await authenticator_store.find_authenticators(db, tenant.id, user_id)
     passkeys = await passkey_store.credentials_by_authenticator(
-        session, tenant.id, [authenticator.id for authenticator in listed]
+        db, tenant.id, [authenticator.id for authenticator in listed]
     )
     return [(authenticator, passkeys.get(authenticator.id)) for authenticator in listed]
 
 
 async def enroll_verified_authenticator(
-    session: AsyncSession,
+    db: Db | AsyncSession,
     tenant: TenantRow,
     user_id: str,
     *,
@@ -130,7 +136,7 @@ async def enroll_verified_authenticator(
     email: str | None,
     phone_number: str | None,
     is_default: bool,
-) -> Authenticator:
+) -> AuthenticatorRow:
     """Enroll an email or phone authenticator the backend has already verified itself."""
     contact_field = DIRECTLY_ENROLLABLE.get(method)
     if contact_field is None:
@@ -144,28 +150,29 @@ async def enroll_verified_authenticator(
         raise InvalidRequest(
             f"{method.value} needs {'email' if contact_field == 'email' else 'phoneNumber'}"
         )
-    user = await queries.ensure_user(session, tenant.id, user_id)
-    now = utcnow()
-    authenticator = Authenticator(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant.id,
-        user_id=user_id,
-        verification_method=method.value,
-        email=contact if contact_field == "email" else None,
-        phone_number=contact if contact_field == "phone_number" else None,
-        username=user.username,
-        display_name=user.display_name,
-        is_default=is_default,
-        created_at=now,
-        verified_at=now,
+    db = await as_db(db)
+    user = await user_store.ensure_user(db, tenant.id, user_id)
+    return await authenticator_store.insert_authenticator(
+        db,
+        {
+            "tenant_id": tenant.id,
+            "user_id": user_id,
+            "verification_method": method.value,
+            "email": contact if contact_field == "email" else None,
+            "phone_number": contact if contact_field == "phone_number" else None,
+            "username": user.username,
+            "display_name": user.display_name,
+            "is_default": is_default,
+            "verified_at": utcnow(),
+        },
     )
-    session.add(authenticator)
-    await session.flush()
-    return authenticator
 
 
 async def delete_authenticator(
-    session: AsyncSession, tenant: TenantRow, user_id: str, authenticator_id: str
+    db: Db | AsyncSession, tenant: TenantRow, user_id: str, authenticator_id: str
 ) -> None:
-    if not await queries.delete_authenticator(session, tenant.id, user_id, authenticator_id):
+    deleted = await authenticator_store.delete_authenticator(
+        await as_db(db), tenant.id, user_id, authenticator_id
+    )
+    if not deleted:
         raise NotFound(f"user {user_id!r} has no authenticator {authenticator_id!r}")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import RowMapping, Table, and_, bindparam, case, exists, select, update
+
+from passgate.server.store.db import Db, Statements
+from passgate.server.store.tables import Action, Authenticator, Tenant, utcnow
+from passgate.server.store.tenants import KEY_MATCHES
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,3 +45,237 @@ class ActionRow:
     def of(cls, row: Mapping[Any, Any]) -> ActionRow:
         """From a result row (extra columns, e.g. of a join, are ignored)."""
         return cls(**{name: row[name] for name in cls.__slots__})
+
+
+ACTIONS = cast(Table, Action.__table__)
+_TENANTS = cast(Table, Tenant.__table__)
+_c = ACTIONS.c
+_KEY = and_(
+    _c.tenant_id == bindparam("p_tenant_id"),
+    _c.user_id == bindparam("p_user_id"),
+    _c.action_code == bindparam("p_action_code"),
+    _c.idempotency_key == bindparam("p_idempotency_key"),
+)
+GET_ACTION = select(ACTIONS).where(_KEY)
+INSERT_ACTION = Statements(
+    lambda insert: insert(ACTIONS).on_conflict_do_nothing().returning(*ACTIONS.c)
+)
+# Mark the result validated, once, if it is redeemable: the action for exactly one caller.
+REDEEM_ACTION = (
+    update(ACTIONS)
+    .where(
+        _KEY,
+        _c.state.in_(bindparam("p_states", expanding=True)),
+        _c.validated_at.is_(None),
+        # The secret key is checked here, in the statement that redeems, not from a cache.
+        exists(select(_TENANTS.c.id).where(_TENANTS.c.id == _c.tenant_id, KEY_MATCHES)),
+    )
+    .values(validated_at=bindparam("p_now"))
+    .returning(*ACTIONS.c)
+)
+SETTLE_ACTION = (
+    update(ACTIONS)
+    .where(_c.id == bindparam("p_action_id"), _c.state == bindparam("p_from_state"))
+    .values(
+        state=bindparam("p_state"),
+        state_updated_at=bindparam("p_now"),
+        updated_at=bindparam("p_now"),
+        verification_method=bindparam("p_verification_method"),
+        verified_by_authenticator_id=bindparam("p_authenticator_id"),
+    )
+)
+SET_STATE = (
+    update(ACTIONS)
+    .where(_KEY)
+    .values(
+        state=bindparam("p_state"),
+        state_updated_at=case(
+            (_c.state == bindparam("p_state"), _c.state_updated_at), else_=bindparam("p_now")
+        ),
+        updated_at=bindparam("p_now"),
+    )
+    .returning(*ACTIONS.c)
+)
+
+
+def _row(row: RowMapping | None) -> ActionRow | None:
+    return None if row is None else ActionRow.of(row)
+
+
+async def get_action(
+    db: Db, tenant_id: str, user_id: str, action_code: str, idempotency_key: str
+) -> ActionRow | None:
+    return _row(
+        await db.first(
+            GET_ACTION,
+            {
+                "p_tenant_id": tenant_id,
+                "p_user_id": user_id,
+                "p_action_code": action_code,
+                "p_idempotency_key": idempotency_key,
+            },
+        )
+    )
+
+
+async def insert_action(db: Db, values: Mapping[str, Any]) -> ActionRow | None:
+    """Insert an action (id and timestamps made here unless given); None when one with the
+    same idempotency key already exists."""
+    now = utcnow()
+    row = {
+        "id": str(uuid.uuid4()),
+        "state_updated_at": now,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
+    return _row(await db.first(INSERT_ACTION[db], row))
+
+
+async def find_actions(
+    db: Db,
+    tenant_id: str,
+    user_id: str,
+    *,
+    from_date: datetime | None,
+    action_codes: Sequence[str],
+    state: str | None,
+    limit: int,
+) -> list[ActionRow]:
+    query = select(ACTIONS).where(_c.tenant_id == tenant_id, _c.user_id == user_id)
+    if from_date is not None:
+        query = query.where(_c.created_at >= from_date)
+    if action_codes:
+        query = query.where(_c.action_code.in_(action_codes))
+    if state is not None:
+        query = query.where(_c.state == state)
+    query = query.order_by(_c.created_at.desc(), _c.id).limit(limit)
+    return [ActionRow.of(row) for row in await db.all(query)]
+
+
+async def redeem_action(
+    db: Db,
+    tenant_id: str,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str,
+    *,
+    states: Sequence[str],
+    key_hash: str,
+    now: datetime,
+) -> ActionRow | None:
+    """Mark the action validated if it is redeemable and `key_hash` still opens its tenant:
+    the action for exactly one caller, ever; None for everyone else."""
+    return _row(
+        await db.first(
+            REDEEM_ACTION,
+            {
+                "p_tenant_id": tenant_id,
+                "p_user_id": user_id,
+                "p_action_code": action_code,
+                "p_idempotency_key": idempotency_key,
+                "p_states": list(states),
+                "p_now": now,
+                # The tenant's key check (store.tenants.KEY_MATCHES).
+                "key_hash": key_hash,
+                "now": now,
+            },
+        )
+    )
+
+
+async def set_state(
+    db: Db,
+    tenant_id: str,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str,
+    *,
+    state: str,
+    now: datetime,
+) -> ActionRow | None:
+    """Set an action's state (its `state_updated_at` moves only when the state does)."""
+    return _row(
+        await db.first(
+            SET_STATE,
+            {
+                "p_tenant_id": tenant_id,
+                "p_user_id": user_id,
+                "p_action_code": action_code,
+                "p_idempotency_key": idempotency_key,
+                "p_state": state,
+                "p_now": now,
+            },
+        )
+    )
+
+
+async def settle_action(
+    db: Db,
+    action_id: str,
+    *,
+    state: str,
+    from_state: str,
+    verification_method: str,
+    authenticator_id: str,
+    now: datetime,
+) -> bool:
+    """Move an action from `from_state` to `state`: True for exactly one caller."""
+    return (
+        await db.rowcount(
+            SETTLE_ACTION,
+            {
+                "p_action_id": action_id,
+                "p_state": state,
+                "p_from_state": from_state,
+                "p_verification_method": verification_method,
+                "p_authenticator_id": authenticator_id,
+                "p_now": now,
+            },
+        )
+        == 1
+    )
+
+
+_AUTHENTICATORS = cast(Table, Authenticator.__table__)
+# The token's action and whether its user has any authenticator (the enrolment rule's read).
+GET_ACTION_AND_ENROLLED = select(
+    ACTIONS,
+    exists(
+        select(_AUTHENTICATORS.c.id).where(
+            _AUTHENTICATORS.c.tenant_id == _c.tenant_id,
+            _AUTHENTICATORS.c.user_id == _c.user_id,
+        )
+    ).label("user_enrolled"),
+).where(_KEY)
+_MARK_ADDED = (
+    update(ACTIONS)
+    .where(_c.id == bindparam("p_action_id"), _c.authenticator_added_at.is_(None))
+    .values(authenticator_added_at=bindparam("p_now"))
+)
+MARK_ADDED = _MARK_ADDED
+MARK_ADDED_UNREDEEMED = _MARK_ADDED.where(_c.validated_at.is_(None))
+
+
+async def get_action_and_enrolled(
+    db: Db, tenant_id: str, user_id: str, action_code: str, idempotency_key: str
+) -> tuple[ActionRow, bool] | None:
+    row = await db.first(
+        GET_ACTION_AND_ENROLLED,
+        {
+            "p_tenant_id": tenant_id,
+            "p_user_id": user_id,
+            "p_action_code": action_code,
+            "p_idempotency_key": idempotency_key,
+        },
+    )
+    return None if row is None else (ActionRow.of(row), bool(row["user_enrolled"]))
+
+
+async def mark_authenticator_added(
+    db: Db, action_id: str, now: datetime, *, unredeemed: bool
+) -> bool:
+    """Record, once, that this action's token added an authenticator: True for exactly one
+    caller. With `unredeemed`, only while /validate has not redeemed the action either."""
+    statement = MARK_ADDED_UNREDEEMED if unredeemed else MARK_ADDED
+    return await db.rowcount(statement, {"p_action_id": action_id, "p_now": now}) == 1

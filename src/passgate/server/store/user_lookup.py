@@ -9,15 +9,17 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.store.tables import Authenticator, PasskeyCredential, PushDevice, User
+from passgate.server.store.tenants import as_db
+from passgate.server.store.users import USERS, UserRow
 
 
 async def search_users(
     session: AsyncSession, tenant_id: str, text: str, limit: int
-) -> Sequence[User]:
+) -> Sequence[UserRow]:
     """Users whose id starts with `text`, or whose email, username or phone number is it
     (the tenant's indexes on each)."""
     query = (
-        select(User)
+        select(USERS)
         .where(
             User.tenant_id == tenant_id,
             or_(
@@ -30,7 +32,8 @@ async def search_users(
         .order_by(User.user_id)
         .limit(limit)
     )
-    return (await session.scalars(query)).all()
+    db = await as_db(session)
+    return [UserRow.of(row) for row in await db.all(query)]
 
 
 async def user_push_devices(

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    distinct,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+
+from passgate.server.store.db import Db, Statements
+from passgate.server.store.tables import Authenticator, Tenant, User, UTCDateTime, utcnow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -30,3 +50,217 @@ class UserRow:
     def of(cls, row: Mapping[Any, Any]) -> UserRow:
         """From a result row (extra columns, e.g. of a join, are ignored)."""
         return cls(**{name: row[name] for name in cls.__slots__})
+
+
+USERS = cast(Table, User.__table__)
+_c = USERS.c
+_TENANTS = cast(Table, Tenant.__table__)
+_AUTHENTICATORS = cast(Table, Authenticator.__table__)
+_t = _TENANTS.c
+
+GET_USER = select(USERS).where(
+    _c.tenant_id == bindparam("tenant_id"), _c.user_id == bindparam("user_id")
+)
+_KEY_MATCHES = or_(
+    _t.secret_key_hash == bindparam("key_hash"),
+    and_(
+        _t.previous_secret_key_hash == bindparam("key_hash"),
+        _t.previous_secret_key_expires_at > bindparam("now", type_=UTCDateTime()),
+    ),
+)
+
+
+def _upsert_user(insert: Any) -> Any:
+    """Track's one statement for its user: create or update the user, but only if the secret
+    key still opens the tenant (checked here, not cached), and return with the user the
+    tenant's version and the user's enrolled methods (comma-separated)."""
+    if insert is postgresql.insert:
+        methods_agg = func.string_agg(distinct(_AUTHENTICATORS.c.verification_method), ",")
+    else:
+        methods_agg = func.group_concat(distinct(_AUTHENTICATORS.c.verification_method))
+    tenant_version = (
+        select(_t.updated_at).where(_t.id == bindparam("p_tenant_id")).scalar_subquery()
+    )
+    methods = (
+        select(methods_agg)
+        .where(
+            _AUTHENTICATORS.c.tenant_id == bindparam("p_tenant_id"),
+            _AUTHENTICATORS.c.user_id == bindparam("p_user_id"),
+        )
+        .scalar_subquery()
+    )
+    source = select(
+        bindparam("p_tenant_id", type_=String()),
+        bindparam("p_user_id", type_=String()),
+        bindparam("p_handle", type_=String()),
+        bindparam("p_email", type_=String()),
+        literal(False),
+        bindparam("p_phone_number", type_=String()),
+        literal(False),
+        bindparam("p_username", type_=String()),
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("now", type_=UTCDateTime()),
+    ).where(_t.id == bindparam("p_tenant_id"), _KEY_MATCHES)
+    statement = insert(USERS).from_select(
+        [
+            "tenant_id",
+            "user_id",
+            "handle",
+            "email",
+            "email_verified",
+            "phone_number",
+            "phone_number_verified",
+            "username",
+            "created_at",
+            "updated_at",
+        ],
+        source,
+    )
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[_c.tenant_id, _c.user_id],
+        set_={
+            "username": func.coalesce(excluded.username, _c.username),
+            "email": func.coalesce(excluded.email, _c.email),
+            "email_verified": case(
+                (
+                    and_(excluded.email.is_not(None), excluded.email.is_distinct_from(_c.email)),
+                    literal(False),
+                ),
+                else_=_c.email_verified,
+            ),
+            "phone_number": func.coalesce(excluded.phone_number, _c.phone_number),
+            "phone_number_verified": case(
+                (
+                    and_(
+                        excluded.phone_number.is_not(None),
+                        excluded.phone_number.is_distinct_from(_c.phone_number),
+                    ),
+                    literal(False),
+                ),
+                else_=_c.phone_number_verified,
+            ),
+        },
+    ).returning(
+        *USERS.c,
+        tenant_version.label("tenant_version"),
+        methods.label("enrolled_methods"),
+    )
+
+
+TRACK_USER = Statements(_upsert_user)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrackedUser:
+    user: UserRow
+    tenant_version: datetime
+    enrolled_methods: list[str]
+
+
+async def track_user(
+    db: Db,
+    tenant_id: str,
+    user_id: str,
+    *,
+    key_hash: str,
+    email: str | None,
+    phone_number: str | None,
+    username: str | None,
+    now: datetime,
+) -> TrackedUser | None:
+    """Create or update the user track names (a changed email or phone number is no longer
+    verified), in one statement that also checks the secret key: None when it no longer
+    opens the tenant (nothing written)."""
+    row = await db.first(
+        TRACK_USER[db],
+        {
+            "p_tenant_id": tenant_id,
+            "p_user_id": user_id,
+            "p_handle": str(uuid.uuid4()),
+            "p_email": email,
+            "p_phone_number": phone_number,
+            "p_username": username,
+            "key_hash": key_hash,
+            "now": now,
+        },
+    )
+    if row is None:
+        return None
+    methods = sorted(set((row["enrolled_methods"] or "").split(",")) - {""})
+    return TrackedUser(
+        user=UserRow.of(row), tenant_version=row["tenant_version"], enrolled_methods=methods
+    )
+
+
+async def get_user(db: Db, tenant_id: str, user_id: str) -> UserRow | None:
+    row = await db.first(GET_USER, {"tenant_id": tenant_id, "user_id": user_id})
+    return None if row is None else UserRow.of(row)
+
+
+ENSURE_USER = Statements(lambda insert: insert(USERS).on_conflict_do_nothing().returning(*USERS.c))
+# One statement: the foreign keys cascade to its authenticators (their passkey credentials
+# and push devices) and its actions (their push challenges).
+DELETE_USER = delete(USERS).where(
+    _c.tenant_id == bindparam("tenant_id"), _c.user_id == bindparam("user_id")
+)
+
+
+async def ensure_user(db: Db, tenant_id: str, user_id: str) -> UserRow:
+    """The user, created if missing (safe when two requests create it at once)."""
+    now = utcnow()
+    row = await db.first(
+        ENSURE_USER[db],
+        {
+            "tenant_id": tenant_id,
+            "user_id": user_id,
+            "handle": str(uuid.uuid4()),
+            "email_verified": False,
+            "phone_number_verified": False,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    if row is None:
+        row = await db.first(GET_USER, {"tenant_id": tenant_id, "user_id": user_id})
+        assert row is not None
+    return UserRow.of(row)
+
+
+async def update_user(db: Db, tenant_id: str, user_id: str, values: Mapping[str, Any]) -> UserRow:
+    row = await db.first(
+        update(USERS)
+        .where(_c.tenant_id == tenant_id, _c.user_id == user_id)
+        .values({**values, "updated_at": utcnow()})
+        .returning(*USERS.c)
+    )
+    assert row is not None
+    return UserRow.of(row)
+
+
+async def delete_user(db: Db, tenant_id: str, user_id: str) -> bool:
+    """True if the user existed."""
+    return await db.rowcount(DELETE_USER, {"tenant_id": tenant_id, "user_id": user_id}) > 0
+
+
+async def find_users(
+    db: Db,
+    tenant_id: str,
+    *,
+    username: str | None,
+    email: str | None,
+    phone_number: str | None,
+    after_user_id: str | None,
+    limit: int,
+) -> list[UserRow]:
+    query = select(USERS).where(_c.tenant_id == tenant_id)
+    if username is not None:
+        query = query.where(_c.username == username)
+    if email is not None:
+        query = query.where(_c.email == email)
+    if phone_number is not None:
+        query = query.where(_c.phone_number == phone_number)
+    if after_user_id is not None:
+        query = query.where(_c.user_id > after_user_id)
+    rows = await db.all(query.order_by(_c.user_id).limit(limit))
+    return [UserRow.of(row) for row in rows]

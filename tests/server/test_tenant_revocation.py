@@ -1,0 +1,78 @@
+"""Two servers on one database, as two processes of one deployment: a secret key rotated
+through one fails at once through the other, and an action outcome changed through one
+applies at once through the other (no per-process cache delays either)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from passgate.server.services import tenants
+from passgate.server.services.enums import ActionOutcome
+from tests.live_server import LiveServer, Tenant
+
+
+@pytest.fixture
+def other_process(database_url: str, server: LiveServer) -> Iterator[LiveServer]:
+    """A second server on the fixture server's database."""
+    live = LiveServer(database_url).start()
+    yield live
+    live.stop()
+
+
+def track(server: LiveServer, secret_key: str, user_id: str, action: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.api_url}/users/{user_id}/actions/{action}",
+        json={},
+        auth=(secret_key, ""),
+        timeout=10,
+    )
+
+
+def validate(server: LiveServer, secret_key: str, token: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.api_url}/validate", json={"token": token}, auth=(secret_key, ""), timeout=10
+    )
+
+
+def test_a_rotated_key_fails_at_once_in_every_process(
+    server: LiveServer, other_process: LiveServer, tenant: Tenant
+) -> None:
+    # The other process has seen the key work (and remembers the tenant).
+    tracked = track(other_process, tenant.secret_key, "rita", "signIn")
+    assert tracked.status_code == 200, tracked.text
+    token = tracked.json()["token"]
+    assert validate(other_process, tenant.secret_key, token).status_code == 200
+
+    async def rotate(session: AsyncSession) -> str:
+        return await tenants.rotate_secret_key(session, tenant.id)
+
+    new_key = server.run(rotate)
+
+    assert track(other_process, tenant.secret_key, "rita", "signIn").status_code == 401
+    assert validate(other_process, tenant.secret_key, token).status_code == 401
+    old_get = httpx.get(
+        f"{other_process.api_url}/users/rita", auth=(tenant.secret_key, ""), timeout=10
+    )
+    assert old_get.status_code == 401
+    assert track(other_process, new_key, "rita", "signIn").status_code == 200
+    assert validate(other_process, new_key, token).status_code == 200
+
+
+def test_a_changed_action_outcome_applies_at_once_in_every_process(
+    server: LiveServer, other_process: LiveServer, tenant: Tenant
+) -> None:
+    before = track(other_process, tenant.secret_key, "omar", "viewBalance")
+    assert before.json()["state"] == "CHALLENGE_REQUIRED"
+
+    async def allow(session: AsyncSession) -> None:
+        await tenants.set_action_outcome(session, tenant.id, "viewBalance", ActionOutcome.ALLOW)
+
+    server.run(allow)
+
+    after = track(other_process, tenant.secret_key, "omar", "viewBalance")
+    assert after.status_code == 200, after.text
+    assert after.json()["state"] == "ALLOW"
