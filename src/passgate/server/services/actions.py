@@ -27,7 +27,7 @@ from passgate.server.store import users as user_store
 from passgate.server.store.actions import ActionRow
 
 __all__ = ["ActionRow", "TrackRequest", "Tracked", "Validation"]
-from passgate.server.store.db import Db
+from passgate.server.store.db import POSTGRESQL, Db
 from passgate.server.store.push import PushChallengeRow
 from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow, as_db
@@ -103,24 +103,44 @@ async def track(
     tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
     if request.redirect_url is not None:
         redirects.check_redirect_url(tenant.origins, request.redirect_url)
-    tracked_user = await user_store.track_user(
-        db,
-        tenant.id,
-        user_id,
-        key_hash=key.key_hash,
-        email=request.email,
-        phone_number=request.phone_number,
-        username=request.username,
-        now=utcnow(),
-    )
-    if tracked_user is None:
-        raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
+    if db.dialect == POSTGRESQL:
+        tracked_user, action, inserted = await _track_in_one(
+            db, key, tenant, user_id, action_code, request
+        )
+    else:
+        found = await user_store.track_user(
+            db,
+            tenant.id,
+            user_id,
+            key_hash=key.key_hash,
+            email=request.email,
+            phone_number=request.phone_number,
+            username=request.username,
+            now=utcnow(),
+        )
+        if found is None:
+            raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
+        tracked_user = found
+        if tracked_user.tenant_version != tenant.updated_at:
+            tenant = await _reread(db, tenant, request)
+        action, inserted = await _insert_action(db, tenant, user_id, action_code, request)
     if tracked_user.tenant_version != tenant.updated_at:
-        # Changed since this process last read it: read it again (rare).
-        tenant = await tenants.get_tenant(db, tenant.id)
-        if request.redirect_url is not None:
-            redirects.check_redirect_url(tenant.origins, request.redirect_url)
-    action, inserted = await _insert_action(db, tenant, user_id, action_code, request)
+        # Changed since this process last read it (rare): read it again, and start the
+        # action in the state the tenant's rules say now.
+        tenant = await _reread(db, tenant, request)
+        outcome = tenants.default_outcome(tenant, action_code).value
+        if inserted and action.state != outcome:
+            changed = await action_store.set_state(
+                db,
+                tenant.id,
+                user_id,
+                action_code,
+                action.idempotency_key,
+                state=outcome,
+                now=utcnow(),
+            )
+            assert changed is not None
+            action = changed
     if action.origin == CLIENT_ORIGIN:
         raise Conflict(
             f"The idempotency key {action.idempotency_key!r} belongs to an action a client "
@@ -149,6 +169,46 @@ async def track(
     )
 
 
+async def _reread(db: Db, tenant: TenantRow, request: TrackRequest) -> TenantRow:
+    tenant = await tenants.get_tenant(db, tenant.id)
+    if request.redirect_url is not None:
+        redirects.check_redirect_url(tenant.origins, request.redirect_url)
+    return tenant
+
+
+async def _track_in_one(
+    db: Db,
+    key: tenants.SecretKey,
+    tenant: TenantRow,
+    user_id: str,
+    action_code: str,
+    request: TrackRequest,
+) -> tuple[user_store.TrackedUser, ActionRow, bool]:
+    """PostgreSQL: the user's upsert and the action's insert in one statement."""
+    values = _action_values(tenant, user_id, action_code, request)
+    found = await user_store.track_user_and_action(
+        db,
+        tenant.id,
+        user_id,
+        key_hash=key.key_hash,
+        email=request.email,
+        phone_number=request.phone_number,
+        username=request.username,
+        now=utcnow(),
+        action=values,
+    )
+    if found is None:
+        raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
+    if found.action is not None:
+        return found.tracked, ActionRow.of(found.action), True
+    # The key is taken (a retry, or a concurrent track that won): that action stands.
+    action = await action_store.get_action(
+        db, tenant.id, user_id, action_code, values["idempotency_key"]
+    )
+    assert action is not None
+    return found.tracked, action, False
+
+
 def action_token(tenant: TenantRow, action: ActionRow, username: str | None) -> str:
     """The token for an action: the Client API's Bearer token and what `/validate` redeems."""
     return tokens.issue_token(
@@ -169,12 +229,26 @@ async def _insert_action(
     request: TrackRequest,
 ) -> tuple[ActionRow, bool]:
     """The action (and whether this call inserted it)."""
-    idempotency_key = request.idempotency_key or str(uuid.uuid4())
-    values = {
+    values = _action_values(tenant, user_id, action_code, request)
+    action = await action_store.insert_action(db, values)
+    if action is not None:
+        return action, True
+    # The key is taken (a retry, or a concurrent track that won): that action stands.
+    action = await action_store.get_action(
+        db, tenant.id, user_id, action_code, values["idempotency_key"]
+    )
+    assert action is not None
+    return action, False
+
+
+def _action_values(
+    tenant: TenantRow, user_id: str, action_code: str, request: TrackRequest
+) -> dict[str, Any]:
+    return {
         "tenant_id": tenant.id,
         "user_id": user_id,
         "action_code": action_code,
-        "idempotency_key": idempotency_key,
+        "idempotency_key": request.idempotency_key or str(uuid.uuid4()),
         "state": tenants.default_outcome(tenant, action_code).value,
         "ip_address": request.ip_address,
         "user_agent": request.user_agent,
@@ -183,14 +257,8 @@ async def _insert_action(
         "scope": request.scope,
         "redirect_url": request.redirect_url,
         "locale": request.locale,
+        "origin": "server",
     }
-    action = await action_store.insert_action(db, values)
-    if action is not None:
-        return action, True
-    # The key is taken (a retry, or a concurrent track that won): that action stands.
-    action = await action_store.get_action(db, tenant.id, user_id, action_code, idempotency_key)
-    assert action is not None
-    return action, False
 
 
 async def get_action(

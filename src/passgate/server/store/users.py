@@ -264,3 +264,102 @@ async def find_users(
         query = query.where(_c.user_id > after_user_id)
     rows = await db.all(query.order_by(_c.user_id).limit(limit))
     return [UserRow.of(row) for row in rows]
+
+
+def _track_in_one(insert: Any) -> Any:
+    """PostgreSQL only: track's user upsert and its action's insert in one statement (a
+    writable CTE). The action is inserted only when the upsert wrote the user, that is when
+    the secret key still opens the tenant; the result is one row with the user's columns and
+    the inserted action's (prefixed `a_`, NULL when its idempotency key was taken)."""
+    from passgate.server.store.tables import Action
+
+    actions = cast(Table, Action.__table__)
+    upsert = _upsert_user(insert).cte("tracked_user")
+    names = [
+        "id",
+        "tenant_id",
+        "user_id",
+        "action_code",
+        "idempotency_key",
+        "state",
+        "state_updated_at",
+        "created_at",
+        "updated_at",
+        "ip_address",
+        "user_agent",
+        "device_id",
+        "custom",
+        "scope",
+        "redirect_url",
+        "locale",
+        "origin",
+    ]
+    values = [
+        bindparam(f"a_{name}", type_=actions.c[name].type)
+        if name not in ("tenant_id", "user_id")
+        else upsert.c[name]
+        for name in names
+    ]
+    inserted = (
+        insert(actions)
+        .from_select(names, select(*values).select_from(upsert))
+        .on_conflict_do_nothing()
+        .returning(*[column.label(f"a_{column.name}") for column in actions.c])
+        .cte("tracked_action")
+    )
+    return select(upsert, inserted).select_from(upsert.outerjoin(inserted, literal(True)))
+
+
+TRACK_IN_ONE = Statements(_track_in_one)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrackedUserAndAction:
+    tracked: TrackedUser
+    # None when the action's idempotency key was already taken (nothing inserted).
+    action: Mapping[str, Any] | None
+
+
+async def track_user_and_action(
+    db: Db,
+    tenant_id: str,
+    user_id: str,
+    *,
+    key_hash: str,
+    email: str | None,
+    phone_number: str | None,
+    username: str | None,
+    now: datetime,
+    action: Mapping[str, Any],
+) -> TrackedUserAndAction | None:
+    """`track_user` and the action's insert in one statement (PostgreSQL): None when the key
+    no longer opens the tenant (nothing written)."""
+    params: dict[str, Any] = {
+        "p_tenant_id": tenant_id,
+        "p_user_id": user_id,
+        "p_handle": str(uuid.uuid4()),
+        "p_email": email,
+        "p_phone_number": phone_number,
+        "p_username": username,
+        "key_hash": key_hash,
+        "now": now,
+    }
+    values = {
+        "id": str(uuid.uuid4()),
+        "state_updated_at": now,
+        "created_at": now,
+        "updated_at": now,
+        **action,
+    }
+    params.update({f"a_{name}": value for name, value in values.items()})
+    row = await db.first(TRACK_IN_ONE[db], params)
+    if row is None:
+        return None
+    methods = sorted(set((row["enrolled_methods"] or "").split(",")) - {""})
+    tracked = TrackedUser(
+        user=UserRow.of(row), tenant_version=row["tenant_version"], enrolled_methods=methods
+    )
+    inserted = None
+    if row["a_id"] is not None:
+        inserted = {key[2:]: value for key, value in row.items() if key.startswith("a_")}
+    return TrackedUserAndAction(tracked=tracked, action=inserted)
