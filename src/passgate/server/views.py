@@ -2,11 +2,61 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Protocol
+
 from passgate.server.schemas import AaguidMapping, AuthenticatorResponse, WebauthnCredential
 from passgate.server.services import aaguids
-from passgate.server.store.authenticators import AuthenticatorRow
-from passgate.server.store.passkeys import PasskeyCredentialRow
-from passgate.server.store.tables import Authenticator, PasskeyCredential
+
+
+class Authenticator(Protocol):
+    """What a response says of an authenticator (the store's `AuthenticatorRow` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def verification_method(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def verified_at(self) -> datetime | None: ...
+    @property
+    def last_verified_at(self) -> datetime | None: ...
+    @property
+    def is_default(self) -> bool: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone_number(self) -> str | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def display_name(self) -> str | None: ...
+
+
+class Passkey(Protocol):
+    """What a response says of a passkey credential (`PasskeyCredentialRow` has it)."""
+
+    @property
+    def credential_id(self) -> str: ...
+    @property
+    def device_id(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def aaguid(self) -> str: ...
+    @property
+    def backed_up(self) -> bool: ...
+    @property
+    def device_type(self) -> str: ...
+    @property
+    def authenticator_attachment(self) -> str | None: ...
+    @property
+    def flagged_at(self) -> datetime | None: ...
+    @property
+    def flag_reason(self) -> str | None: ...
 
 
 def aaguid_mapping(aaguid: str | None) -> AaguidMapping | None:
@@ -20,8 +70,7 @@ def aaguid_mapping(aaguid: str | None) -> AaguidMapping | None:
 
 
 def authenticator_response(
-    authenticator: Authenticator | AuthenticatorRow,
-    passkey: PasskeyCredential | PasskeyCredentialRow | None = None,
+    authenticator: Authenticator, passkey: Passkey | None = None
 ) -> AuthenticatorResponse:
     webauthn = None
     if passkey is not None:

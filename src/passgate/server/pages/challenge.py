@@ -18,9 +18,8 @@ from passgate.server.database import Database
 from passgate.server.pages.rendering import render
 from passgate.server.pages.translations import accepted_languages, choose_language, texts
 from passgate.server.services import branding, hosted_page
-from passgate.server.services.hosted_page import HostedChallenge, PageUnavailable
+from passgate.server.services.hosted_page import HostedChallenge, PageUnavailable, TenantRow
 from passgate.server.settings import Settings
-from passgate.server.store.tenants import TenantRow
 
 router = APIRouter(include_in_schema=False)
 

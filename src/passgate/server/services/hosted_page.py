@@ -36,7 +36,7 @@ from passgate.server.store.actions import ActionRow
 from passgate.server.store.db import Db
 from passgate.server.store.push import PushChallengeRow
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import TenantRow
+from passgate.server.store.tenants import TenantRow as TenantRow
 
 MAX_TOKEN_LENGTH = 8192
 REFUSED_STATES = frozenset(

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from passgate.server.database import Database
 from passgate.server.services.errors import Conflict, InvalidRequest
-from passgate.server.store.db import Db
 
 T = TypeVar("T")
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -28,7 +28,9 @@ GRACE_CHOICES = {
 Refusal = InvalidRequest | Conflict
 
 
-async def attempt(db: Db, work: Callable[[], Awaitable[T]]) -> tuple[T | None, Refusal | None]:
+async def attempt(
+    db: Database, work: Callable[[], Awaitable[T]]
+) -> tuple[T | None, Refusal | None]:
     """Run `work` in a savepoint. When it refuses the input (`InvalidRequest`, `Conflict`),
     everything it wrote is undone and the refusal is returned for the form to show; the page
     then renders normally and the request's transaction commits nothing of the change."""
