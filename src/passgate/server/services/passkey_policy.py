@@ -27,8 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import attestation, cose_algorithms, origins, tenants
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store import credential_algorithms, queries
-from passgate.server.store.tenants import TenantRow
+from passgate.server.store import credential_algorithms
+from passgate.server.store import tenants as tenant_store
+from passgate.server.store.db import Db
+from passgate.server.store.tenants import TenantRow, as_db
 
 SETTINGS_KEY = "passkeys"
 FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
@@ -238,27 +240,29 @@ def _build(
     )
 
 
-async def hosted_policies(session: AsyncSession, host: str) -> list[PasskeyPolicy]:
+async def hosted_policies(db: Db | AsyncSession, host: str) -> list[PasskeyPolicy]:
     """The policies of every tenant whose relying party id is `host` (port ignored)."""
     rp_id = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return [policy(tenant) for tenant in await queries.tenants_by_rp_id(session, rp_id.lower())]
+    found = await tenant_store.find_tenants_by_rp_id(await as_db(db), rp_id.lower())
+    return [policy(tenant) for tenant in found]
 
 
 async def update_settings(
-    session: AsyncSession, tenant: TenantRow, changes: Mapping[str, Any]
+    db: Db | AsyncSession, tenant: TenantRow, changes: Mapping[str, Any]
 ) -> PasskeySettings:
     settings = validated_settings(changes, read_settings(tenant))
     await tenants.save_settings(
-        session, tenant.id, {**tenant.settings, SETTINGS_KEY: settings.model_dump(by_alias=True)}
+        db, tenant.id, {**tenant.settings, SETTINGS_KEY: settings.model_dump(by_alias=True)}
     )
     return settings
 
 
-async def passkeys_by_algorithm(session: AsyncSession, tenant_id: str) -> dict[int, int]:
+async def passkeys_by_algorithm(db: Db | AsyncSession, tenant_id: str) -> dict[int, int]:
     """How many of the tenant's passkeys use each COSE algorithm; for rows registered
     before the algorithm was recorded, it is read from the stored COSE key."""
-    counts = await credential_algorithms.algorithm_counts(session, tenant_id)
-    for key in await credential_algorithms.unrecorded_public_keys(session, tenant_id):
+    db = await as_db(db)
+    counts = await credential_algorithms.algorithm_counts(db, tenant_id)
+    for key in await credential_algorithms.unrecorded_public_keys(db, tenant_id):
         try:
             algorithm = cose_algorithms.algorithm_of(key)
         except cose_algorithms.CoseKeyError:
@@ -268,12 +272,12 @@ async def passkeys_by_algorithm(session: AsyncSession, tenant_id: str) -> dict[i
 
 
 async def stranded_passkeys(
-    session: AsyncSession, tenant: TenantRow, proposed: PasskeySettings
+    db: Db | AsyncSession, tenant: TenantRow, proposed: PasskeySettings
 ) -> dict[str, int]:
     """For each algorithm the tenant accepts now but `proposed` would not, how many of its
     passkeys use it (their sign-ins would then be refused); only algorithms in use."""
     before = {a.cose_id for a in cose_algorithms.parse_names(read_settings(tenant).algorithms)}
     after = {a.cose_id for a in cose_algorithms.parse_names(proposed.algorithms)}
-    counts = await passkeys_by_algorithm(session, tenant.id)
+    counts = await passkeys_by_algorithm(db, tenant.id)
     removed = [algorithm for algorithm in sorted(counts) if algorithm in before - after]
     return dict(zip(cose_algorithms.names(removed), (counts[a] for a in removed), strict=True))
