@@ -561,22 +561,24 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="passgate-bench-") as scratch:
         workdir = Path(scratch)
-        targets: list[tuple[str, str | None, str | None, str]] = []
+        # (label, URL, PostgreSQL database name, made here); the scratch PostgreSQL database
+        # is made only when its turn comes, and always dropped.
+        targets: list[tuple[str, str | None, str | None, bool]] = []
         if options.database_url:
             label = "postgresql" if options.database_url.startswith("postgres") else "sqlite"
             name = options.database_url.rsplit("/", 1)[-1] if label == "postgresql" else None
-            targets.append((label, options.database_url, name, ""))
+            targets.append((label, options.database_url, name, False))
         else:
-            targets.append(("sqlite", f"sqlite:///{workdir}/sqlite/bench.db", None, ""))
-            url, name_or_reason = create_postgres_database()
-            if url is None:
-                targets.append(("postgresql", None, None, name_or_reason))
-            else:
-                targets.append(("postgresql", url, name_or_reason, ""))
-        for label, url, name, reason in targets:
-            if url is None:
-                document["databases"][label] = {"available": False, "reason": reason}
-                continue
+            targets.append(("sqlite", f"sqlite:///{workdir}/sqlite/bench.db", None, False))
+            targets.append(("postgresql", None, None, True))
+        for label, url, name, scratch_database in targets:
+            if scratch_database:
+                url, name_or_reason = create_postgres_database()
+                if url is None:
+                    document["databases"][label] = {"available": False, "reason": name_or_reason}
+                    continue
+                name = name_or_reason
+            assert url is not None
             folder = workdir / label
             folder.mkdir(exist_ok=True)
             try:
@@ -586,7 +588,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
                 reason = f"failed: {type(exc).__name__}: {exc}"[:1000]
                 document["databases"][label] = {"available": False, "reason": reason}
             finally:
-                if name and not options.database_url:
+                if scratch_database and name:
                     drop_postgres_database(name)
         if options.peer:
             document["peer"] = run_peer(options, document)
