@@ -23,7 +23,7 @@ from passgate.server.services.errors import (
     Unauthorized,
 )
 from passgate.server.services.tokens import generate_signing_key
-from passgate.server.store import limits, queries
+from passgate.server.store import limits
 from passgate.server.store import tenants as store
 from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow
@@ -205,7 +205,7 @@ async def save_settings(
 
 
 async def _check_rp_change(db: Db, tenant: TenantRow, rp_id: str, confirmed: int | None) -> None:
-    count = await queries.count_tenant_passkeys(await db.session(), tenant.id)
+    count = await store.count_tenant_passkeys(db, tenant.id)
     if count and confirmed != count:
         raise InvalidRequest(
             f"the tenant has {count} passkeys made for {tenant.rp_id!r}; none of them will work "

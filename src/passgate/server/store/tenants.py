@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from passgate.server.store.db import DB_KEY, Db, Engines
-from passgate.server.store.tables import Tenant, UTCDateTime, utcnow
+from passgate.server.store.tables import PasskeyCredential, Tenant, UTCDateTime, utcnow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -155,3 +157,37 @@ async def as_db(db_or_session: Db | AsyncSession) -> Db:
     db._session = session
     session.info[DB_KEY] = db
     return db
+
+
+_PASSKEYS = cast(Table, PasskeyCredential.__table__)
+COUNT_TENANT_PASSKEYS = (
+    select(func.count())
+    .select_from(_PASSKEYS)
+    .where(_PASSKEYS.c.tenant_id == bindparam("tenant_id"))
+)
+
+
+async def count_tenant_passkeys(db: Db, tenant_id: str) -> int:
+    return int(await db.scalar(COUNT_TENANT_PASSKEYS, {"tenant_id": tenant_id}) or 0)
+
+
+async def compact(engine: AsyncEngine) -> None:
+    """Rewrite the database so deleted or overwritten values leave no copies in free pages:
+    VACUUM on SQLite (and a WAL checkpoint), VACUUM FULL of `tenants` on PostgreSQL."""
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database
+        if path and path != ":memory:":
+            await asyncio.to_thread(_vacuum_sqlite, path)
+        return
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql("VACUUM FULL tenants")
+
+
+def _vacuum_sqlite(path: str) -> None:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        connection.execute("VACUUM")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()
