@@ -14,7 +14,7 @@ from urllib.parse import unquote
 from fastapi import Depends, Request
 
 from passgate.server.cors import TENANT_ORIGINS
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.services import tenants, tokens
 from passgate.server.services.errors import InvalidToken, Unauthorized
 from passgate.server.services.tokens import TokenClaims
@@ -64,12 +64,10 @@ def _unverified_tenant_id(token: str) -> str | None:
 
 
 async def _tenant(
-    request: Request, session: Session, tenant_id: str | None, code: str, message: str
+    request: Request, db: Database, tenant_id: str | None, code: str, message: str
 ) -> TenantRow:
     tenant = (
-        await tenants.find_tenant(session, tenant_id)
-        if tenant_id and len(tenant_id) <= 36
-        else None
+        await tenants.find_tenant(db, tenant_id) if tenant_id and len(tenant_id) <= 36 else None
     )
     if tenant is None:
         raise Unauthorized(message, error_code=code)
@@ -78,14 +76,14 @@ async def _tenant(
     return tenant
 
 
-async def _client_caller(request: Request, session: Session) -> ClientCaller:
+async def _client_caller(request: Request, db: Database) -> ClientCaller:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer" and credentials.strip():
         token = credentials.strip()
         tenant = await _tenant(
             request,
-            session,
+            db,
             _unverified_tenant_id(token),
             "invalid_token",
             "The token is not valid.",
@@ -98,7 +96,7 @@ async def _client_caller(request: Request, session: Session) -> ClientCaller:
     if scheme == "basic" and credentials.strip():
         tenant_id = tenant_id_from_basic(credentials)
         return ClientCaller(
-            await _tenant(request, session, tenant_id, "unauthorized", "Unknown tenant id."), None
+            await _tenant(request, db, tenant_id, "unauthorized", "Unknown tenant id."), None
         )
     raise Unauthorized(MISSING_TENANT)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.services import tenants
 from passgate.server.store.tenants import TenantRow
 
@@ -27,8 +27,8 @@ def basic_username(authorization: str | None) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-async def _secret_key_tenant(request: Request, session: Session) -> TenantRow:
-    return await tenants.authenticate(session, basic_username(request.headers.get("authorization")))
+async def _secret_key_tenant(request: Request, db: Database) -> TenantRow:
+    return await tenants.authenticate(db, basic_username(request.headers.get("authorization")))
 
 
 SecretKeyTenant = Annotated[TenantRow, Depends(_secret_key_tenant)]

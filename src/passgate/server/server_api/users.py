@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from passgate.server.database import Session
+from passgate.server.database import Database
 from passgate.server.schemas import (
     AuthenticatorResponse,
     EnrollAuthenticatorRequest,
@@ -40,30 +40,30 @@ def user_response(profile: UserProfile) -> UserResponse:
 
 
 @router.get("/users/{userId}", response_model_exclude_none=True)
-async def get_user(user_id: UserId, tenant: SecretKeyTenant, session: Session) -> UserResponse:
-    return user_response(await users.get_profile(session, tenant, user_id))
+async def get_user(user_id: UserId, tenant: SecretKeyTenant, db: Database) -> UserResponse:
+    return user_response(await users.get_profile(db, tenant, user_id))
 
 
 @router.patch("/users/{userId}", response_model_exclude_none=True)
 async def update_user(
-    user_id: UserId, body: UserAttributes, tenant: SecretKeyTenant, session: Session
+    user_id: UserId, body: UserAttributes, tenant: SecretKeyTenant, db: Database
 ) -> UserAttributes:
     user = await users.update_user(
-        session, tenant, user_id, body.model_dump(exclude_unset=True, by_alias=False)
+        db, tenant, user_id, body.model_dump(exclude_unset=True, by_alias=False)
     )
     return UserAttributes.model_validate(user, from_attributes=True)
 
 
 @router.delete("/users/{userId}")
-async def delete_user(user_id: UserId, tenant: SecretKeyTenant, session: Session) -> dict[str, str]:
-    await users.delete_user(session, tenant, user_id)
+async def delete_user(user_id: UserId, tenant: SecretKeyTenant, db: Database) -> dict[str, str]:
+    await users.delete_user(db, tenant, user_id)
     return {}
 
 
 @router.get("/users", response_model_exclude_none=True)
 async def query_users(
     tenant: SecretKeyTenant,
-    session: Session,
+    db: Database,
     username: Annotated[str | None, Query(max_length=255)] = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
     phone_number: Annotated[str | None, Query(alias="phoneNumber", max_length=32)] = None,
@@ -89,12 +89,12 @@ async def query_users(
             "iat": claims.issued_at,
         }
         token_payload = {key: value for key, value in payload.items() if value is not None}
-        profile = await users.get_profile(session, tenant, claims.user_id)
+        profile = await users.get_profile(db, tenant, claims.user_id)
         found = [profile.user] if profile.user else []
         cursor = None
     else:
         found, cursor = await users.query_users(
-            session,
+            db,
             tenant,
             username=username,
             email=email,
@@ -111,18 +111,18 @@ async def query_users(
 
 @router.get("/users/{userId}/authenticators", response_model_exclude_none=True)
 async def get_authenticators(
-    user_id: UserId, tenant: SecretKeyTenant, session: Session
+    user_id: UserId, tenant: SecretKeyTenant, db: Database
 ) -> list[AuthenticatorResponse]:
-    listed = await users.list_authenticators(session, tenant, user_id)
+    listed = await users.list_authenticators(db, tenant, user_id)
     return [authenticator_response(authenticator, passkey) for authenticator, passkey in listed]
 
 
 @router.post("/users/{userId}/authenticators", response_model_exclude_none=True)
 async def enroll_verified_authenticator(
-    user_id: UserId, body: EnrollAuthenticatorRequest, tenant: SecretKeyTenant, session: Session
+    user_id: UserId, body: EnrollAuthenticatorRequest, tenant: SecretKeyTenant, db: Database
 ) -> EnrollAuthenticatorResponse:
     authenticator = await users.enroll_verified_authenticator(
-        session,
+        db,
         tenant,
         user_id,
         method=body.verification_method,
@@ -138,7 +138,7 @@ async def delete_authenticator(
     user_id: UserId,
     authenticator_id: Annotated[str, Path(alias="userAuthenticatorId", max_length=64)],
     tenant: SecretKeyTenant,
-    session: Session,
+    db: Database,
 ) -> dict[str, str]:
-    await users.delete_authenticator(session, tenant, user_id, authenticator_id)
+    await users.delete_authenticator(db, tenant, user_id, authenticator_id)
     return {}
