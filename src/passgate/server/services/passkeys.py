@@ -20,7 +20,7 @@ from passgate.server.services.passkey_policy import policy as passkey_policy
 from passgate.server.services.relying_party import CeremonyRefused, SignCountRegressed
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import passkeys as store
-from passgate.server.store import queries
+from passgate.server.store import users as user_store
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import Db
 from passgate.server.store.passkeys import PasskeyChallengeRow, PasskeyCredentialRow
@@ -136,9 +136,7 @@ async def _ensure_user(db: Db, tenant: TenantRow, user_id: str) -> store.Registe
     found = await store.registering(db, tenant.id, user_id)
     if found is not None:
         return found
-    await queries.ensure_user(
-        await single_use.unit_for(queries.ensure_user, db), tenant.id, user_id
-    )
+    await user_store.ensure_user(db, tenant.id, user_id)
     found = await store.registering(db, tenant.id, user_id)
     assert found is not None
     return found
