@@ -417,25 +417,46 @@ async def complete_challenge(
     backend's). Such a challenge never settles an action a backend tracked, even under that
     action's key: only the action's own token may answer it (409, nothing settled)."""
     db = await as_db(db)
-    action = None
     if idempotency_key:
-        action = await action_store.get_action(db, tenant.id, user_id, action_code, idempotency_key)
-    if action is not None and client_made:
-        _refuse_backend_action(action)
-    if action is None:
-        action = await _record_verified_action(
+        # Usually one statement: settle the waiting action and read its user's username.
+        settled = await action_store.settle_by_key(
             db,
-            tenant,
+            tenant.id,
             user_id,
             action_code,
             idempotency_key,
-            method=method,
+            state=ActionState.CHALLENGE_SUCCEEDED.value,
+            from_state=ActionState.CHALLENGE_REQUIRED.value,
+            client_origin=CLIENT_ORIGIN if client_made else None,
+            verification_method=method.value,
             authenticator_id=authenticator_id,
-            device_id=device_id,
+            now=utcnow(),
         )
+        if settled is None:
+            settled = await action_store.get_action_and_username(
+                db, tenant.id, user_id, action_code, idempotency_key
+            )
+            if settled is not None and client_made:
+                _refuse_backend_action(settled[0])
+        if settled is not None:
+            action, username = settled
+            if action.state not in VALID_STATES:
+                raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
+            return action, action_token(tenant, action, username)
+    action = await _record_verified_action(
+        db,
+        tenant,
+        user_id,
+        action_code,
+        idempotency_key,
+        method=method,
+        authenticator_id=authenticator_id,
+        device_id=device_id,
+    )
     if action.state == ActionState.CHALLENGE_REQUIRED and await settle(
         db, action.id, succeeded=True, method=method, authenticator_id=authenticator_id
     ):
+        # A track took the key meanwhile: its action is the one this challenge answers.
         action = replace(
             action,
             state=ActionState.CHALLENGE_SUCCEEDED.value,

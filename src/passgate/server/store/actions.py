@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import RowMapping, Table, and_, bindparam, case, exists, select, update
+from sqlalchemy import RowMapping, Table, and_, bindparam, case, exists, or_, select, update
 
 from passgate.server.store.db import Db, Statements
-from passgate.server.store.tables import Action, Authenticator, Tenant, utcnow
+from passgate.server.store.tables import Action, Authenticator, Tenant, User, utcnow
 from passgate.server.store.tenants import KEY_MATCHES
 
 
@@ -279,3 +279,83 @@ async def mark_authenticator_added(
     caller. With `unredeemed`, only while /validate has not redeemed the action either."""
     statement = MARK_ADDED_UNREDEEMED if unredeemed else MARK_ADDED
     return await db.rowcount(statement, {"p_action_id": action_id, "p_now": now}) == 1
+
+
+_USERS = cast(Table, User.__table__)
+_USERNAME = (
+    select(_USERS.c.username)
+    .where(
+        _USERS.c.tenant_id == bindparam("p_tenant_id"), _USERS.c.user_id == bindparam("p_user_id")
+    )
+    .scalar_subquery()
+    .label("username")
+)
+# A challenge's success settles the action it answers, by the action's key, returning it
+# with its user's username (for the token): one statement where three were.
+SETTLE_BY_KEY = (
+    update(ACTIONS)
+    .where(
+        _KEY,
+        _c.state == bindparam("p_from_state"),
+        or_(_c.origin == bindparam("p_client_origin"), bindparam("p_any_origin")),
+    )
+    .values(
+        state=bindparam("p_state"),
+        state_updated_at=bindparam("p_now"),
+        updated_at=bindparam("p_now"),
+        verification_method=bindparam("p_verification_method"),
+        verified_by_authenticator_id=bindparam("p_authenticator_id"),
+    )
+    .returning(*ACTIONS.c, _USERNAME)
+)
+GET_ACTION_AND_USERNAME = select(ACTIONS, _USERNAME).where(_KEY)
+
+
+async def settle_by_key(
+    db: Db,
+    tenant_id: str,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str,
+    *,
+    state: str,
+    from_state: str,
+    client_origin: str | None,
+    verification_method: str,
+    authenticator_id: str,
+    now: datetime,
+) -> tuple[ActionRow, str | None] | None:
+    """Settle the action if it is in `from_state` (and, with `client_origin`, only if a client
+    recorded it): the action and its user's username, or None when nothing was settled."""
+    row = await db.first(
+        SETTLE_BY_KEY,
+        {
+            "p_tenant_id": tenant_id,
+            "p_user_id": user_id,
+            "p_action_code": action_code,
+            "p_idempotency_key": idempotency_key,
+            "p_from_state": from_state,
+            "p_client_origin": client_origin or "",
+            "p_any_origin": client_origin is None,
+            "p_state": state,
+            "p_now": now,
+            "p_verification_method": verification_method,
+            "p_authenticator_id": authenticator_id,
+        },
+    )
+    return None if row is None else (ActionRow.of(row), row["username"])
+
+
+async def get_action_and_username(
+    db: Db, tenant_id: str, user_id: str, action_code: str, idempotency_key: str
+) -> tuple[ActionRow, str | None] | None:
+    row = await db.first(
+        GET_ACTION_AND_USERNAME,
+        {
+            "p_tenant_id": tenant_id,
+            "p_user_id": user_id,
+            "p_action_code": action_code,
+            "p_idempotency_key": idempotency_key,
+        },
+    )
+    return None if row is None else (ActionRow.of(row), row["username"])
