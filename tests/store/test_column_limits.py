@@ -190,6 +190,9 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     "push_challenges.decided_by_authenticator_id": (ID,),
     "push_used_nonces.digest": (HASH,),
     "push_used_nonces.tenant_id": (ID,),
+    "spent_challenges.digest": (HASH,),
+    "spent_challenges.tenant_id": (ID,),
+    "spent_challenges.kind": (Made('"passkey" or "push"'),),
     "rate_limit_windows.bucket": (Made("services/rate_limits: a limit's name and a digest"),),
     # The console.
     "admins.id": (ID,),

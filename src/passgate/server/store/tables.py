@@ -303,6 +303,22 @@ class PushUsedNonce(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class SpentChallenge(Base):
+    """A challenge (a signed message of services/challenges.py, for a passkey ceremony or a
+    push device) that an answer has used up: inserting its digest is what makes it single
+    use, whatever the answer's outcome. Only a message with a valid signature adds a row, so
+    a third party cannot grow it; rows go once the message would have expired anyway."""
+
+    __tablename__ = "spent_challenges"
+    __table_args__ = (Index("ix_spent_challenges_expires", "expires_at"),)
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    # "passkey" or "push".
+    kind: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 class RateLimitWindow(Base):
     """One fixed window of one rate limit (e.g. C1 calls from one IP to one tenant): counted
     by one atomic upsert, so the limit holds across processes; pruned once expired."""
