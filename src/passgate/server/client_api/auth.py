@@ -17,8 +17,8 @@ from passgate.server.cors import TENANT_ORIGINS
 from passgate.server.database import Database
 from passgate.server.services import tenants, tokens
 from passgate.server.services.errors import InvalidToken, Unauthorized
+from passgate.server.services.tenants import TenantRow
 from passgate.server.services.tokens import TokenClaims
-from passgate.server.store.tenants import TenantRow
 
 MISSING_TENANT = "The request needs a Bearer token or Basic authorization with the tenant id."
 TOKEN_REQUIRED = "This call needs a Bearer token from your backend's track call."

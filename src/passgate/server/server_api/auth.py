@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from passgate.server.database import Database
 from passgate.server.services import tenants
-from passgate.server.store.tenants import TenantRow
+from passgate.server.services.tenants import TenantRow
 
 
 def basic_username(authorization: str | None) -> str | None:

@@ -27,7 +27,7 @@ from passgate.server.store import limits
 from passgate.server.store import tenants as store
 from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import TenantRow
+from passgate.server.store.tenants import TenantRow as TenantRow
 
 SECRET_KEY_PREFIX = "pg_sk_"
 MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME = 60, 86_400
