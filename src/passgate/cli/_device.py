@@ -10,11 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
+from passgate import AppChallenge, AuthsignalResponse, AuthsignalSync, DeviceKeys, ErrorCode
 from passgate.authenticators import DeviceKeyStore, default_device_keys
 from passgate.cli import _output
-from passgate.sdk._push_protocol import DeviceKeys
-from passgate.sdk._sync.client import AuthsignalSync
-from passgate.sdk._types import AppChallenge, AuthsignalResponse, ErrorCode
 
 device_app = typer.Typer(
     help="Approve sign-ins on this computer: a push device for a Passgate tenant.",
