@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from passgate.server.store import tables
@@ -123,7 +124,7 @@ class DeviceWithAuthenticator:
     last_verified_at: datetime | None
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> DeviceWithAuthenticator:
+    def of(cls, row: Mapping[Any, Any]) -> DeviceWithAuthenticator:
         return cls(
             device=PushDeviceRow.of(row),
             created_at=row["authenticator_created_at"],
@@ -132,7 +133,7 @@ class DeviceWithAuthenticator:
         )
 
 
-def _unprefixed(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+def _unprefixed(row: Mapping[Any, Any], prefix: str) -> dict[str, Any]:
     return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
 
 
@@ -389,7 +390,7 @@ class DeviceAndPending:
 
 
 def _challenge_and_action(
-    row: Mapping[str, Any],
+    row: Mapping[Any, Any],
 ) -> tuple[PushChallengeRow | None, ActionRow | None]:
     if row["c_id"] is None:
         return None, None
@@ -478,6 +479,38 @@ _ACTION_CHALLENGE = (
 _OPEN_ACTION_CHALLENGE = _ACTION_CHALLENGE.where(
     challenges_t.c.state == PENDING, challenges_t.c.expires_at > bindparam("now")
 )
+# The open challenge a request may reuse: with no device named, any; with a device named, one
+# for that device or for all of them, and only while the named device is the action's user's
+# (unexpired): naming another user's device reuses nothing (the insert then refuses it).
+_named = bindparam("authenticator_id", type_=String)
+_REUSABLE_CHALLENGE = _OPEN_ACTION_CHALLENGE.where(
+    or_(
+        _named.is_(None),
+        and_(
+            or_(
+                challenges_t.c.authenticator_id.is_(None),
+                challenges_t.c.authenticator_id == _named,
+            ),
+            exists().where(
+                devices_t.c.id == _named,
+                devices_t.c.tenant_id == challenges_t.c.tenant_id,
+                devices_t.c.user_id == challenges_t.c.user_id,
+                or_(devices_t.c.expires_at.is_(None), devices_t.c.expires_at > bindparam("now")),
+            ),
+        ),
+    )
+)
+
+
+async def get_reusable_challenge(
+    db: Db, action_id: str, authenticator_id: str | None, now: datetime
+) -> PushChallengeRow | None:
+    """The action's open challenge a start naming `authenticator_id` (or none) may reuse."""
+    row = await db.first(
+        _REUSABLE_CHALLENGE,
+        {"action_id": action_id, "authenticator_id": authenticator_id, "now": now},
+    )
+    return PushChallengeRow.of(row) if row else None
 
 
 async def get_action_challenge(
@@ -569,9 +602,9 @@ async def insert_challenge(
 
 
 # Inline constants (no bound parameter): the writable CTE below keeps its parameters named.
-_APPROVED, _FAILED, _REJECTED = (
-    literal_column(f"'{state}'") for state in (APPROVED, FAILED, REJECTED)
-)
+_APPROVED: ColumnElement[str] = literal_column(f"'{APPROVED}'")
+_FAILED: ColumnElement[str] = literal_column(f"'{FAILED}'")
+_REJECTED: ColumnElement[str] = literal_column(f"'{REJECTED}'")
 
 
 def _decision() -> Any:

@@ -27,8 +27,8 @@ from passgate.server.services.push.errors import (
 from passgate.server.services.push.hub import PushHub
 from passgate.server.services.push.settings import push_settings
 from passgate.server.services.tokens import TokenClaims
+from passgate.server.store import actions as action_store
 from passgate.server.store import push as push_store
-from passgate.server.store import queries
 from passgate.server.store.actions import ActionRow
 from passgate.server.store.db import Db, db_of
 from passgate.server.store.push import ChallengeState, PushChallengeRow, PushDeviceRow
@@ -107,11 +107,10 @@ async def start(
     settings = push_settings(tenant)
     now = utcnow()
     if not new_action:
-        open_challenge = await push_store.get_action_challenge(db, action.id, pending_at=now)
-        if open_challenge is not None and (
-            None in (open_challenge.authenticator_id, authenticator_id)
-            or open_challenge.authenticator_id == authenticator_id
-        ):
+        open_challenge = await push_store.get_reusable_challenge(
+            db, action.id, authenticator_id, now
+        )
+        if open_challenge is not None:
             return Started(challenge=open_challenge)
     # Atomic across requests and processes: the user's row is held (PostgreSQL) while the
     # insert counts the user's recent challenges.
@@ -168,8 +167,8 @@ async def start_for_token(
         raise InvalidRequest(
             f"The token is for action {claims.action_code!r}, not {action_code!r}."
         )
-    found = await queries.get_action(
-        await db.session(), tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+    found = await action_store.get_action(
+        db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
     )
     if found is None:
         raise NotFound("The token's action no longer exists.")
@@ -336,7 +335,7 @@ async def status(db: Db, tenant: TenantRow, claims: TokenClaims, challenge_id: s
     challenge, action = found
     verified = challenge.state == ChallengeState.APPROVED
     consumed = challenge.state != ChallengeState.PENDING or challenge.expires_at <= utcnow()
-    token = actions.action_token(tenant, action, claims.username) if verified else None  # type: ignore[arg-type]
+    token = actions.action_token(tenant, action, claims.username) if verified else None
     return Status(is_verified=verified, is_consumed=consumed, access_token=token)
 
 

@@ -13,7 +13,9 @@ from passgate.server.services.push import webhooks
 from passgate.server.services.push.hub import Delivery
 from passgate.server.services.push.senders import Senders
 from passgate.server.services.push.settings import PushSettings
-from passgate.server.store.tables import Action, PushChallenge, PushDevice
+from passgate.server.store.actions import ActionRow as Action
+from passgate.server.store.push import PushChallengeRow as PushChallenge
+from passgate.server.store.push import PushDeviceRow as PushDevice
 
 Send = Callable[[dict[str, Any], PushDevice, PushChallenge, Action], Awaitable[bool]]
 

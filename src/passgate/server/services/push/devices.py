@@ -18,7 +18,7 @@ from passgate.server.services.push.errors import (
 from passgate.server.services.push.settings import push_settings
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import push as push_store
-from passgate.server.store import queries
+from passgate.server.store import users as user_store
 from passgate.server.store.db import Db
 from passgate.server.store.push import DeviceWithAuthenticator, PushDeviceRow
 from passgate.server.store.tables import utcnow
@@ -92,11 +92,8 @@ async def enroll(
             verified_at=existing.verified_at,
             last_verified_at=existing.last_verified_at,
         )
-    # Enrolment's rule and the user's row are still written against the ORM session bridge.
-    session = await db.session()
-    grant = await enrolment.check(session, tenant, claims)
-    user = await queries.ensure_user(session, tenant.id, claims.user_id)
-    await session.flush()
+    grant = await enrolment.check(db, tenant, claims)
+    user = await user_store.ensure_user(db, tenant.id, claims.user_id)
     try:
         async with db.savepoint():
             added = await push_store.insert_device(
@@ -113,7 +110,7 @@ async def enroll(
             )
     except IntegrityError as exc:
         raise Conflict("This device key was enrolled by a concurrent request.") from exc
-    await enrolment.use_up(session, grant)
+    await enrolment.use_up(db, grant)
     remember(added.device)
     return added
 

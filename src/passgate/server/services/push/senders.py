@@ -17,7 +17,9 @@ from aioapns import APNs, NotificationRequest, PushType
 from google.auth.transport.requests import Request as GoogleRequest
 from google.oauth2 import service_account
 
-from passgate.server.store.tables import Action, PushChallenge, PushDevice
+from passgate.server.store.actions import ActionRow as Action
+from passgate.server.store.push import PushChallengeRow as PushChallenge
+from passgate.server.store.push import PushDeviceRow as PushDevice
 
 log = structlog.get_logger("passgate.push.senders")
 

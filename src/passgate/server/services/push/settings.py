@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from passgate.server import json_values
 from passgate.server.services import secrets_box, tenants
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store.tenants import TenantRow
+from passgate.server.store.db import Db
+from passgate.server.store.tenants import TenantRow, as_db
 
 WEBHOOK_SECRET_PREFIX = "pg_whsec_"
 MAX_SECRET_GRACE_SECONDS = 30 * 86_400
@@ -130,9 +131,10 @@ def update_push_settings(
 
 
 async def configure(
-    session: AsyncSession, tenant_id: str, *, clear: Iterable[str] = (), **changes: Any
+    db: Db | AsyncSession, tenant_id: str, *, clear: Iterable[str] = (), **changes: Any
 ) -> PushSettings:
     """Change a tenant's push settings (the operator's `passgate tenant update`)."""
+    session = await as_db(db)
     await secrets_box.ready(session)
     tenant = await tenants.get_tenant(session, tenant_id)
     updated = update_push_settings(tenant, clear=clear, **changes)
@@ -141,12 +143,13 @@ async def configure(
 
 
 async def rotate_webhook_secret(
-    session: AsyncSession, tenant_id: str, *, grace_seconds: int = 0
+    db: Db | AsyncSession, tenant_id: str, *, grace_seconds: int = 0
 ) -> PushSettings:
     """A new webhook secret. For `grace_seconds`, webhooks carry a signature with the old
     secret as well, which Authsignal's verifiers accept (any `v2` may match)."""
     if not 0 <= grace_seconds <= MAX_SECRET_GRACE_SECONDS:
         raise InvalidRequest("the grace period must be between 0 and 30 days")
+    session = await as_db(db)
     await secrets_box.ready(session)
     tenant = await tenants.get_tenant(session, tenant_id)
     current = push_settings(tenant)

@@ -16,7 +16,10 @@ from typing import Any
 import httpx
 import structlog
 
-from passgate.server.store.tables import Action, PushChallenge, PushDevice, utcnow
+from passgate.server.store.actions import ActionRow as Action
+from passgate.server.store.push import PushChallengeRow as PushChallenge
+from passgate.server.store.push import PushDeviceRow as PushDevice
+from passgate.server.store.tables import utcnow
 
 log = structlog.get_logger("passgate.push.webhook")
 
