@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 ENVIRONMENT_VARIABLE = "PASSGATE_COUNT_STATEMENTS"
@@ -30,14 +31,14 @@ class StatementCounter:
             self.count += 1
 
 
-def install(app: FastAPI, *engines: AsyncEngine) -> None:
+def install(app: FastAPI, *engines: AsyncEngine | Engine) -> None:
     """Attach the counter to each engine and add the route, when the variable is set."""
     if not enabled():
         return
     counter = StatementCounter()
     seen: set[int] = set()
     for engine in engines:
-        sync_engine = engine.sync_engine
+        sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
         if id(sync_engine) in seen:
             continue
         seen.add(id(sync_engine))
