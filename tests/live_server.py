@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import uvicorn
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.app import create_app
 from passgate.server.services import tenants, tokens
 from passgate.server.settings import Settings
+from passgate.server.store.db import Db
 from passgate.server.store.migrate import upgrade
 
 T = TypeVar("T")
@@ -81,21 +81,20 @@ class LiveServer:
         self._server.should_exit = True
         self._thread.join(timeout=20)
 
-    def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run `work` in one committed transaction on the server's own engine and loop."""
+    def run(self, work: Callable[[Db], Awaitable[T]]) -> T:
+        """Run `work` in one committed transaction (a `Db`) on the server's own engines and
+        loop."""
 
         async def unit() -> T:
-            async with self.app.state.sessionmaker() as session, session.begin():
-                return await work(session)
+            async with self.app.state.engines.transaction() as db:
+                return await work(db)
 
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(unit(), self._loop).result(timeout=30)
 
     def create_tenant(self, name: str = "test", rp_id: str = "localhost", **kwargs: Any) -> Tenant:
-        async def work(session: AsyncSession) -> Tenant:
-            tenant, secret_key = await tenants.create_tenant(
-                session, name=name, rp_id=rp_id, **kwargs
-            )
+        async def work(db: Db) -> Tenant:
+            tenant, secret_key = await tenants.create_tenant(db, name=name, rp_id=rp_id, **kwargs)
             return Tenant(tenant.id, secret_key, rp_id)
 
         return self.run(work)
@@ -103,16 +102,16 @@ class LiveServer:
     def update_tenant(self, tenant_id: str, **changes: Any) -> None:
         """What an operator does with `passgate tenant origins` or the console."""
 
-        async def work(session: AsyncSession) -> None:
-            await tenants.update_tenant(session, tenant_id, tenants.TenantChanges(**changes))
+        async def work(db: Db) -> None:
+            await tenants.update_tenant(db, tenant_id, tenants.TenantChanges(**changes))
 
         self.run(work)
 
     def expired_token(self, tenant_id: str, user_id: str, action_code: str = "signIn") -> str:
         """A genuine token of the tenant's, issued long enough ago to have expired."""
 
-        async def work(session: AsyncSession) -> str:
-            tenant = await tenants.get_tenant(session, tenant_id)
+        async def work(db: Db) -> str:
+            tenant = await tenants.get_tenant(db, tenant_id)
             issued = int(time.time()) - tenant.token_lifetime_seconds - 60
             return tokens.issue_token(
                 tenant, user_id=user_id, action_code=action_code, idempotency_key="old", now=issued

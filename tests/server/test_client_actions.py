@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
+from passgate.server.store.db import Db
 from passgate.server.store.tables import Action
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, basic, bearer
@@ -45,11 +45,11 @@ def client_sign_in(
 
 
 def origin_of(server: LiveServer, tenant: Tenant, idempotency_key: str) -> str:
-    async def work(session: AsyncSession) -> str:
+    async def work(db: Db) -> str:
         query = select(Action.origin).where(
             Action.tenant_id == tenant.id, Action.idempotency_key == idempotency_key
         )
-        return str(await session.scalar(query))
+        return str(await db.scalar(query))
 
     return server.run(work)
 

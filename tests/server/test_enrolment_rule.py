@@ -18,11 +18,11 @@ from authsignal.client import AuthsignalClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import enrolment, tenants
 from passgate.server.services.enums import ActionOutcome
+from passgate.server.store.db import Db
 from passgate.server.store.tables import Action, utcnow
 from tests.cli.test_cli import passgate
 from tests.live_server import LiveServer, Tenant
@@ -119,8 +119,8 @@ def test_an_allowed_actions_token_adds_nothing_to_an_enrolled_user(
 ) -> None:
     """A rule's ALLOW verified nobody: its token is no licence to add an authenticator."""
 
-    async def allow(session: AsyncSession) -> None:
-        await tenants.set_action_outcome(session, tenant.id, "login", ActionOutcome.ALLOW)
+    async def allow(db: Db) -> None:
+        await tenants.set_action_outcome(db, tenant.id, "login", ActionOutcome.ALLOW)
 
     server.run(allow)
     enrolled(authsignal, methods, "al")
@@ -183,8 +183,8 @@ def test_a_verification_counts_only_within_the_window(
     tracked = authsignal.track("fi", "signIn")
     access_token = sign_in(methods, device, tracked["token"])
 
-    async def six_minutes_ago(session: AsyncSession) -> None:
-        await session.execute(
+    async def six_minutes_ago(db: Db) -> None:
+        await db.execute(
             update(Action)
             .where(
                 Action.tenant_id == tenant.id, Action.idempotency_key == tracked["idempotency_key"]
@@ -195,13 +195,13 @@ def test_a_verification_counts_only_within_the_window(
     server.run(six_minutes_ago)  # the default window is 5 minutes
     assert_error(add(methods, access_token), 403, "forbidden")
 
-    async def window(session: AsyncSession, minutes: int) -> None:
-        await enrolment.set_window(session, tenant.id, minutes)
+    async def window(db: Db, minutes: int) -> None:
+        await enrolment.set_window(db, tenant.id, minutes)
 
-    server.run(lambda session: window(session, 10))  # a tenant with a longer window
+    server.run(lambda db: window(db, 10))  # a tenant with a longer window
     assert add(methods, access_token).status_code == 200
 
-    server.run(lambda session: window(session, 0))  # a tenant that wants the scope always
+    server.run(lambda db: window(db, 0))  # a tenant that wants the scope always
     fresh = sign_in(methods, device, authsignal.track("fi", "signIn")["token"])
     assert_error(add(methods, fresh), 403, "forbidden")
     assert count(authsignal, "fi") == 2

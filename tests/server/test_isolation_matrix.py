@@ -32,13 +32,13 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.routing import iter_route_contexts
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.sdk._push_protocol import public_key_param, removal_message, sign
 from passgate.server.app import create_app
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import Settings
+from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import b64url
 from tests.tenant_client import (
@@ -131,8 +131,8 @@ class Victim:
 
 
 def _configure_push(server: LiveServer, tenant: Tenant, **changes: Any) -> None:
-    async def work(session: AsyncSession) -> None:
-        await push_settings.configure(session, tenant.id, **changes)
+    async def work(db: Db) -> None:
+        await push_settings.configure(db, tenant.id, **changes)
 
     server.run(work)
 

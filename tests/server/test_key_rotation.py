@@ -8,18 +8,18 @@ from datetime import timedelta
 import pytest
 from authsignal.client import ApiException, AuthsignalClient
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import tenants
 from passgate.server.services.errors import InvalidRequest
+from passgate.server.store.db import Db
 from passgate.server.store.tables import Tenant as TenantTable
 from passgate.server.store.tables import utcnow
 from tests.live_server import LiveServer, Tenant
 
 
 def rotate(server: LiveServer, tenant_id: str, grace: timedelta) -> str:
-    async def work(session: AsyncSession) -> str:
-        return await tenants.rotate_secret_key(session, tenant_id, grace=grace)
+    async def work(db: Db) -> str:
+        return await tenants.rotate_secret_key(db, tenant_id, grace=grace)
 
     return server.run(work)
 
@@ -27,8 +27,8 @@ def rotate(server: LiveServer, tenant_id: str, grace: timedelta) -> str:
 def end_grace_period(server: LiveServer, tenant_id: str) -> None:
     """What the passing of time does: the previous key's expiry is now behind us."""
 
-    async def work(session: AsyncSession) -> None:
-        await session.execute(
+    async def work(db: Db) -> None:
+        await db.execute(
             update(TenantTable)
             .where(TenantTable.id == tenant_id)
             .values(previous_secret_key_expires_at=utcnow() - timedelta(seconds=1))

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import tenants
 from passgate.server.services.enums import ActionOutcome
+from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
 
 
@@ -47,8 +47,8 @@ def test_a_rotated_key_fails_at_once_in_every_process(
     token = tracked.json()["token"]
     assert validate(other_process, tenant.secret_key, token).status_code == 200
 
-    async def rotate(session: AsyncSession) -> str:
-        return await tenants.rotate_secret_key(session, tenant.id)
+    async def rotate(db: Db) -> str:
+        return await tenants.rotate_secret_key(db, tenant.id)
 
     new_key = server.run(rotate)
 
@@ -68,8 +68,8 @@ def test_a_changed_action_outcome_applies_at_once_in_every_process(
     before = track(other_process, tenant.secret_key, "omar", "viewBalance")
     assert before.json()["state"] == "CHALLENGE_REQUIRED"
 
-    async def allow(session: AsyncSession) -> None:
-        await tenants.set_action_outcome(session, tenant.id, "viewBalance", ActionOutcome.ALLOW)
+    async def allow(db: Db) -> None:
+        await tenants.set_action_outcome(db, tenant.id, "viewBalance", ActionOutcome.ALLOW)
 
     server.run(allow)
 

@@ -61,7 +61,7 @@ def tenant_webauthn(
             roots = {**current.attestation_roots, "android-key": _pems(android_key_root)}
             changes["attestationRoots"] = roots
         proposed = passkey_policy.validated_settings(changes, current)
-        stranded = await passkey_policy.stranded_passkeys(await db.session(), tenant, proposed)
+        stranded = await passkey_policy.stranded_passkeys(db, tenant, proposed)
         if changes:
             await tenant_admin.change_passkeys(db, audit.cli_actor(), tenant_id, changes)
         shown = {

@@ -12,7 +12,7 @@ from pydantic import Field
 from passgate.server.client_api.auth import AnyCaller, ClientCaller, TokenCaller
 from passgate.server.client_api.rate_limits import ClientWriteLimit
 from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
-from passgate.server.database import Database, Session
+from passgate.server.database import Database
 from passgate.server.schemas import (
     ActionCode,
     AuthenticatorResponse,
@@ -266,9 +266,9 @@ async def find_passkey(
 
 
 @router.get("/user-authenticators", response_model_exclude_none=True)
-async def list_authenticators(caller: TokenCaller, session: Session) -> list[AuthenticatorResponse]:
+async def list_authenticators(caller: TokenCaller, db: Database) -> list[AuthenticatorResponse]:
     assert caller.claims is not None
-    listed = await users.list_authenticators(session, caller.tenant, caller.claims.user_id)
+    listed = await users.list_authenticators(db, caller.tenant, caller.claims.user_id)
     return [authenticator_response(authenticator, passkey) for authenticator, passkey in listed]
 
 

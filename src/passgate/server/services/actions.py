@@ -8,8 +8,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import redirects, tenants, tokens, users
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import (
@@ -30,7 +28,7 @@ __all__ = ["ActionRow", "TrackRequest", "Tracked", "Validation"]
 from passgate.server.store.db import POSTGRESQL, Db
 from passgate.server.store.push import PushChallengeRow
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import TenantRow, as_db
+from passgate.server.store.tenants import TenantRow
 
 # `Action.origin` of an action a client recorded with no backend-issued token for it.
 CLIENT_ORIGIN = "client"
@@ -76,7 +74,7 @@ class Validation:
 
 
 async def track(
-    db: Db | AsyncSession,
+    db: Db,
     key: tenants.SecretKey,
     user_id: str,
     action_code: str,
@@ -99,7 +97,6 @@ async def track(
     Two statements: the user's upsert (which checks the secret key and returns the tenant's
     version and the user's enrolled methods) and the action's insert; a third starts a push
     challenge when the user has a push device."""
-    db = await as_db(db)
     tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
     if request.redirect_url is not None:
         redirects.check_redirect_url(tenant.origins, request.redirect_url)
@@ -262,15 +259,13 @@ def _action_values(
 
 
 async def get_action(
-    db: Db | AsyncSession,
+    db: Db,
     tenant: TenantRow,
     user_id: str,
     action_code: str,
     idempotency_key: str,
 ) -> ActionRow:
-    action = await action_store.get_action(
-        await as_db(db), tenant.id, user_id, action_code, idempotency_key
-    )
+    action = await action_store.get_action(db, tenant.id, user_id, action_code, idempotency_key)
     if action is None:
         raise NotFound(
             f"no action {action_code!r} with idempotency key {idempotency_key!r} "
@@ -280,7 +275,7 @@ async def get_action(
 
 
 async def set_state(
-    db: Db | AsyncSession,
+    db: Db,
     tenant: TenantRow,
     user_id: str,
     action_code: str,
@@ -289,7 +284,7 @@ async def set_state(
 ) -> ActionRow:
     """The backend's override of an action's state (for example after a manual review)."""
     action = await action_store.set_state(
-        await as_db(db),
+        db,
         tenant.id,
         user_id,
         action_code,
@@ -306,7 +301,7 @@ async def set_state(
 
 
 async def query_actions(
-    db: Db | AsyncSession,
+    db: Db,
     tenant: TenantRow,
     user_id: str,
     *,
@@ -316,7 +311,7 @@ async def query_actions(
     limit: int = 100,
 ) -> list[ActionRow]:
     return await action_store.find_actions(
-        await as_db(db),
+        db,
         tenant.id,
         user_id,
         from_date=from_date,
@@ -327,7 +322,7 @@ async def query_actions(
 
 
 async def validate(
-    db: Db | AsyncSession,
+    db: Db,
     key: tenants.SecretKey,
     token: str,
     *,
@@ -340,7 +335,6 @@ async def validate(
     token whose action is not (or no longer) redeemable returns `is_valid=False` and why.
     One statement when it is redeemed: the conditional UPDATE, which also checks the secret
     key; the other answers read the action (and check the key) once more to say why."""
-    db = await as_db(db)
     tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
     claims = tokens.decode_token(tenant, token)
     if not claims.action_code or not claims.idempotency_key:
@@ -374,7 +368,7 @@ async def validate(
 
 
 async def settle(
-    db: Db | AsyncSession,
+    db: Db,
     action_id: str,
     *,
     succeeded: bool,
@@ -386,7 +380,7 @@ async def settle(
     rules, the backend or an earlier challenge, and stands. True when this call settled it."""
     outcome = ActionState.CHALLENGE_SUCCEEDED if succeeded else ActionState.CHALLENGE_FAILED
     return await action_store.settle_action(
-        await as_db(db),
+        db,
         action_id,
         state=outcome.value,
         from_state=ActionState.CHALLENGE_REQUIRED.value,
@@ -397,7 +391,7 @@ async def settle(
 
 
 async def complete_challenge(
-    db: Db | AsyncSession,
+    db: Db,
     tenant: TenantRow,
     *,
     user_id: str,
@@ -416,7 +410,6 @@ async def complete_challenge(
     `client_made`: the challenge was started with nothing but the tenant id (no token of the
     backend's). Such a challenge never settles an action a backend tracked, even under that
     action's key: only the action's own token may answer it (409, nothing settled)."""
-    db = await as_db(db)
     if idempotency_key:
         # Usually one statement: settle the waiting action and read its user's username.
         settled = await action_store.settle_by_key(
@@ -470,16 +463,14 @@ async def complete_challenge(
 
 
 async def refuse_backend_key(
-    db: Db | AsyncSession,
+    db: Db,
     tenant: TenantRow,
     user_id: str,
     action_code: str,
     idempotency_key: str,
 ) -> None:
     """Refuse (409) a challenge a client starts under the key of an action a backend tracked."""
-    action = await action_store.get_action(
-        await as_db(db), tenant.id, user_id, action_code, idempotency_key
-    )
+    action = await action_store.get_action(db, tenant.id, user_id, action_code, idempotency_key)
     if action is not None:
         _refuse_backend_action(action)
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import tenants
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store.db import Db
+from passgate.server.store.db import Db, as_db
 from passgate.server.store.tenants import TenantRow
 
 SETTINGS_KEY = "branding"
@@ -67,6 +67,7 @@ def accent(tenant: TenantRow) -> Accent | None:
 
 async def set_accent_color(db: Db | AsyncSession, tenant_id: str, color: str | None) -> TenantRow:
     """Set (or with None, clear) the tenant's accent colour on the hosted page."""
+    db = await as_db(db)
     tenant = await tenants.get_tenant(db, tenant_id)
     branding = dict(tenant.settings.get(SETTINGS_KEY) or {})
     if color is None:

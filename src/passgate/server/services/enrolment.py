@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import tenants
 from passgate.server.services.enums import ActionState
 from passgate.server.services.errors import Forbidden, InvalidRequest
@@ -28,7 +26,7 @@ from passgate.server.store import actions as action_store
 from passgate.server.store.actions import ActionRow
 from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import TenantRow, as_db
+from passgate.server.store.tenants import TenantRow
 
 ADD_SCOPE = "add:authenticators"
 # Tenant setting (`tenants.settings`): how long after a challenge verified an action its
@@ -56,23 +54,23 @@ def window(tenant: TenantRow) -> timedelta:
     return timedelta(minutes=minutes if isinstance(minutes, int) else DEFAULT_WINDOW_MINUTES)
 
 
-async def set_window(session: AsyncSession, tenant_id: str, minutes: int) -> None:
+async def set_window(db: Db, tenant_id: str, minutes: int) -> None:
     """Change a tenant's enrolment window (0 to MAX_WINDOW_MINUTES minutes)."""
     if isinstance(minutes, bool) or not 0 <= minutes <= MAX_WINDOW_MINUTES:
         raise InvalidRequest(
             f"the enrolment window must be 0-{MAX_WINDOW_MINUTES} minutes, not {minutes!r}"
         )
-    tenant = await tenants.get_tenant(session, tenant_id)
-    await tenants.save_settings(session, tenant_id, {**tenant.settings, WINDOW_SETTING: minutes})
+    tenant = await tenants.get_tenant(db, tenant_id)
+    await tenants.save_settings(db, tenant_id, {**tenant.settings, WINDOW_SETTING: minutes})
 
 
-async def check(db: Db | AsyncSession, tenant: TenantRow, claims: TokenClaims) -> Grant:
+async def check(db: Db, tenant: TenantRow, claims: TokenClaims) -> Grant:
     """The token's leave to add an authenticator for its user now, or `EnrolmentRefused`
     (one statement reads the action and whether its user has an authenticator)."""
     found = None
     if claims.action_code and claims.idempotency_key:
         found = await action_store.get_action_and_enrolled(
-            await as_db(db), tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+            db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
         )
     if found is None:
         raise EnrolmentRefused(
@@ -106,12 +104,12 @@ def leave(
     return None
 
 
-async def use_up(db: Db | AsyncSession, grant: Grant) -> None:
+async def use_up(db: Db, grant: Grant) -> None:
     """Spend the grant as its authenticator is added: exactly one caller wins, atomically;
     the others (the same token racing, or /validate first for a verification's leave) are
     refused and their request rolls back."""
     if not await action_store.mark_authenticator_added(
-        await as_db(db), grant.action.id, utcnow(), unredeemed=grant.needs_unredeemed
+        db, grant.action.id, utcnow(), unredeemed=grant.needs_unredeemed
     ):
         raise _used_up()
 

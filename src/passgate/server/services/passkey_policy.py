@@ -252,7 +252,9 @@ async def update_settings(
 ) -> PasskeySettings:
     settings = validated_settings(changes, read_settings(tenant))
     await tenants.save_settings(
-        db, tenant.id, {**tenant.settings, SETTINGS_KEY: settings.model_dump(by_alias=True)}
+        await as_db(db),
+        tenant.id,
+        {**tenant.settings, SETTINGS_KEY: settings.model_dump(by_alias=True)},
     )
     return settings
 

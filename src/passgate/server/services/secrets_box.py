@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from passgate.server.services.errors import PassgateError
 from passgate.server.settings import Settings
-from passgate.server.store import queries
 from passgate.server.store import tenants as tenant_store
 from passgate.server.store.db import Db, Engines
 from passgate.server.store.tenants import TenantRow, as_db
@@ -416,7 +415,7 @@ async def prepare_engine(engine: AsyncEngine, settings: Settings) -> MasterKey:
 async def _compact(engine: AsyncEngine) -> None:
     """Best effort: a database busy elsewhere is left as it is, with a warning."""
     try:
-        await queries.compact(engine)
+        await tenant_store.compact(engine)
     except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
         log.warning(
             "could not compact the database after encrypting its secrets (%s): run VACUUM "

@@ -26,7 +26,6 @@ from passgate.server.services import (
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.passkey_policy import PasskeySettings
 from passgate.server.services.push import settings as push
-from passgate.server.store import queries
 from passgate.server.store import tenants as tenant_store
 from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow
@@ -61,7 +60,7 @@ async def overview(db: Db | AsyncSession, tenant_id: str) -> TenantOverview:
         passkeys=passkey_policy.read_settings(tenant),
         push=settings,
         outcomes=dict(sorted(tenant.settings.get("actionOutcomes", {}).items())),
-        passkey_count=await queries.count_tenant_passkeys(await db.session(), tenant.id),
+        passkey_count=await tenant_store.count_tenant_passkeys(db, tenant.id),
         previous_key_expires_at=key_expiry if key_expiry and key_expiry > now else None,
         previous_webhook_secret_expires_at=(
             datetime.fromtimestamp(webhook_expiry, UTC)
@@ -240,7 +239,7 @@ async def set_enrolment_window(
     """How long a challenge's verification lets its token add an authenticator (`enrolment`)."""
     db = await as_db(db)
     before = int(enrolment.window(await tenants.get_tenant(db, tenant_id)).total_seconds())
-    await enrolment.set_window(await db.session(), tenant_id, minutes)
+    await enrolment.set_window(db, tenant_id, minutes)
     if before != minutes * 60:
         details = {"from": before // 60, "to": minutes}
         await _record(db, actor, "tenant.enrolment_window.changed", tenant_id, details)

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import origins as origin_rules
 from passgate.server.services import secrets_box
 from passgate.server.services.enums import ActionOutcome
@@ -81,7 +79,7 @@ def expected_origins(rp_id: str, extra_origins: Sequence[str]) -> list[str]:
 
 
 async def create_tenant(
-    db: Db | AsyncSession,
+    db: Db,
     *,
     name: str,
     rp_id: str,
@@ -89,14 +87,13 @@ async def create_tenant(
     rp_name: str | None = None,
 ) -> tuple[TenantRow, str]:
     """Create a tenant. Returns it with its secret key, which is never retrievable again."""
-    db = await store.as_db(db)
     name = _checked_name(name, "a tenant")
     rp_name = _checked_name(rp_name or name, "the relying party")
     rp_id = origin_rules.check_rp_id(rp_id)
     secret_key = _new_secret_key()
     key_id, private_key = generate_signing_key()
     tenant_id = str(uuid.uuid4())
-    await secrets_box.ready(await db.session())
+    await secrets_box.ready(db)
     tenant = await store.insert_tenant(
         db,
         {
@@ -143,10 +140,9 @@ class TenantChanges:
     confirm_orphaned_passkeys: int | None = None
 
 
-async def update_tenant(db: Db | AsyncSession, tenant_id: str, changes: TenantChanges) -> TenantRow:
+async def update_tenant(db: Db, tenant_id: str, changes: TenantChanges) -> TenantRow:
     """Change a tenant's name, relying party or origins, all checked before anything is
     written: a bad value raises `InvalidRequest` naming it and nothing is saved."""
-    db = await store.as_db(db)
     tenant = await get_tenant(db, tenant_id)
     name = tenant.name if changes.name is None else _checked_name(changes.name, "a tenant")
     rp_id = tenant.rp_id if changes.rp_id is None else origin_rules.check_rp_id(changes.rp_id)
@@ -193,12 +189,10 @@ async def _updated(db: Db, tenant_id: str, values: dict[str, Any]) -> TenantRow:
     return _seen(tenant)
 
 
-async def save_settings(
-    db: Db | AsyncSession, tenant_id: str, settings: dict[str, Any]
-) -> TenantRow:
+async def save_settings(db: Db, tenant_id: str, settings: dict[str, Any]) -> TenantRow:
     """Replace a tenant's settings (one UPDATE ... RETURNING; bumps its version, so every
     process applies them at its next request)."""
-    tenant = await store.save_settings(await store.as_db(db), tenant_id, settings)
+    tenant = await store.save_settings(db, tenant_id, settings)
     if tenant is None:
         raise NotFound(f"no tenant with id {tenant_id!r}")
     return _seen(tenant)
@@ -214,15 +208,12 @@ async def _check_rp_change(db: Db, tenant: TenantRow, rp_id: str, confirmed: int
         )
 
 
-async def rotate_secret_key(
-    db: Db | AsyncSession, tenant_id: str, *, grace: timedelta = timedelta(0)
-) -> str:
+async def rotate_secret_key(db: Db, tenant_id: str, *, grace: timedelta = timedelta(0)) -> str:
     """Give the tenant a new secret key and return it (it is never retrievable again). The
     old key keeps working for `grace`, so backends can move to the new one without downtime;
     a key still in an earlier grace period stops at once (there is one previous key)."""
     if not timedelta(0) <= grace <= MAX_KEY_GRACE:
         raise InvalidRequest(f"the grace period must be between 0 and {MAX_KEY_GRACE.days} days")
-    db = await store.as_db(db)
     tenant = await get_tenant(db, tenant_id)
     secret_key = _new_secret_key()
     keep_old = grace > timedelta(0)
@@ -240,7 +231,7 @@ async def rotate_secret_key(
     return secret_key
 
 
-async def authenticate(db: Db | AsyncSession, secret_key: str | None) -> TenantRow:
+async def authenticate(db: Db, secret_key: str | None) -> TenantRow:
     """The tenant owning `secret_key` (its current key, or its previous one during a grace
     period), or `Unauthorized`. The database checks the key on every call (one statement)."""
     if not secret_key:
@@ -267,9 +258,9 @@ def secret_key(secret_key: str | None) -> SecretKey:
     return SecretKey(digest, None if known is None else _rows.get(known))
 
 
-async def authenticate_hash(db: Db | AsyncSession, key_hash: str) -> TenantRow:
+async def authenticate_hash(db: Db, key_hash: str) -> TenantRow:
     """The tenant this key (hashed) opens now, or `Unauthorized` (one statement)."""
-    tenant = await store.get_tenant_by_key(await store.as_db(db), key_hash, utcnow())
+    tenant = await store.get_tenant_by_key(db, key_hash, utcnow())
     if tenant is None:
         _ids_by_key.pop(key_hash, None)
         raise Unauthorized(UNAUTHORIZED_SECRET_KEY)
@@ -277,21 +268,21 @@ async def authenticate_hash(db: Db | AsyncSession, key_hash: str) -> TenantRow:
     return _seen(tenant)
 
 
-async def find_tenant(db: Db | AsyncSession, tenant_id: str) -> TenantRow | None:
+async def find_tenant(db: Db, tenant_id: str) -> TenantRow | None:
     """A tenant by id as the database has it now; None when there is none."""
-    tenant = await store.get_tenant(await store.as_db(db), tenant_id)
+    tenant = await store.get_tenant(db, tenant_id)
     return None if tenant is None else _seen(tenant)
 
 
-async def get_tenant(db: Db | AsyncSession, tenant_id: str) -> TenantRow:
+async def get_tenant(db: Db, tenant_id: str) -> TenantRow:
     tenant = await find_tenant(db, tenant_id)
     if tenant is None:
         raise NotFound(f"no tenant with id {tenant_id!r}")
     return tenant
 
 
-async def list_tenants(db: Db | AsyncSession) -> list[TenantRow]:
-    return await store.find_tenants(await store.as_db(db))
+async def list_tenants(db: Db) -> list[TenantRow]:
+    return await store.find_tenants(db)
 
 
 def default_outcome(tenant: TenantRow, action_code: str) -> ActionOutcome:
@@ -301,13 +292,12 @@ def default_outcome(tenant: TenantRow, action_code: str) -> ActionOutcome:
 
 
 async def set_action_outcome(
-    db: Db | AsyncSession, tenant_id: str, action_code: str, outcome: ActionOutcome
+    db: Db, tenant_id: str, action_code: str, outcome: ActionOutcome
 ) -> TenantRow:
     if not ACTION_CODE.fullmatch(action_code):
         raise InvalidRequest(
             f"action code {action_code!r} may only use letters, digits and _ . : - (1-100)"
         )
-    db = await store.as_db(db)
     tenant = await get_tenant(db, tenant_id)
     outcomes = {**tenant.settings.get("actionOutcomes", {}), action_code: outcome.value}
     return await save_settings(db, tenant_id, {**tenant.settings, "actionOutcomes": outcomes})

@@ -8,17 +8,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import aaguids, actions, audit, tenants, users
 from passgate.server.services.aaguids import AuthenticatorModel
 from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
-from passgate.server.store import user_lookup
+from passgate.server.store import authenticators as authenticator_store
+from passgate.server.store import users as user_store
 from passgate.server.store.actions import ActionRow
 from passgate.server.store.authenticators import AuthenticatorRow
+from passgate.server.store.db import Db
 from passgate.server.store.passkeys import PasskeyCredentialRow
-from passgate.server.store.tables import Authenticator, PushDevice
+from passgate.server.store.push import PushDeviceRow
 from passgate.server.store.users import UserRow
 
 MAX_NAME = 100
@@ -39,8 +39,8 @@ class UserPasskey:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UserDevice:
-    authenticator: Authenticator
-    device: PushDevice
+    authenticator: AuthenticatorRow
+    device: PushDeviceRow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,28 +54,26 @@ class UserRecord:
     actions: Sequence[ActionRow]
 
 
-async def search(
-    session: AsyncSession, tenant_id: str, text: str, limit: int = 50
-) -> Sequence[UserRow]:
+async def search(db: Db, tenant_id: str, text: str, limit: int = 50) -> Sequence[UserRow]:
     """Users whose id starts with `text` or whose email, username or phone number is `text`;
     without `text`, the first users by id."""
-    tenant = await tenants.get_tenant(session, tenant_id)
+    tenant = await tenants.get_tenant(db, tenant_id)
     text = text.strip()
     if not text:
-        found, _cursor = await users.query_users(session, tenant, limit=limit)
+        found, _cursor = await users.query_users(db, tenant, limit=limit)
         return found
-    return await user_lookup.search_users(session, tenant.id, text, limit)
+    return await user_store.search_users(db, tenant.id, text, limit)
 
 
-async def record(session: AsyncSession, tenant_id: str, user_id: str) -> UserRecord:
-    tenant = await tenants.get_tenant(session, tenant_id)
-    profile = await users.get_profile(session, tenant, user_id)
-    listed = await users.list_authenticators(session, tenant, user_id)
-    devices = await user_lookup.user_push_devices(session, tenant.id, user_id)
-    recent = await actions.query_actions(session, tenant, user_id, limit=RECENT_ACTIONS)
+async def record(db: Db, tenant_id: str, user_id: str) -> UserRecord:
+    tenant = await tenants.get_tenant(db, tenant_id)
+    profile = await users.get_profile(db, tenant, user_id)
+    listed = await users.list_authenticators(db, tenant, user_id)
+    devices = await authenticator_store.find_push_devices(db, tenant.id, user_id)
+    recent = await actions.query_actions(db, tenant, user_id, limit=RECENT_ACTIONS)
     if profile.user is None and not listed and not recent:
         raise NotFound(f"no user {user_id!r} in this tenant")
-    device_ids = {device.id for device, _ in devices}
+    device_ids = {device.id for _, device in devices}
     return UserRecord(
         user_id=user_id,
         user=profile.user,
@@ -88,7 +86,7 @@ async def record(session: AsyncSession, tenant_id: str, user_id: str) -> UserRec
             for authenticator, credential in listed
             if credential is not None
         ],
-        devices=[UserDevice(authenticator=a, device=d) for d, a in devices],
+        devices=[UserDevice(authenticator=a, device=d) for a, d in devices],
         others=[
             authenticator
             for authenticator, credential in listed
@@ -99,7 +97,7 @@ async def record(session: AsyncSession, tenant_id: str, user_id: str) -> UserRec
 
 
 async def rename_passkey(
-    session: AsyncSession,
+    db: Db,
     actor: audit.Actor,
     tenant_id: str,
     user_id: str,
@@ -112,44 +110,42 @@ async def rename_passkey(
         raise InvalidRequest(f"a passkey's name may have at most {MAX_NAME} characters")
     if "\x00" in text:
         raise InvalidRequest("a passkey's name may not contain NUL characters")
-    if not await user_lookup.rename_passkey(
-        session, tenant_id, user_id, authenticator_id, text or None
+    if not await authenticator_store.rename_passkey(
+        db, tenant_id, user_id, authenticator_id, text or None
     ):
         raise NotFound(f"user {user_id!r} has no passkey {authenticator_id!r}")
     details = {"authenticatorId": authenticator_id, "name": text or None}
-    await _record(session, actor, "user.passkey.renamed", tenant_id, user_id, details)
+    await _record(db, actor, "user.passkey.renamed", tenant_id, user_id, details)
 
 
 async def delete_authenticator(
-    session: AsyncSession,
+    db: Db,
     actor: audit.Actor,
     tenant_id: str,
     user_id: str,
     authenticator_id: str,
 ) -> None:
     """Remove a passkey, push device or other authenticator of a user."""
-    tenant = await tenants.get_tenant(session, tenant_id)
-    listed = await users.list_authenticators(session, tenant, user_id)
+    tenant = await tenants.get_tenant(db, tenant_id)
+    listed = await users.list_authenticators(db, tenant, user_id)
     kind = next((a.verification_method for a, _ in listed if a.id == authenticator_id), None)
-    await users.delete_authenticator(session, tenant, user_id, authenticator_id)
+    await users.delete_authenticator(db, tenant, user_id, authenticator_id)
     passkey = kind == VerificationMethod.PASSKEY
     action = "user.passkey.deleted" if passkey else "user.authenticator.deleted"
     details = {"authenticatorId": authenticator_id, "verificationMethod": kind}
-    await _record(session, actor, action, tenant_id, user_id, details)
+    await _record(db, actor, action, tenant_id, user_id, details)
 
 
-async def delete_user(
-    session: AsyncSession, actor: audit.Actor, tenant_id: str, user_id: str
-) -> None:
+async def delete_user(db: Db, actor: audit.Actor, tenant_id: str, user_id: str) -> None:
     """Delete a user with their authenticators and actions."""
-    tenant = await tenants.get_tenant(session, tenant_id)
-    await record(session, tenant_id, user_id)  # NotFound for a user that never existed
-    await users.delete_user(session, tenant, user_id)
-    await _record(session, actor, "user.deleted", tenant_id, user_id, None)
+    tenant = await tenants.get_tenant(db, tenant_id)
+    await record(db, tenant_id, user_id)  # NotFound for a user that never existed
+    await users.delete_user(db, tenant, user_id)
+    await _record(db, actor, "user.deleted", tenant_id, user_id, None)
 
 
 async def _record(
-    session: AsyncSession,
+    db: Db,
     actor: audit.Actor,
     action: str,
     tenant_id: str,
@@ -157,7 +153,7 @@ async def _record(
     details: dict[str, str | None] | None,
 ) -> None:
     await audit.record(
-        session,
+        db,
         actor,
         action,
         target_type="user",

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services.enums import (
     DEFAULT_ALLOWED_METHODS,
     DIRECTLY_ENROLLABLE,
@@ -21,7 +19,7 @@ from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import Db
 from passgate.server.store.passkeys import PasskeyCredentialRow
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import TenantRow, as_db
+from passgate.server.store.tenants import TenantRow
 from passgate.server.store.users import UserRow
 
 __all__ = ["Enrollment", "UserProfile", "UserRow"]
@@ -55,24 +53,20 @@ def allowed_methods(tenant: TenantRow) -> list[str]:
     return list(configured) if configured else [method.value for method in DEFAULT_ALLOWED_METHODS]
 
 
-async def enrollment(db: Db | AsyncSession, tenant: TenantRow, user_id: str) -> Enrollment:
-    enrolled = await authenticator_store.enrolled_methods(await as_db(db), tenant.id, user_id)
+async def enrollment(db: Db, tenant: TenantRow, user_id: str) -> Enrollment:
+    enrolled = await authenticator_store.enrolled_methods(db, tenant.id, user_id)
     return Enrollment(enrolled_methods=enrolled, allowed_methods=allowed_methods(tenant))
 
 
-async def get_profile(db: Db | AsyncSession, tenant: TenantRow, user_id: str) -> UserProfile:
+async def get_profile(db: Db, tenant: TenantRow, user_id: str) -> UserProfile:
     """A user as the backend sees it; an unknown user is simply not enrolled."""
-    db = await as_db(db)
     user = await user_store.get_user(db, tenant.id, user_id)
     return UserProfile(user_id=user_id, user=user, enrollment=await enrollment(db, tenant, user_id))
 
 
-async def update_user(
-    db: Db | AsyncSession, tenant: TenantRow, user_id: str, changes: dict[str, Any]
-) -> UserRow:
+async def update_user(db: Db, tenant: TenantRow, user_id: str, changes: dict[str, Any]) -> UserRow:
     """Set the given attributes, creating the user if needed. A changed email or phone number
     stops being verified unless the same request says it is."""
-    db = await as_db(db)
     user = await user_store.ensure_user(db, tenant.id, user_id)
     values: dict[str, Any] = {}
     if "email" in changes and changes["email"] != user.email:
@@ -86,12 +80,12 @@ async def update_user(
     return await user_store.update_user(db, tenant.id, user_id, values)
 
 
-async def delete_user(db: Db | AsyncSession, tenant: TenantRow, user_id: str) -> None:
-    await user_store.delete_user(await as_db(db), tenant.id, user_id)
+async def delete_user(db: Db, tenant: TenantRow, user_id: str) -> None:
+    await user_store.delete_user(db, tenant.id, user_id)
 
 
 async def query_users(
-    db: Db | AsyncSession,
+    db: Db,
     tenant: TenantRow,
     *,
     username: str | None = None,
@@ -102,7 +96,7 @@ async def query_users(
 ) -> tuple[Sequence[UserRow], str | None]:
     """A page of users matching every given filter, and the cursor for the next page."""
     users = await user_store.find_users(
-        await as_db(db),
+        db,
         tenant.id,
         username=username,
         email=email,
@@ -116,10 +110,9 @@ async def query_users(
 
 
 async def list_authenticators(
-    db: Db | AsyncSession, tenant: TenantRow, user_id: str
+    db: Db, tenant: TenantRow, user_id: str
 ) -> list[tuple[AuthenticatorRow, PasskeyCredentialRow | None]]:
     """A user's authenticators in creation order, each with its passkey credential if any."""
-    db = await as_db(db)
     listed = await authenticator_store.find_authenticators(db, tenant.id, user_id)
     passkeys = await passkey_store.credentials_by_authenticator(
         db, tenant.id, [authenticator.id for authenticator in listed]
@@ -128,7 +121,7 @@ async def list_authenticators(
 
 
 async def enroll_verified_authenticator(
-    db: Db | AsyncSession,
+    db: Db,
     tenant: TenantRow,
     user_id: str,
     *,
@@ -150,7 +143,6 @@ async def enroll_verified_authenticator(
         raise InvalidRequest(
             f"{method.value} needs {'email' if contact_field == 'email' else 'phoneNumber'}"
         )
-    db = await as_db(db)
     user = await user_store.ensure_user(db, tenant.id, user_id)
     return await authenticator_store.insert_authenticator(
         db,
@@ -169,10 +161,10 @@ async def enroll_verified_authenticator(
 
 
 async def delete_authenticator(
-    db: Db | AsyncSession, tenant: TenantRow, user_id: str, authenticator_id: str
+    db: Db, tenant: TenantRow, user_id: str, authenticator_id: str
 ) -> None:
     deleted = await authenticator_store.delete_authenticator(
-        await as_db(db), tenant.id, user_id, authenticator_id
+        db, tenant.id, user_id, authenticator_id
     )
     if not deleted:
         raise NotFound(f"user {user_id!r} has no authenticator {authenticator_id!r}")

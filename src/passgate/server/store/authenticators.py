@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 
 from passgate.server.store.db import Db
-from passgate.server.store.tables import Authenticator, utcnow
+from passgate.server.store.push import PushDeviceRow
+from passgate.server.store.tables import Authenticator, PasskeyCredential, PushDevice, utcnow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,6 +59,27 @@ DELETE_AUTHENTICATOR = delete(AUTHENTICATORS).where(
     _c.user_id == bindparam("user_id"),
 )
 INSERT_AUTHENTICATOR = insert(AUTHENTICATORS).returning(*AUTHENTICATORS.c)
+_DEVICES = cast(Table, PushDevice.__table__)
+# A user's push devices with their authenticators, expired ones included (the console's view).
+FIND_PUSH_DEVICES = (
+    select(_DEVICES, *[column.label(f"a_{column.name}") for column in AUTHENTICATORS.c])
+    .join(AUTHENTICATORS, _c.id == _DEVICES.c.id)
+    .where(
+        _DEVICES.c.tenant_id == bindparam("tenant_id"),
+        _DEVICES.c.user_id == bindparam("user_id"),
+    )
+    .order_by(_c.created_at, _DEVICES.c.id)
+)
+_PASSKEYS = cast(Table, PasskeyCredential.__table__)
+RENAME_PASSKEY = (
+    update(_PASSKEYS)
+    .where(
+        _PASSKEYS.c.tenant_id == bindparam("tenant_id"),
+        _PASSKEYS.c.user_id == bindparam("user_id"),
+        _PASSKEYS.c.authenticator_id == bindparam("authenticator_id"),
+    )
+    .values(name=bindparam("name"))
+)
 
 
 async def find_authenticators(db: Db, tenant_id: str, user_id: str) -> list[AuthenticatorRow]:
@@ -86,3 +108,29 @@ async def insert_authenticator(db: Db, values: Mapping[str, Any]) -> Authenticat
     )
     assert row is not None
     return AuthenticatorRow.of(row)
+
+
+async def find_push_devices(
+    db: Db, tenant_id: str, user_id: str
+) -> list[tuple[AuthenticatorRow, PushDeviceRow]]:
+    """A user's push devices, expired ones included, each with its authenticator."""
+    rows = await db.all(FIND_PUSH_DEVICES, {"tenant_id": tenant_id, "user_id": user_id})
+    found = []
+    for row in rows:
+        authenticator = {name: row[f"a_{name}"] for name in AuthenticatorRow.__slots__}
+        found.append((AuthenticatorRow.of(authenticator), PushDeviceRow.of(row)))
+    return found
+
+
+async def rename_passkey(
+    db: Db, tenant_id: str, user_id: str, authenticator_id: str, name: str | None
+) -> bool:
+    """Name the passkey of this authenticator (None: back to its model's name); False if the
+    user has no such passkey."""
+    params = {
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "authenticator_id": authenticator_id,
+        "name": name,
+    }
+    return await db.rowcount(RENAME_PASSKEY, params) == 1

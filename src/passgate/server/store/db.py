@@ -303,6 +303,27 @@ def db_of(session: AsyncSession) -> Db:
     return db
 
 
+async def as_db(db_or_session: Db | AsyncSession) -> Db:
+    """A bridge (goes with `session` and `db_of`): the unit of work to run store statements
+    on, for callers still holding an ORM session: a bridged request session's own `Db`,
+    else one on the session's connection and transaction (the session's owner commits).
+    The session's pending ORM changes are flushed first so the statements see them."""
+    if isinstance(db_or_session, Db):
+        return db_or_session
+    session = db_or_session
+    await session.flush()
+    found = session.info.get(DB_KEY)
+    if isinstance(found, Db):
+        return found
+    connection = await session.connection()
+    db = Db(Engines(connection.engine))
+    # Borrowed: the session's owner commits; this Db is never committed or closed itself.
+    db._connection = connection
+    db._session = session
+    session.info[DB_KEY] = db
+    return db
+
+
 class Statements(Generic[T]):
     """A statement built once per dialect (each dialect's INSERT ... ON CONFLICT is its
     own construct): `STATEMENT = Statements(lambda insert: insert(table).values(...))`,

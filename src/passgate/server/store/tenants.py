@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from passgate.server.store.db import DB_KEY, Db, Engines
+from passgate.server.store.db import Db
+from passgate.server.store.db import as_db as as_db  # for callers still on an ORM session
 from passgate.server.store.tables import PasskeyCredential, Tenant, UTCDateTime, utcnow
 
 
@@ -136,27 +137,6 @@ async def save_settings(db: Db, tenant_id: str, settings: dict[str, Any]) -> Ten
         SAVE_SETTINGS, {"tenant_id": tenant_id, "settings": settings, "updated_at": utcnow()}
     )
     return None if row is None else TenantRow.of(row)
-
-
-async def as_db(db_or_session: Db | AsyncSession) -> Db:
-    """The unit of work to run store statements on, for callers still holding an ORM session
-    (tests and commands): a bridged request session's own `Db`, else one on the session's
-    connection and transaction (the session's owner commits). The session's pending ORM
-    changes are flushed first so the statements see them."""
-    if isinstance(db_or_session, Db):
-        return db_or_session
-    session = db_or_session
-    await session.flush()
-    found = session.info.get(DB_KEY)
-    if isinstance(found, Db):
-        return found
-    connection = await session.connection()
-    db = Db(Engines(connection.engine))
-    # Borrowed: the session's owner commits; this Db is never committed or closed itself.
-    db._connection = connection
-    db._session = session
-    session.info[DB_KEY] = db
-    return db
 
 
 _PASSKEYS = cast(Table, PasskeyCredential.__table__)

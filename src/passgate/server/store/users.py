@@ -266,6 +266,26 @@ async def find_users(
     return [UserRow.of(row) for row in rows]
 
 
+async def search_users(db: Db, tenant_id: str, text: str, limit: int) -> list[UserRow]:
+    """Users whose id starts with `text`, or whose email, username or phone number is it
+    (the tenant's indexes on each), for the console."""
+    query = (
+        select(USERS)
+        .where(
+            _c.tenant_id == tenant_id,
+            or_(
+                _c.user_id.startswith(text, autoescape=True),
+                _c.email == text,
+                _c.username == text,
+                _c.phone_number == text,
+            ),
+        )
+        .order_by(_c.user_id)
+        .limit(limit)
+    )
+    return [UserRow.of(row) for row in await db.all(query)]
+
+
 def _track_in_one(insert: Any) -> Any:
     """PostgreSQL only: track's user upsert and its action's insert in one statement (a
     writable CTE). The action is inserted only when the upsert wrote the user, that is when

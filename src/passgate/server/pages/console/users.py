@@ -35,7 +35,7 @@ async def users_page(
         "overview": await tenant_admin.overview(db, tenant_id),
         "tab": "users",
         "query": q,
-        "users": await user_admin.search(await db.session(), tenant_id, q),
+        "users": await user_admin.search(db, tenant_id, q),
         "deleted": request.query_params.get("deleted"),
     }
     return web.page(request, "console/users.html", context)
@@ -51,7 +51,7 @@ async def _user_page(
     context = {
         "overview": await tenant_admin.overview(db, tenant_id),
         "tab": "users",
-        "record": await user_admin.record(await db.session(), tenant_id, user_id),
+        "record": await user_admin.record(db, tenant_id, user_id),
         "refusal": refusal,
         "done": request.query_params.get("done"),
     }
@@ -81,12 +81,9 @@ async def rename_passkey(
     name: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     actor = web.actor(request, signed_in)
-    bridged = await db.session()
     _done, refusal = await forms.attempt(
         db,
-        lambda: user_admin.rename_passkey(
-            bridged, actor, tenant_id, user_id, authenticator_id, name
-        ),
+        lambda: user_admin.rename_passkey(db, actor, tenant_id, user_id, authenticator_id, name),
     )
     if refusal is not None:
         return await _user_page(request, db, tenant_id, user_id, refusal)
@@ -103,9 +100,7 @@ async def delete_authenticator(
     authenticator_id: AuthenticatorId = "",
 ) -> Response:
     actor = web.actor(request, signed_in)
-    await user_admin.delete_authenticator(
-        await db.session(), actor, tenant_id, user_id, authenticator_id
-    )
+    await user_admin.delete_authenticator(db, actor, tenant_id, user_id, authenticator_id)
     return web.redirect(user_url(tenant_id, user_id) + "&done=deleted")
 
 
@@ -120,7 +115,5 @@ async def delete_user(
 ) -> Response:
     if not confirm:
         raise InvalidRequest("tick the box to confirm deleting the user")
-    await user_admin.delete_user(
-        await db.session(), web.actor(request, signed_in), tenant_id, user_id
-    )
+    await user_admin.delete_user(db, web.actor(request, signed_in), tenant_id, user_id)
     return web.redirect(f"/admin/tenants/{tenant_id}/users?deleted=1")
