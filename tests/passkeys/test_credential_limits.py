@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from passgate.server import limits
 from passgate.server.services.relying_party import MAX_CREDENTIAL_ID_BYTES, b64decode_any
-from passgate.server.store import limits
 from tests.live_server import LiveServer
 from tests.passkeys.helpers import Ceremony, b64url
 from tests.passkeys.test_attestation import make_assertion, make_registration, stored

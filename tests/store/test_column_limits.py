@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import String
 
+from passgate.server import limits
 from passgate.server.app import create_app
 from passgate.server.services import user_admin
 from passgate.server.settings import Settings
-from passgate.server.store import limits
 from passgate.server.store.tables import Base
 
 

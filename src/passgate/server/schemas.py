@@ -10,11 +10,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
-from passgate.server import json_values
+from passgate.server import json_values, limits
 from passgate.server.services.enums import ActionState, VerificationMethod
-from passgate.server.store import limits
 
-# Stored strings take their length from store/limits.py, which the columns use too.
+# Stored strings take their length from limits.py, which the columns use too.
 ShortText = Annotated[str, StringConstraints(max_length=255)]
 ActionCode = Annotated[
     str,

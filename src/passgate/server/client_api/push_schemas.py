@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import StringConstraints
 
+from passgate.server import limits
 from passgate.server.schemas import ActionCode, WireModel
-from passgate.server.store import limits
 
 PublicKey = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 Signature = Annotated[str, StringConstraints(min_length=1, max_length=200)]

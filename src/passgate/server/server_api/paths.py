@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Path
 
-from passgate.server.store import limits
+from passgate.server import limits
 
 UserId = Annotated[str, Path(min_length=1, max_length=limits.USER_ID, alias="userId")]
 ActionCode = Annotated[

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from passgate.server import limits
 from passgate.server.services import origins as origin_rules
 from passgate.server.services import secrets_box
 from passgate.server.services.enums import ActionOutcome
@@ -21,7 +22,6 @@ from passgate.server.services.errors import (
     Unauthorized,
 )
 from passgate.server.services.tokens import generate_signing_key
-from passgate.server.store import limits
 from passgate.server.store import tenants as store
 from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from passgate.server.store import limits
+from passgate.server import limits
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,7 +1,9 @@
 """The length of every text column that request input reaches, in one place: the column
-(tables.py `String(N)`) and the request schema (`max_length`) both use these names, so a
-value the schema lets through always fits and PostgreSQL never answers a long one with a 500
-(tests/store/test_column_limits.py checks every column against the fields that write it).
+(store/tables.py `String(N)`) and the request's checks (`max_length` in the wire schemas and
+the routes' path parameters) both use these names, so a value the schema lets through always
+fits and PostgreSQL never answers a long one with a 500 (tests/store/test_column_limits.py
+checks every column against the fields that write it). Neither the store's nor the routes':
+both layers read it.
 
 Changing one here changes the schema: add a migration."""
 
