@@ -4,6 +4,7 @@ except that its challenge is used up (and a possible clone stays flagged)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +16,11 @@ import httpx
 import pytest
 from authsignal.client import AuthsignalClient
 from fido2 import cbor
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
-from passgate.server.services import audit, tenants, tokens
-from passgate.server.store.tables import PasskeyChallenge, utcnow
+from passgate.server.services import audit, challenges, tenants, tokens
+from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
 from tests.console.helpers import enrolled_console
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, b64url, basic, bearer, with_client_data
@@ -133,17 +133,21 @@ def test_replayed_registration(ceremony: Ceremony, device: SoftwareAuthenticator
 def test_expired_challenge(
     server: LiveServer, ceremony: Ceremony, device: SoftwareAuthenticator
 ) -> None:
+    """A challengeId is a signed message with its expiry inside: one made by the tenant's own
+    key, but already expired, is refused as expired (and not spent)."""
     ceremony.register(device, "u-expired")
-    challenge_id, assertion = ceremony.assertion(device)
+    _challenge_id, options = ceremony.authentication_options()
 
-    async def expire(session: AsyncSession) -> None:
-        await session.execute(
-            update(PasskeyChallenge)
-            .where(PasskeyChallenge.id == challenge_id)
-            .values(expires_at=utcnow() - timedelta(seconds=1))
+    async def expired(db: Db) -> str:
+        tenant = await tenants.get_tenant(db, ceremony.tenant_id)
+        made = challenges.issue(
+            tenant, challenges.Purpose.AUTHENTICATION, timedelta(seconds=-1), utcnow()
         )
+        return made.id
 
-    server.run(expire)
+    challenge_id = server.run(expired)
+    digest = hashlib.sha256(challenge_id.encode()).digest()
+    assertion = device.get({**options, "challenge": b64url(digest)})
     assert_error(ceremony.verify(challenge_id, assertion), 400, "challenge_expired")
 
 
@@ -258,8 +262,8 @@ def test_sign_up_needs_a_token(ceremony: Ceremony) -> None:
 
 
 def test_expired_token(server: LiveServer, ceremony: Ceremony, tenant: Tenant) -> None:
-    async def old_token(session: AsyncSession) -> str:
-        row = await tenants.get_tenant(session, tenant.id)
+    async def old_token(db: Db) -> str:
+        row = await tenants.get_tenant(db, tenant.id)
         an_hour_ago = int(time.time()) - 3600
         return tokens.issue_token(
             row, user_id="u-exp", action_code="signUp", idempotency_key="k", now=an_hour_ago
@@ -311,8 +315,8 @@ def test_racing_verifications_have_one_winner(
 def security_events(server: LiveServer, tenant: Tenant) -> list[tuple[str, str | None]]:
     """The tenant's security events: (action, challenge or credential id)."""
 
-    async def work(session: AsyncSession) -> list[tuple[str, str | None]]:
-        page = await audit.list_events(session, tenant_id=tenant.id, action_prefix="security.")
+    async def work(db: Db) -> list[tuple[str, str | None]]:
+        page = await audit.list_events(db, tenant_id=tenant.id, action_prefix="security.")
         found = []
         for event in page.events:
             details = event.details or {}

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -26,10 +28,35 @@ TOKEN_REQUIRED = "This call needs a Bearer token from your backend's track call.
 
 @dataclass(frozen=True, slots=True)
 class ClientCaller:
-    """Who is calling: always a tenant; with a Bearer token, also the user and action."""
+    """Who is calling: always a tenant; with a Bearer token, also the user and action.
+    `token`: the Bearer token (to check again against a fresh tenant, see `recheck`)."""
 
     tenant: TenantRow
     claims: TokenClaims | None
+    token: str | None = None
+
+    def recheck(
+        self, db: Database
+    ) -> Callable[[datetime | None], Awaitable[tuple[TenantRow, TokenClaims | None]]]:
+        """For a caller resolved from the per-process tenant cache: given the tenant's version
+        as a deciding statement read it, the tenant and claims to decide with. The same
+        version keeps them; another one reads the tenant afresh and checks the token again
+        (a rotated signing key fails it); no tenant (None) is refused."""
+
+        async def fresh(version: datetime | None) -> tuple[TenantRow, TokenClaims | None]:
+            if version is not None and version == self.tenant.updated_at:
+                return self.tenant, self.claims
+            tenant = None if version is None else await tenants.find_tenant(db, self.tenant.id)
+            if tenant is None:
+                raise Unauthorized("Unknown tenant id.", error_code="unauthorized")
+            if self.token is None:
+                return tenant, None
+            try:
+                return tenant, tokens.decode_token(tenant, self.token)
+            except InvalidToken as exc:
+                raise Unauthorized(exc.description, error_code=exc.error_code) from exc
+
+        return fresh
 
 
 def _b64decode_lenient(text: str) -> bytes:
@@ -64,11 +91,19 @@ def _unverified_tenant_id(token: str) -> str | None:
 
 
 async def _tenant(
-    request: Request, db: Database, tenant_id: str | None, code: str, message: str
+    request: Request,
+    db: Database,
+    tenant_id: str | None,
+    code: str,
+    message: str,
+    *,
+    cached: bool = False,
 ) -> TenantRow:
-    tenant = (
-        await tenants.find_tenant(db, tenant_id) if tenant_id and len(tenant_id) <= 36 else None
-    )
+    tenant = None
+    if tenant_id and len(tenant_id) <= 36:
+        tenant = (tenants.cached(tenant_id) if cached else None) or await tenants.find_tenant(
+            db, tenant_id
+        )
     if tenant is None:
         raise Unauthorized(message, error_code=code)
     # From here on, even an error (an expired token, say) is readable by the tenant's origins.
@@ -77,6 +112,14 @@ async def _tenant(
 
 
 async def _client_caller(request: Request, db: Database) -> ClientCaller:
+    return await _resolve(request, db, cached=False)
+
+
+async def _cached_client_caller(request: Request, db: Database) -> ClientCaller:
+    return await _resolve(request, db, cached=True)
+
+
+async def _resolve(request: Request, db: Database, *, cached: bool) -> ClientCaller:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer" and credentials.strip():
@@ -87,16 +130,20 @@ async def _client_caller(request: Request, db: Database) -> ClientCaller:
             _unverified_tenant_id(token),
             "invalid_token",
             "The token is not valid.",
+            cached=cached,
         )
         try:
             claims = tokens.decode_token(tenant, token)
         except InvalidToken as exc:
             raise Unauthorized(exc.description, error_code=exc.error_code) from exc
-        return ClientCaller(tenant, claims)
+        return ClientCaller(tenant, claims, token)
     if scheme == "basic" and credentials.strip():
         tenant_id = tenant_id_from_basic(credentials)
         return ClientCaller(
-            await _tenant(request, db, tenant_id, "unauthorized", "Unknown tenant id."), None
+            await _tenant(
+                request, db, tenant_id, "unauthorized", "Unknown tenant id.", cached=cached
+            ),
+            None,
         )
     raise Unauthorized(MISSING_TENANT)
 
@@ -107,7 +154,18 @@ async def _token_caller(caller: Annotated[ClientCaller, Depends(_client_caller)]
     return caller
 
 
+async def _cached_token_caller(
+    caller: Annotated[ClientCaller, Depends(_cached_client_caller)],
+) -> ClientCaller:
+    return await _token_caller(caller)
+
+
 # Bearer if given, else Basic(tenant id).
 AnyCaller = Annotated[ClientCaller, Depends(_client_caller)]
 # Bearer required: `caller.claims` is set.
 TokenCaller = Annotated[ClientCaller, Depends(_token_caller)]
+# The same, with the tenant from the per-process cache when this process has seen it (no
+# statement): only for routes whose deciding statement returns the tenant's version and that
+# then decide with `caller.recheck` (the passkey routes; docs/passkeys.md).
+CachedAnyCaller = Annotated[ClientCaller, Depends(_cached_client_caller)]
+CachedTokenCaller = Annotated[ClientCaller, Depends(_cached_token_caller)]

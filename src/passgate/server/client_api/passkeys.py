@@ -9,7 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
-from passgate.server.client_api.auth import AnyCaller, ClientCaller, TokenCaller
+from passgate.server.client_api.auth import (
+    AnyCaller,
+    CachedAnyCaller,
+    CachedTokenCaller,
+    ClientCaller,
+    TokenCaller,
+)
 from passgate.server.client_api.rate_limits import ClientWriteLimit
 from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
 from passgate.server.database import Database
@@ -23,7 +29,7 @@ from passgate.server.schemas import (
     Username,
     WireModel,
 )
-from passgate.server.services import passkeys, users
+from passgate.server.services import challenges, passkeys, users
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store.db import Db
 from passgate.server.views import authenticator_response
@@ -31,6 +37,9 @@ from passgate.server.views import authenticator_response
 router = APIRouter(tags=["passkeys"])
 PASSKEY = "/user-authenticators/passkey"
 Credential = Annotated[dict[str, Any], Field(max_length=16)]
+# A challengeId is a signed message (services/challenges.py): opaque to the SDKs, a few
+# hundred characters long usually, longer only with long names and keys.
+ChallengeId = Annotated[str, Field(max_length=challenges.MAX_MESSAGE)]
 
 
 class ChallengeRequest(WireModel):
@@ -45,18 +54,18 @@ class RegistrationOptionsRequest(WireModel):
 
 
 class AddPasskeyRequest(WireModel):
-    challenge_id: ShortText
+    challenge_id: ChallengeId
     registration_credential: Credential
     device_id: DeviceId | None = None
     conditional_create: bool | None = None
 
 
 class AuthenticationOptionsRequest(WireModel):
-    challenge_id: ShortText | None = None
+    challenge_id: ChallengeId | None = None
 
 
 class VerifyPasskeyRequest(WireModel):
-    challenge_id: ShortText
+    challenge_id: ChallengeId
     authentication_credential: Credential
     device_id: DeviceId | None = None
 
@@ -89,14 +98,14 @@ class PasskeyLookupResponse(WireModel):
 
 @router.post("/challenge", dependencies=[ClientWriteLimit])
 async def challenge(
-    caller: AnyCaller, db: Database, body: ChallengeRequest | None = None
+    caller: CachedAnyCaller, db: Database, body: ChallengeRequest | None = None
 ) -> ChallengeResponse:
     return await _challenge(caller, db, body, binding_hash=None)
 
 
 @router.post("/challenge/web", dependencies=[ClientWriteLimit])
 async def challenge_web(
-    caller: AnyCaller,
+    caller: CachedAnyCaller,
     db: Database,
     request: Request,
     response: Response,
@@ -123,7 +132,7 @@ async def _challenge(
 
 @router.post(f"{PASSKEY}/registration-options")
 async def registration_options(
-    caller: TokenCaller,
+    caller: CachedTokenCaller,
     db: Database,
     hosted_origin: HostedOrigin,
     body: RegistrationOptionsRequest | None = None,
@@ -133,7 +142,7 @@ async def registration_options(
 
 @router.post(f"{PASSKEY}/registration-options/web")
 async def registration_options_web(
-    caller: TokenCaller,
+    caller: CachedTokenCaller,
     db: Database,
     hosted_origin: HostedOrigin,
     request: Request,
@@ -168,7 +177,7 @@ async def _registration_options(
 
 @router.post(PASSKEY, response_model_exclude_none=True)
 async def add_passkey(
-    caller: TokenCaller,
+    caller: CachedTokenCaller,
     db: Database,
     body: AddPasskeyRequest,
     request: Request,
@@ -186,6 +195,7 @@ async def add_passkey(
         user_agent=request.headers.get("user-agent", "")[:1024] or None,
         hosted_origin=hosted_origin,
         binding_hash=binding,
+        recheck=caller.recheck(db),
     )
     assert added.authenticator is not None and added.credential is not None
     return verified_response(added).model_copy(
@@ -195,7 +205,7 @@ async def add_passkey(
 
 @router.post(f"{PASSKEY}/authentication-options", dependencies=[ClientWriteLimit])
 async def authentication_options(
-    caller: AnyCaller,
+    caller: CachedAnyCaller,
     db: Database,
     hosted_origin: HostedOrigin,
     body: AuthenticationOptionsRequest | None = None,
@@ -209,7 +219,7 @@ async def authentication_options(
 
 @router.post(f"{PASSKEY}/authentication-options/web", dependencies=[ClientWriteLimit])
 async def authentication_options_web(
-    caller: AnyCaller,
+    caller: CachedAnyCaller,
     db: Database,
     hosted_origin: HostedOrigin,
     request: Request,
@@ -229,7 +239,7 @@ async def authentication_options_web(
 
 @router.post("/verify/passkey", response_model_exclude_none=True)
 async def verify_passkey(
-    caller: AnyCaller,
+    caller: CachedAnyCaller,
     db: Database,
     body: VerifyPasskeyRequest,
     hosted_origin: HostedOrigin,
@@ -244,6 +254,7 @@ async def verify_passkey(
         device_id=body.device_id,
         hosted_origin=hosted_origin,
         binding_hash=binding,
+        recheck=caller.recheck(db),
     )
     return verified_response(verified)
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request
 
-from passgate.server.client_api.auth import AnyCaller
+from passgate.server.client_api.auth import CachedAnyCaller
 from passgate.server.database import Database
 from passgate.server.services import rate_limits
 from passgate.server.services.rate_limits import ClientLimits
 from passgate.server.store.tables import utcnow
 
 
-async def _limit_client_writes(request: Request, caller: AnyCaller, db: Database) -> None:
+async def _limit_client_writes(request: Request, caller: CachedAnyCaller, db: Database) -> None:
     """Count a Basic call (the auth has found its tenant, so an unknown tenant is refused 401
     and counts nothing; a Bearer call is not limited)."""
     limits = ClientLimits.from_settings(request.app.state.settings)

@@ -1,19 +1,31 @@
 """Passkey ceremonies (docs/wire.md#passkey-routes): challenges, registration, sign-in, lookups.
 
-Every challenge is single-use, expires after five minutes, is bound to its tenant and, when
-the caller presented a token, to that token's user and action; it is consumed by one
-conditional UPDATE before the response is verified, so two racing requests never both win,
-and a refused response uses it up too (`single_use`). Who may add a passkey is the rule of
-`enrolment`, shared with every other kind of authenticator."""
+Challenges are signed messages (services/challenges.py), not rows: issuing one writes nothing.
+Each is single-use, expires after five minutes, is bound to its tenant and, when the caller
+presented a token, to that token's user and action. The answer first checks what the message
+says (its browser, its user: a request the challenge was not meant for leaves it alone), then
+spends it by inserting its digest, in the same statement that reads the credential or user the
+check needs and the tenant's version; two racing answers never both win, and a refused answer
+spends it too (`single_use`). Who may add a passkey is the rule of `enrolment`, shared with
+every other kind of authenticator."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from passgate.server.services import actions, audit, enrolment, relying_party, single_use
+from passgate.server.services import (
+    actions,
+    audit,
+    challenges,
+    enrolment,
+    relying_party,
+    single_use,
+)
+from passgate.server.services.challenges import Challenge, ChallengeRefused, Purpose, Refusal
 from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import Conflict, Forbidden, InvalidRequest
 from passgate.server.services.passkey_policy import policy as passkey_policy
@@ -23,14 +35,18 @@ from passgate.server.store import passkeys as store
 from passgate.server.store import users as user_store
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import Db
-from passgate.server.store.passkeys import PasskeyChallengeRow, PasskeyCredentialRow
+from passgate.server.store.passkeys import PasskeyCredentialRow
 from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow
 
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 # The action recorded for a sign-in that started without one. [inferred: Authsignal's name]
 DEFAULT_SIGN_IN_ACTION = "signInWithPasskey"
-REGISTRATION, AUTHENTICATION = "registration", "authentication"
+REGISTRATION, AUTHENTICATION = Purpose.REGISTRATION, Purpose.AUTHENTICATION
+# Given the tenant's version as the deciding statement read it (None: the tenant is gone), the
+# tenant and token claims to decide with: the caller's own when the version is the one they
+# were read at, else read afresh (the route's auth knows how; see client_api/auth.py).
+Recheck = Callable[[datetime | None], Awaitable[tuple[TenantRow, TokenClaims | None]]]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,9 +82,10 @@ async def create_challenge(
     action_code: str | None,
     idempotency_key: str | None = None,
     binding_hash: str | None = None,
-) -> PasskeyChallengeRow:
+) -> Challenge:
     """An authentication challenge to use later in authentication-options and verify.
-    `binding_hash` ties it to the browser holding a cookie (the `/web` routes)."""
+    `binding_hash` ties it to the browser holding a cookie (the `/web` routes). It is a
+    signed message: nothing is written."""
     if claims is not None:
         same_action = action_code in (None, claims.action_code)
         if not same_action and idempotency_key and action_code:
@@ -81,40 +98,47 @@ async def create_challenge(
                 action_code,
                 idempotency_key,
             )
-        return await store.insert_challenge(
-            db,
-            tenant.id,
+        return _issue(
+            tenant,
             AUTHENTICATION,
-            CHALLENGE_LIFETIME,
             user_id=claims.user_id,
             action_code=claims.action_code if same_action else action_code,
             idempotency_key=claims.idempotency_key if same_action else idempotency_key,
             binding_hash=binding_hash,
         )
-    return await store.insert_challenge(
-        db,
-        tenant.id,
+    return _issue(
+        tenant,
         AUTHENTICATION,
-        CHALLENGE_LIFETIME,
         action_code=action_code,
         idempotency_key=idempotency_key,
         binding_hash=binding_hash,
     )
 
 
-async def _why_not_consumed(db: Db, tenant: TenantRow, challenge_id: str, purpose: str) -> None:
-    """Raise the reason a challenge could not be consumed (the failure path's one read)."""
-    existing = await store.get_challenge(db, tenant.id, challenge_id)
-    if existing is None or existing.purpose != purpose:
-        raise InvalidRequest("Unknown challenge.", error_code="challenge_not_found")
-    if existing.state != "pending":
-        raise InvalidRequest(
-            "The challenge has already been used.", error_code="challenge_already_used"
-        )
-    raise InvalidRequest("The challenge has expired.", error_code="challenge_expired")
+def _issue(tenant: TenantRow, purpose: Purpose, **bound: str | None) -> Challenge:
+    return challenges.issue(tenant, purpose, CHALLENGE_LIFETIME, utcnow(), **bound)
 
 
-def _check_binding(challenge: PasskeyChallengeRow, binding_hash: str | None) -> None:
+def _parse(tenant: TenantRow, purpose: Purpose, challenge_id: str) -> Challenge:
+    """The challenge a request names, if this tenant issued it for this purpose and it has not
+    expired; whether it was spent is found when the answer spends it."""
+    try:
+        return challenges.parse(tenant, purpose, challenge_id, utcnow())
+    except ChallengeRefused as exc:
+        if exc.reason == Refusal.EXPIRED:
+            raise InvalidRequest(
+                "The challenge has expired.", error_code="challenge_expired"
+            ) from None
+        raise InvalidRequest("Unknown challenge.", error_code="challenge_not_found") from None
+
+
+def _already_used() -> InvalidRequest:
+    return InvalidRequest(
+        "The challenge has already been used.", error_code="challenge_already_used"
+    )
+
+
+def _check_binding(challenge: Challenge, binding_hash: str | None) -> None:
     """A challenge a `/web` route started is answered only by the browser holding its cookie.
     [inferred: Authsignal's cookie sessions are not documented; this is Passgate's rule]"""
     if challenge.binding_hash is None:
@@ -158,11 +182,9 @@ async def registration_options(
     await enrolment.check(await single_use.unit_for(enrolment.check, db), tenant, claims)
     name = username or user.username or claims.username or claims.user_id
     display = display_name or user.display_name or name
-    challenge = await store.insert_challenge(
-        db,
-        tenant.id,
+    challenge = _issue(
+        tenant,
         REGISTRATION,
-        CHALLENGE_LIFETIME,
         user_id=claims.user_id,
         action_code=claims.action_code,
         idempotency_key=claims.idempotency_key,
@@ -200,29 +222,34 @@ async def add_passkey(
     user_agent: str | None,
     hosted_origin: str | None = None,
     binding_hash: str | None = None,
+    recheck: Recheck | None = None,
 ) -> Verified:
-    consumed = await store.consume_for_registration(
-        db, tenant.id, challenge_id, REGISTRATION, claims.user_id
-    )
-    if consumed is None:
-        await _why_not_consumed(db, tenant, challenge_id, REGISTRATION)
-        raise AssertionError("unreachable")
-    challenge = consumed.challenge
+    challenge = _parse(tenant, REGISTRATION, challenge_id)
+    # Checked before the spend: a request the challenge was not meant for leaves it unspent.
     _check_binding(challenge, binding_hash)
     if challenge.user_id != claims.user_id or challenge.action_code != claims.action_code:
         raise InvalidRequest(
             "The challenge was issued for another user or action.",
             error_code="challenge_not_found",
         )
+    spent = await store.spend_for_registration(
+        db, tenant.id, challenge.digest, challenge.expires_at, claims.user_id
+    )
+    if spent is None:
+        raise _already_used()
+    if recheck is not None and spent.tenant_version != tenant.updated_at:
+        tenant, fresh = await recheck(spent.tenant_version)
+        assert fresh is not None
+        claims = fresh
     async with single_use.refusal_burns_challenge(db, challenge.id, tenant.id):
         policy = passkey_policy(tenant, hosted_origin)
         verified = relying_party.verify_registration(
             policy, credential, expected_challenge=challenge.challenge
         )
-        username, display_name = consumed.username, consumed.display_name
-        if not consumed.user_exists:
+        username, display_name = spent.username, spent.display_name
+        if not spent.user_exists:
             await _ensure_user(db, tenant, claims.user_id)
-        _check_cap(consumed.passkey_count, policy.max_passkeys_per_user)
+        _check_cap(spent.passkey_count, policy.max_passkeys_per_user)
         grant = await enrolment.check(
             await single_use.unit_for(enrolment.check, db), tenant, claims
         )
@@ -289,18 +316,10 @@ async def authentication_options(
     binding_hash: str | None = None,
 ) -> Options:
     """Options for a challenge from C1, or a new one. Bound to a user (a token's, or C1's),
-    they list that user's passkeys; otherwise the sign-in is discoverable (usernameless)."""
+    they list that user's passkeys; otherwise the sign-in is discoverable (usernameless).
+    Nothing is written (a spent challenge of C1 is refused when it is answered)."""
     if challenge_id:
-        found = await store.get_challenge(db, tenant.id, challenge_id)
-        if found is None or found.purpose != AUTHENTICATION:
-            raise InvalidRequest("Unknown challenge.", error_code="challenge_not_found")
-        if found.state != "pending":
-            raise InvalidRequest(
-                "The challenge has already been used.", error_code="challenge_already_used"
-            )
-        if found.expires_at <= utcnow():
-            raise InvalidRequest("The challenge has expired.", error_code="challenge_expired")
-        challenge = found
+        challenge = _parse(tenant, AUTHENTICATION, challenge_id)
     else:
         challenge = await create_challenge(
             db, tenant, claims, action_code=None, binding_hash=binding_hash
@@ -326,29 +345,33 @@ async def verify(
     device_id: str | None,
     hosted_origin: str | None = None,
     binding_hash: str | None = None,
+    recheck: Recheck | None = None,
 ) -> Verified:
-    try:
-        credential_id: str | None = relying_party.credential_id_of(credential)
-    except CeremonyRefused:
-        credential_id = None  # refused below, once the challenge is consumed (and burnt)
-    found = await store.consume_for_assertion(
-        db, tenant.id, challenge_id, AUTHENTICATION, credential_id or ""
-    )
-    if found is None:
-        await _why_not_consumed(db, tenant, challenge_id, AUTHENTICATION)
-        raise AssertionError("unreachable")
-    challenge = found.challenge
+    challenge = _parse(tenant, AUTHENTICATION, challenge_id)
+    # Checked before the spend: a request the challenge was not meant for leaves it unspent.
     _check_binding(challenge, binding_hash)
     if claims is not None and challenge.user_id not in (None, claims.user_id):
         raise InvalidRequest(
             "The challenge was issued for another user.", error_code="challenge_not_found"
         )
     try:
+        credential_id: str | None = relying_party.credential_id_of(credential)
+    except CeremonyRefused:
+        credential_id = None  # refused below, once the challenge is spent (and burnt)
+    found = await store.spend_for_assertion(
+        db, tenant.id, challenge.digest, challenge.expires_at, credential_id or ""
+    )
+    if found is None:
+        raise _already_used()
+    if recheck is not None and found.tenant_version != tenant.updated_at:
+        tenant, claims = await recheck(found.tenant_version)
+    try:
         async with single_use.refusal_burns_challenge(db, challenge.id, tenant.id):
             return await _sign_in(
                 db,
                 tenant,
                 claims,
+                challenge,
                 found,
                 credential,
                 device_id=device_id,
@@ -371,14 +394,14 @@ async def _sign_in(
     db: Db,
     tenant: TenantRow,
     claims: TokenClaims | None,
-    found: store.Assertable,
+    challenge: Challenge,
+    found: store.SpentForAssertion,
     credential: dict[str, Any],
     *,
     device_id: str | None,
     hosted_origin: str | None,
 ) -> Verified:
-    """Check the assertion against the consumed challenge and settle its action."""
-    challenge = found.challenge
+    """Check the assertion against the spent challenge and settle its action."""
     credential_id = relying_party.credential_id_of(credential)
     if found.authenticator_id is None or found.user_id is None or found.public_key is None:
         raise InvalidRequest("This passkey is not registered.", error_code="unknown_credential")

@@ -53,6 +53,13 @@ def _seen(tenant: TenantRow) -> TenantRow:
     return tenant
 
 
+def cached(tenant_id: str) -> TenantRow | None:
+    """The newest row of a tenant this process has seen, if any. Only for a caller that then
+    checks the tenant's version in the statement that decides (and reads it afresh on a
+    change): see client_api/auth.py and services/passkeys.py."""
+    return _rows.get(tenant_id)
+
+
 def forget(tenant_id: str) -> None:
     """Drop what this process remembers of a tenant (nothing depends on it for correctness:
     every request checks the tenant's version in the database)."""

@@ -34,6 +34,8 @@ from passgate.server.store.tables import (
     Authenticator,
     PasskeyChallenge,
     PasskeyCredential,
+    SpentChallenge,
+    Tenant,
     User,
     utcnow,
 )
@@ -43,6 +45,9 @@ CREDENTIALS = cast(Table, PasskeyCredential.__table__)
 CHALLENGES = cast(Table, PasskeyChallenge.__table__)
 AUTHENTICATORS = cast(Table, Authenticator.__table__)
 USERS = cast(Table, User.__table__)
+SPENT = cast(Table, SpentChallenge.__table__)
+TENANTS = cast(Table, Tenant.__table__)
+SPENT_KIND = "passkey"
 PASSKEY_METHOD = "PASSKEY"
 
 
@@ -345,6 +350,142 @@ async def burn_challenge(db: Db, tenant_id: str, challenge_id: str, purpose: str
         "p_now": utcnow(),
     }
     return await db.first(BURN_CHALLENGE, params) is not None
+
+
+# Spending a stateless challenge (services/challenges.py) ------------------------------------
+
+# The tenant's version as of the spend: the caller compares it with the row it decided with.
+_TENANT_VERSION = (
+    select(TENANTS.c.updated_at)
+    .where(TENANTS.c.id == bindparam("p_tenant_id"))
+    .scalar_subquery()
+    .label("tenant_version")
+)
+
+
+def _spend(insert: Any, *reads: Any) -> Any:
+    """INSERT the challenge's digest; nothing (no row) when it was spent before."""
+    return (
+        insert(SPENT)
+        .values(
+            digest=bindparam("p_digest"),
+            tenant_id=bindparam("p_tenant_id"),
+            kind=SPENT_KIND,
+            expires_at=bindparam("p_expires_at"),
+        )
+        .on_conflict_do_nothing(index_elements=[SPENT.c.digest])
+        .returning(SPENT.c.digest, _TENANT_VERSION, *reads)
+    )
+
+
+_ASSERTION_READS = (
+    _credential(CREDENTIALS.c.authenticator_id, "cred_authenticator_id"),
+    _credential(CREDENTIALS.c.user_id, "cred_user_id"),
+    _credential(CREDENTIALS.c.public_key, "cred_public_key"),
+    _credential(CREDENTIALS.c.sign_count, "cred_sign_count"),
+    _credential(CREDENTIALS.c.backed_up, "cred_backed_up"),
+    _credential(CREDENTIALS.c.public_key_algorithm, "cred_public_key_algorithm"),
+    _user_of_credential(USERS.c.handle, "user_handle"),
+    _user_of_credential(USERS.c.username, "user_username"),
+    _user_of_credential(USERS.c.display_name, "user_display_name"),
+    _authenticator_of_credential(AUTHENTICATORS.c.username, "authenticator_username"),
+    _authenticator_of_credential(AUTHENTICATORS.c.display_name, "authenticator_display_name"),
+)
+SPEND_FOR_ASSERTION = Statements(lambda insert: _spend(insert, *_ASSERTION_READS))
+SPEND_FOR_REGISTRATION = Statements(
+    lambda insert: _spend(
+        insert,
+        _user(USERS.c.handle, "user_handle"),
+        _user(USERS.c.username, "user_username"),
+        _user(USERS.c.display_name, "user_display_name"),
+        select(func.count())
+        .select_from(CREDENTIALS)
+        .where(
+            CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
+            CREDENTIALS.c.user_id == bindparam("p_user_id"),
+        )
+        .scalar_subquery()
+        .label("passkey_count"),
+    )
+)
+SPEND = Statements(lambda insert: _spend(insert))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpentForAssertion:
+    """A sign-in challenge just spent, with the credential the answer names (None when the
+    tenant has no such credential), its user, and the tenant's version (None: no tenant)."""
+
+    tenant_version: datetime | None
+    authenticator_id: str | None
+    user_id: str | None
+    public_key: bytes | None
+    sign_count: int
+    backed_up: bool
+    public_key_algorithm: int | None
+    user_handle: str | None
+    username: str | None
+    display_name: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpentForRegistration:
+    """A registration challenge just spent, with what its user has (None names: no user)."""
+
+    tenant_version: datetime | None
+    user_exists: bool
+    username: str | None
+    display_name: str | None
+    passkey_count: int
+
+
+def _spend_params(tenant_id: str, digest: str, expires_at: datetime) -> dict[str, Any]:
+    return {"p_digest": digest, "p_tenant_id": tenant_id, "p_expires_at": expires_at}
+
+
+async def spend_for_assertion(
+    db: Db, tenant_id: str, digest: str, expires_at: datetime, credential_id: str
+) -> SpentForAssertion | None:
+    """Spend a challenge (for exactly one caller, ever) and read the credential
+    `credential_id` names, in one statement. None: it was spent before."""
+    params = _spend_params(tenant_id, digest, expires_at)
+    row = await db.first(SPEND_FOR_ASSERTION[db], {**params, "p_credential_id": credential_id})
+    if row is None:
+        return None
+    return SpentForAssertion(
+        tenant_version=row["tenant_version"],
+        authenticator_id=row["cred_authenticator_id"],
+        user_id=row["cred_user_id"],
+        public_key=row["cred_public_key"],
+        sign_count=int(row["cred_sign_count"] or 0),
+        backed_up=bool(row["cred_backed_up"]),
+        public_key_algorithm=row["cred_public_key_algorithm"],
+        user_handle=row["user_handle"],
+        username=row["user_username"] or row["authenticator_username"],
+        display_name=row["user_display_name"] or row["authenticator_display_name"],
+    )
+
+
+async def spend_for_registration(
+    db: Db, tenant_id: str, digest: str, expires_at: datetime, user_id: str
+) -> SpentForRegistration | None:
+    """Spend a challenge and read `user_id`'s names and passkey count, in one statement."""
+    params = _spend_params(tenant_id, digest, expires_at)
+    row = await db.first(SPEND_FOR_REGISTRATION[db], {**params, "p_user_id": user_id})
+    if row is None:
+        return None
+    return SpentForRegistration(
+        tenant_version=row["tenant_version"],
+        user_exists=row["user_handle"] is not None,
+        username=row["user_username"],
+        display_name=row["user_display_name"],
+        passkey_count=int(row["passkey_count"] or 0),
+    )
+
+
+async def spend(db: Db, tenant_id: str, digest: str, expires_at: datetime) -> bool:
+    """Spend a challenge without reading anything (True when this call did)."""
+    return await db.first(SPEND[db], _spend_params(tenant_id, digest, expires_at)) is not None
 
 
 # Credentials ------------------------------------------------------------------------------
