@@ -282,15 +282,15 @@ class Flows:
         return operation
 
     def push_round_trip(self) -> Operation:
-        """track (starts the push challenge), P5 (the device reads it; P4 before it is
-        measured on its own), P6 (the device approves), validate (the backend redeems)."""
+        """track (starts the push challenge), P4 (the device's one-time message), P5 (the
+        device reads the challenge with its signature over the message), P6 (the device
+        approves), validate (the backend redeems)."""
         key = self._push_user("pusher")
         self.warm()
         operation = Operation("push_round_trip")
         tracked = self.step(operation, "track", lambda: self.client.track("pusher"))
-        message = self.client.nonce(key)
-        assert message.status_code == 200, message.text
-        signature = sign(key, message.json()["message"])
+        message = self.step(operation, "P4 challenge/sign", lambda: self.client.nonce(key))
+        signature = sign(key, message["message"])
         pending = self.step(
             operation,
             "P5 GET challenge",

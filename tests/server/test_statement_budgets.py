@@ -37,11 +37,11 @@ BUDGETS: dict[str, int] = {
     "passkey_sign_in": 3,
     # Passkey sign-up, C2 (options) + C3 (verify and store the passkey).
     "passkey_sign_up": 6,
-    # P4 alone: the device's one-time message (not in the round trip below). Set with this
-    # test, not by the data-layer rewrite's targets: one upsert that returns the message.
+    # P4 alone, a sub-budget of the round trip below (which includes it): one read of the
+    # device and the count of its spent messages (the message itself is computed, not stored).
     "push_challenge_message": 1,
-    # Push round trip: track (starts the challenge) + P5 (the device reads it) + P6 (the
-    # device approves) + validate.
+    # Push round trip: track (starts the challenge) + P4 (the device's one-time message) + P5
+    # (the device spends it and reads the challenge) + P6 (the device approves) + validate.
     "push_round_trip": 7,
     # A CORS preflight for a listed origin, answered from the origin index.
     "cached_preflight": 0,

@@ -23,7 +23,7 @@ from passgate.sdk._push_protocol import public_key_base64, public_key_param, sig
 from passgate.server.services import tenants
 from passgate.server.services.push import nonces
 from passgate.server.store import push as push_store
-from passgate.server.store.tables import PushUsedNonce, utcnow
+from passgate.server.store.tables import SpentChallenge, utcnow
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
 from tests.server.push.test_refusals import PUSH, assert_error, device_key
@@ -103,7 +103,9 @@ def issued_at(server: LiveServer, tenant: Tenant, phone: Phone, purpose: str, ag
 
 def spent_rows(server: LiveServer, tenant: Tenant) -> int:
     async def work(session: AsyncSession) -> int:
-        query = select(func.count()).where(PushUsedNonce.tenant_id == tenant.id)
+        query = select(func.count()).where(
+            SpentChallenge.tenant_id == tenant.id, SpentChallenge.kind == push_store.SPENT_KIND
+        )
         return int(await session.scalar(query) or 0)
 
     return server.run(work)
@@ -254,7 +256,7 @@ def test_unsigned_requests_store_nothing(
     async def prune(session: AsyncSession) -> int:
         later = utcnow() + timedelta(seconds=nonces.LIFETIME_SECONDS + 1)
         async with server.app.state.engines.transaction() as db:
-            return await push_store.prune_used_nonces(db, later)
+            return await push_store.prune_spent_messages(db, later)
 
     assert server.run(prune) >= 1
     assert spent_rows(server, tenant) == 0

@@ -95,9 +95,9 @@ async def get_challenge(
     )
     challenge, action = pending.challenge, pending.action
     if challenge is None or action is None:
-        return ChallengeResponse(user_authenticator_id=pending.device.id)
+        return ChallengeResponse(user_authenticator_id=pending.device_id)
     return ChallengeResponse(
-        user_authenticator_id=pending.device.id,
+        user_authenticator_id=pending.device_id,
         challenge_id=challenge.id,
         user_id=action.user_id,
         action_code=action.action_code,

@@ -98,7 +98,10 @@ PENDING, APPROVED, REJECTED, FAILED, REFUSED = (
 
 devices_t = cast(Table, tables.PushDevice.__table__)
 challenges_t = cast(Table, tables.PushChallenge.__table__)
-nonces_t = cast(Table, tables.PushUsedNonce.__table__)
+spent_t = cast(Table, tables.SpentChallenge.__table__)
+tenants_t = cast(Table, tables.Tenant.__table__)
+# The kind of push's rows in `spent_challenges` (passkeys' are "passkey").
+SPENT_KIND = "push"
 actions_t = cast(Table, tables.Action.__table__)
 authenticators_t = cast(Table, tables.Authenticator.__table__)
 users_t = cast(Table, tables.User.__table__)
@@ -294,8 +297,8 @@ async def delete_device(db: Db, tenant_id: str, device_id: str) -> None:
 def _spent_between(low: str, high: str) -> ScalarSelect[int]:
     return (
         select(func.count())
-        .select_from(nonces_t)
-        .where(nonces_t.c.digest >= bindparam(low), nonces_t.c.digest <= bindparam(high))
+        .select_from(spent_t)
+        .where(spent_t.c.digest >= bindparam(low), spent_t.c.digest <= bindparam(high))
         .scalar_subquery()
     )
 
@@ -309,35 +312,59 @@ async def count_spent_nonces(db: Db, low: str, high: str) -> int:
     return int(await db.scalar(_COUNT_SPENT, {"low": low, "high": high}) or 0)
 
 
-_SPEND_NONCE = Statements(lambda insert: insert(nonces_t).on_conflict_do_nothing())
+_SPEND_NONCE = Statements(lambda insert: insert(spent_t).on_conflict_do_nothing())
 
 
 async def spend_nonce(db: Db, digest: str, tenant_id: str, expires_at: datetime) -> bool:
-    """Record a message as spent: True for exactly one caller, False for a replay."""
-    params = {"digest": digest, "tenant_id": tenant_id, "expires_at": expires_at}
+    """Record a message as spent (`spent_challenges`, kind "push"): True for exactly one
+    caller, False for a replay."""
+    params = {
+        "digest": digest,
+        "tenant_id": tenant_id,
+        "kind": SPENT_KIND,
+        "expires_at": expires_at,
+    }
     return await db.rowcount(_SPEND_NONCE[db], params) == 1
 
 
-_PRUNE_NONCES = delete(nonces_t).where(nonces_t.c.expires_at <= bindparam("now"))
+_PRUNE_SPENT = delete(spent_t).where(
+    spent_t.c.kind == SPENT_KIND, spent_t.c.expires_at <= bindparam("now")
+)
 
 
-async def prune_used_nonces(db: Db, now: datetime) -> int:
-    """Forget spent messages that have expired (they are refused for their expiry anyway)."""
-    return await db.rowcount(_PRUNE_NONCES, {"now": now})
+async def prune_spent_messages(db: Db, now: datetime) -> int:
+    """Forget spent push messages that have expired (they are refused for their age anyway)."""
+    return await db.rowcount(_PRUNE_SPENT, {"now": now})
+
+
+def tenant_version(tenant_id: Any) -> ScalarSelect[datetime]:
+    """The tenant's `updated_at` now (NULL when it is gone): deciding statements return it, so
+    a caller holding a cached tenant row learns in the same statement whether it changed."""
+    return (
+        select(tenants_t.c.updated_at)
+        .where(tenants_t.c.id == tenant_id)
+        .correlate(None)
+        .scalar_subquery()
+    )
 
 
 # Challenges ------------------------------------------------------------------------------
 
 
-def _pending_for(device_id: Any, user_id: Any) -> ScalarSelect[str]:
+def _pending_for(
+    device_id: Any, user_id: Any, tenant_id: Any = None, now: Any = None
+) -> ScalarSelect[str]:
     """The id of the newest unexpired, undecided challenge this device may answer."""
+    tenant_id = bindparam("tenant_id") if tenant_id is None else tenant_id
+    now = bindparam("now") if now is None else now
     return (
         select(challenges_t.c.id)
         .where(
-            challenges_t.c.tenant_id == bindparam("tenant_id"),
+            challenges_t.c.tenant_id
+            == (bindparam("tenant_id") if tenant_id is None else tenant_id),
             challenges_t.c.user_id == user_id,
             challenges_t.c.state == PENDING,
-            challenges_t.c.expires_at > bindparam("now"),
+            challenges_t.c.expires_at > now,
             or_(
                 challenges_t.c.authenticator_id.is_(None),
                 challenges_t.c.authenticator_id == device_id,
@@ -608,13 +635,22 @@ _REJECTED: ColumnElement[str] = literal_column(f"'{REJECTED}'")
 
 
 def _decision() -> Any:
-    approved = bindparam("approved", type_=Boolean)
+    approved = bindparam("p_approved", type_=Boolean)
     code_ok = or_(
         challenges_t.c.verification_code.is_(None),
-        challenges_t.c.verification_code == bindparam("code", type_=String),
+        challenges_t.c.verification_code == bindparam("p_code", type_=String),
     )
     return case((and_(approved, code_ok), _APPROVED), (approved, _FAILED), else_=_REJECTED)
 
+
+# Every parameter is named `p_*`: no name may equal a column of a table an UPDATE below
+# writes (actions has a `device_id`), or SQLAlchemy reserves it for that column's SET value
+# and the driver is left without a value for it.
+_D = {
+    "device_id": bindparam("p_device_id", type_=String),
+    "tenant_id": bindparam("p_tenant_id", type_=String),
+    "now": bindparam("p_now", type_=challenges_t.c.expires_at.type),
+}
 
 # P6: take the challenge's one decision, in time, only for the device that may answer it and
 # only while the device still exists with this key (a removed device cannot answer). The
@@ -622,31 +658,80 @@ def _decision() -> Any:
 _DECIDE = (
     update(challenges_t)
     .where(
-        challenges_t.c.id == bindparam("challenge_id"),
-        challenges_t.c.tenant_id == bindparam("p_tenant_id"),
-        challenges_t.c.user_id == bindparam("p_user_id"),
+        challenges_t.c.id == bindparam("p_challenge_id", type_=String),
+        challenges_t.c.tenant_id == _D["tenant_id"],
+        challenges_t.c.user_id == bindparam("p_user_id", type_=String),
         challenges_t.c.state == literal_column(f"'{PENDING}'"),
-        challenges_t.c.expires_at > bindparam("now"),
+        challenges_t.c.expires_at > _D["now"],
         or_(
             challenges_t.c.authenticator_id.is_(None),
-            challenges_t.c.authenticator_id == bindparam("device_id"),
+            challenges_t.c.authenticator_id == _D["device_id"],
         ),
         exists().where(
-            devices_t.c.id == bindparam("device_id"),
-            devices_t.c.tenant_id == bindparam("p_tenant_id"),
-            devices_t.c.public_key == bindparam("public_key"),
-            or_(devices_t.c.expires_at.is_(None), devices_t.c.expires_at > bindparam("now")),
+            devices_t.c.id == _D["device_id"],
+            devices_t.c.tenant_id == _D["tenant_id"],
+            devices_t.c.public_key == bindparam("p_public_key", type_=String),
+            or_(devices_t.c.expires_at.is_(None), devices_t.c.expires_at > _D["now"]),
         ),
     )
     .values(
         state=_decision(),
-        decided_at=bindparam("now"),
-        decided_by_authenticator_id=bindparam("device_id"),
+        decided_at=_D["now"],
+        decided_by_authenticator_id=_D["device_id"],
     )
 )
 _DECIDE_RETURNING = _DECIDE.returning(
-    challenges_t.c.action_id, challenges_t.c.state, challenges_t.c.decided_by_authenticator_id
+    challenges_t.c.action_id,
+    challenges_t.c.state,
+    tenant_version(_D["tenant_id"]).label("tenant_version"),
 )
+
+
+def _decide_all() -> Any:
+    """PostgreSQL's P6 in one statement: the decision, the action's settlement and (approved)
+    the device's `last_verified_at`, as a writable CTE."""
+    decided = _DECIDE.returning(
+        challenges_t.c.id, challenges_t.c.action_id, challenges_t.c.state
+    ).cte("decided")
+    settled = (
+        update(actions_t)
+        .where(
+            actions_t.c.id == decided.c.action_id,
+            actions_t.c.state == bindparam("p_settle_from", type_=String),
+        )
+        .values(
+            state=case(
+                (decided.c.state == _APPROVED, bindparam("p_succeeded_state", type_=String)),
+                else_=bindparam("p_failed_state", type_=String),
+            ),
+            state_updated_at=_D["now"],
+            updated_at=_D["now"],
+            verification_method=bindparam("p_method", type_=String),
+            verified_by_authenticator_id=_D["device_id"],
+        )
+        .returning(actions_t.c.id)
+        .cte("settled")
+    )
+    verified = (
+        update(authenticators_t)
+        .where(
+            authenticators_t.c.id == _D["device_id"],
+            exists(select(decided.c.id).where(decided.c.state == _APPROVED)),
+        )
+        .values(last_verified_at=_D["now"])
+        .returning(authenticators_t.c.id)
+        .cte("verified")
+    )
+    return select(
+        decided.c.action_id,
+        decided.c.state,
+        exists(select(settled.c.id)).label("settled"),
+        exists(select(verified.c.id)).label("verified"),
+        tenant_version(_D["tenant_id"]).label("tenant_version"),
+    ).select_from(decided)
+
+
+_DECIDE_ALL = _decide_all()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -654,6 +739,7 @@ class Decided:
     action_id: str
     state: str
     settled: bool | None  # None: not settled yet (the caller settles the action)
+    tenant_version: datetime | None
 
 
 async def decide(
@@ -669,37 +755,62 @@ async def decide(
     now: datetime,
     settle: Mapping[str, str],
 ) -> Decided | None:
-    """Decide the challenge (see `_DECIDE`): None unless this call took the decision. The
-    caller then settles the action (`settle_action`) and, when approved, marks the device
-    verified. (`settle` is unused here; kept for a one-statement PostgreSQL version.)"""
+    """Decide the challenge (see `_DECIDE`): None unless this call took the decision. On
+    PostgreSQL the same statement settles the action from `settle["settle_from"]` and, when
+    approved, records the device's `last_verified_at`; on SQLite (no writes inside a WITH)
+    the caller does both next (`settle_action`, `mark_verified`)."""
     params: dict[str, Any] = {
         "p_tenant_id": tenant_id,
-        "challenge_id": challenge_id,
+        "p_challenge_id": challenge_id,
         "p_user_id": user_id,
-        "device_id": device_id,
-        "public_key": public_key,
-        "approved": approved,
-        "code": code,
-        "now": now,
+        "p_device_id": device_id,
+        "p_public_key": public_key,
+        "p_approved": approved,
+        "p_code": code,
+        "p_now": now,
     }
-    row = await db.first(_DECIDE_RETURNING, params)
+    if db.dialect == POSTGRESQL:
+        params.update({"p_" + name: value for name, value in settle.items()})
+        row = await db.first(_DECIDE_ALL, params)
+        settled: bool | None = None if row is None else bool(row["settled"])
+    else:
+        row = await db.first(_DECIDE_RETURNING, params)
+        settled = None
     if row is None:
         return None
-    return Decided(action_id=row["action_id"], state=row["state"], settled=None)
+    return Decided(
+        action_id=row["action_id"],
+        state=row["state"],
+        settled=settled,
+        tenant_version=row["tenant_version"],
+    )
 
 
 # P4 in one statement: the device (by the id this process remembers for its key, and the key)
 # and how many of its messages of the current slot are spent.
-_DEVICE_SPENT = select(*_DEVICE_COLUMNS, _spent_between("low", "high").label("spent")).where(
+_DEVICE_SPENT = select(
+    *_DEVICE_COLUMNS,
+    _spent_between("low", "high").label("spent"),
+    tenant_version(bindparam("tenant_id")).label("tenant_version"),
+).where(
     devices_t.c.tenant_id == bindparam("tenant_id"),
     devices_t.c.id == bindparam("device_id"),
     devices_t.c.public_key == bindparam("public_key"),
 )
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeviceSpent:
+    device: PushDeviceRow
+    spent: int
+    tenant_version: datetime | None
+
+
 async def get_device_spent(
     db: Db, tenant_id: str, device_id: str, public_key: str, digests: tuple[str, str]
-) -> tuple[PushDeviceRow, int] | None:
+) -> DeviceSpent | None:
+    """P4's one read: the device (by id and key), how many of its messages in the digest
+    range are spent, and the tenant's version."""
     row = await db.first(
         _DEVICE_SPENT,
         {
@@ -710,7 +821,11 @@ async def get_device_spent(
             "high": digests[1],
         },
     )
-    return (PushDeviceRow.of(row), int(row["spent"])) if row else None
+    if row is None:
+        return None
+    return DeviceSpent(
+        device=PushDeviceRow.of(row), spent=int(row["spent"]), tenant_version=row["tenant_version"]
+    )
 
 
 _SETTLE_ACTION = (
@@ -745,3 +860,105 @@ async def settle_action(
         **settle,
     }
     return await db.rowcount(_SETTLE_ACTION, params) == 1
+
+
+# P5 in one statement: spend the signed message (only while the device exists with this key
+# and has not expired) and return, from the same statement, the tenant's version and the
+# device's pending challenge with its action (scalar subqueries in RETURNING: SQLite >= 3.35
+# and PostgreSQL both run them). Nothing returned: a replay, or no such (unexpired) device.
+_P = {
+    "device_id": bindparam("p_device_id", type_=String),
+    "user_id": bindparam("p_user_id", type_=String),
+    "tenant_id": bindparam("p_tenant_id", type_=String),
+    "now": bindparam("p_now", type_=challenges_t.c.expires_at.type),
+}
+_PENDING_ID = _pending_for(_P["device_id"], _P["user_id"], _P["tenant_id"], _P["now"])
+
+
+_PENDING_ACTION_ID = (
+    select(challenges_t.c.action_id)
+    .where(challenges_t.c.id == _PENDING_ID)
+    .correlate(None)
+    .scalar_subquery()
+)
+
+
+def _pending_value(column: Any, label: str) -> Any:
+    """One column of the pending challenge or of its action. One table per scope: SQLite
+    renders RETURNING's columns unqualified, so a join inside would make `id` ambiguous."""
+    key = _PENDING_ID if column.table is challenges_t else _PENDING_ACTION_ID
+    return (
+        select(column)
+        .where(column.table.c.id == key)
+        .correlate(None)
+        .scalar_subquery()
+        .label(label)
+    )
+
+
+_SPEND_AND_READ = Statements(
+    lambda insert: (
+        insert(spent_t)
+        .from_select(
+            ["digest", "tenant_id", "kind", "expires_at"],
+            select(
+                bindparam("p_digest", type_=String),
+                _P["tenant_id"],
+                bindparam("p_kind", type_=String),
+                bindparam("p_expires_at", type_=spent_t.c.expires_at.type),
+            ).where(
+                exists().where(
+                    devices_t.c.id == _P["device_id"],
+                    devices_t.c.tenant_id == _P["tenant_id"],
+                    devices_t.c.public_key == bindparam("p_public_key", type_=String),
+                    or_(devices_t.c.expires_at.is_(None), devices_t.c.expires_at > _P["now"]),
+                )
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=[spent_t.c.digest])
+        .returning(
+            spent_t.c.digest,
+            tenant_version(_P["tenant_id"]).label("tenant_version"),
+            *(_pending_value(column, "c_" + column.name) for column in _CHALLENGE_COLUMNS),
+            *(_pending_value(column, "a_" + column.name) for column in _ACTION_COLUMNS),
+        )
+    )
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpentAndPending:
+    tenant_version: datetime | None
+    challenge: PushChallengeRow | None
+    action: ActionRow | None
+
+
+async def spend_and_read_pending(
+    db: Db,
+    *,
+    tenant_id: str,
+    device_id: str,
+    user_id: str,
+    public_key: str,
+    digest: str,
+    expires_at: datetime,
+    now: datetime,
+) -> SpentAndPending | None:
+    """P5's one statement (see `_SPEND_AND_READ`); None when nothing was spent."""
+    row = await db.first(
+        _SPEND_AND_READ[db],
+        {
+            "p_digest": digest,
+            "p_tenant_id": tenant_id,
+            "p_kind": SPENT_KIND,
+            "p_expires_at": expires_at,
+            "p_device_id": device_id,
+            "p_user_id": user_id,
+            "p_public_key": public_key,
+            "p_now": now,
+        },
+    )
+    if row is None:
+        return None
+    challenge, action = _challenge_and_action(row)
+    return SpentAndPending(tenant_version=row["tenant_version"], challenge=challenge, action=action)

@@ -17,6 +17,7 @@ from passgate.server.services import actions
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
 from passgate.server.services.push import devices, keys, nonces
+from passgate.server.services.push.devices import Recheck
 from passgate.server.services.push.errors import (
     BadSignature,
     ChallengeAnswered,
@@ -31,7 +32,7 @@ from passgate.server.store import actions as action_store
 from passgate.server.store import push as push_store
 from passgate.server.store.actions import ActionRow
 from passgate.server.store.db import Db, db_of
-from passgate.server.store.push import ChallengeState, PushChallengeRow, PushDeviceRow
+from passgate.server.store.push import ChallengeState, PushChallengeRow
 from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow
 
@@ -59,7 +60,7 @@ class Started:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Pending:
-    device: PushDeviceRow
+    device_id: str
     challenge: PushChallengeRow | None = None
     action: ActionRow | None = None
 
@@ -198,56 +199,88 @@ async def pending_for_device(
     public_key: str,
     signature: str | None,
     wait: float = 0,
+    recheck: Recheck | None = None,
 ) -> Pending:
     """P5: the challenge the device should show now. With `wait`, return as soon as one is
     created, up to `wait` seconds, without keeping a database connection meanwhile.
 
-    One read finds the device (by the id this process remembers and the key), counts its
-    spent messages and finds its pending challenge with the action; then the signed message
-    is spent (docs/wire.md#push-device-keys)."""
+    The signature is checked first, against the messages this process expects the device to
+    hold (services/push/nonces.py `guesses`); then one statement spends the message (only
+    while the device exists with this key, unexpired) and returns the device's pending
+    challenge with its action and the tenant's version. Without a fitting guess, one read
+    first counts the spent messages (docs/wire.md#push-device-keys, docs/push.md)."""
     key = keys.canonical_public_key(public_key)
     now = utcnow()
-    device_id, _, remembered = await _device_ids(db, tenant, key)
-    outstanding = nonces.outstanding(tenant, device_id, nonces.CHALLENGE, now)
-    current, previous = outstanding.ranges
-    found = await push_store.get_device_and_pending(
-        db, tenant.id, device_id, key, now, current=current, previous=previous
-    )
-    if found is None and remembered:
-        # Removed (and maybe enrolled again under a new id): look the key up afresh.
-        devices.forget(tenant.id, key)
-        return await pending_for_device(
-            db, tenant, hub, public_key=key, signature=signature, wait=wait
-        )
-    if found is None:
-        raise UnknownCredential("No push credential with this public key.")
-    device = found.device
-    devices.check_expiry(device, now)
+    device_id, user_id, remembered = await _device_ids(db, tenant, key)
     signed = next(
         (
             n
-            for n in outstanding.candidates(found.spent)
-            if keys.verify(device.public_key, signature, n.message)
+            for n in nonces.guesses(tenant, device_id, nonces.CHALLENGE, now)
+            if keys.verify(key, signature, n.message)
         ),
         None,
     )
     if signed is None:
-        raise BadSignature(
-            "The signature does not sign this device's current message; request a new one."
+        outstanding = nonces.outstanding(tenant, device_id, nonces.CHALLENGE, now)
+        current, previous = outstanding.ranges
+        found = await push_store.get_device_and_pending(
+            db, tenant.id, device_id, key, now, current=current, previous=previous
         )
-    if not await nonces.spend(db, tenant, signed):
+        if found is None and remembered:
+            # Removed (and maybe enrolled again under a new id): look the key up afresh.
+            devices.forget(tenant.id, key)
+            return await pending_for_device(
+                db, tenant, hub, public_key=key, signature=signature, wait=wait, recheck=recheck
+            )
+        if found is None:
+            raise UnknownCredential("No push credential with this public key.")
+        devices.check_expiry(found.device, now)
+        signed = next(
+            (
+                n
+                for n in outstanding.candidates(found.spent)
+                if keys.verify(key, signature, n.message)
+            ),
+            None,
+        )
+        if signed is None:
+            raise BadSignature(
+                "The signature does not sign this device's current message; request a new one."
+            )
+    spent = await push_store.spend_and_read_pending(
+        db,
+        tenant_id=tenant.id,
+        device_id=device_id,
+        user_id=user_id,
+        public_key=key,
+        digest=signed.digest,
+        expires_at=signed.expires_at,
+        now=now,
+    )
+    if spent is None:
+        # A replay, or the device is gone or expired (`find` says which, and raises).
+        device = await devices.find(db, tenant, key)
+        if device.device.id != device_id:  # enrolled again under a new id
+            return await pending_for_device(
+                db, tenant, hub, public_key=key, signature=signature, wait=wait, recheck=recheck
+            )
         raise BadSignature("This message was already used; request a new one.")
-    if found.challenge is not None or wait <= 0:
-        return Pending(device=device, challenge=found.challenge, action=found.action)
+    if recheck is not None:
+        tenant = (await recheck(spent.tenant_version))[0]
+    nonces.note_spent(
+        tenant.id, device_id, nonces.CHALLENGE, signed.expiry, nonces.serial_of(signed) + 1
+    )
+    if spent.challenge is not None or wait <= 0:
+        return Pending(device_id=device_id, challenge=spent.challenge, action=spent.action)
 
     async def look() -> tuple[PushChallengeRow, ActionRow] | None:
-        return await push_store.get_pending(db, tenant.id, device.user_id, device.id, utcnow())
+        return await push_store.get_pending(db, tenant.id, user_id, device_id, utcnow())
 
     # While it waits, the request holds no connection; its used-up message is committed first.
-    waited = await hub.wait_for(db, tenant.id, device.user_id, look, min(wait, MAX_WAIT_SECONDS))
+    waited = await hub.wait_for(db, tenant.id, user_id, look, min(wait, MAX_WAIT_SECONDS))
     if waited is None:
-        return Pending(device=device)
-    return Pending(device=device, challenge=waited[0], action=waited[1])
+        return Pending(device_id=device_id)
+    return Pending(device_id=device_id, challenge=waited[0], action=waited[1])
 
 
 async def answer(
@@ -259,6 +292,7 @@ async def answer(
     signature: str,
     approved: bool,
     verification_code: str | None,
+    recheck: Recheck | None = None,
 ) -> Answer:
     """P6: the device's one decision. Approving needs the number the requester shows; a wrong
     number fails the challenge. Of concurrent answers exactly one is taken, and only while the
@@ -284,6 +318,8 @@ async def answer(
     )
     if decided is None:
         raise await _why_not_decided(db, tenant, key, challenge_id)
+    if recheck is not None:
+        await recheck(decided.tenant_version)  # a tenant gone meanwhile is refused
     settled = decided.settled
     if settled is None:
         # The backend may have settled the action meanwhile (update_action); its word stands.

@@ -3,7 +3,9 @@ the private key by a signature (docs/wire.md#push-routes, #push-device-keys)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +27,9 @@ from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow
 
 Device = DeviceWithAuthenticator
+# Given the tenant's version a deciding statement read (None: the tenant is gone), the tenant
+# (and the caller's token claims) to decide with: the Client API's `ClientCaller.recheck`.
+Recheck = Callable[[datetime | None], Awaitable[tuple[TenantRow, Any]]]
 
 # (tenant id, canonical public key) -> (device id, user id). Neither can change for a key: a
 # removed device is simply not found by the statement that uses the id (it also matches the
@@ -138,11 +143,14 @@ async def remove(db: Db, tenant: TenantRow, public_key: str, signature: str) -> 
     return found.device.id
 
 
-async def issue_message(db: Db, tenant: TenantRow, public_key: str, purpose: str) -> str:
+async def issue_message(
+    db: Db, tenant: TenantRow, public_key: str, purpose: str, recheck: Recheck | None = None
+) -> str:
     """A one-time message for the device to sign (P4: `nonces.CHALLENGE`, P7:
     `nonces.CREDENTIAL`). Asking writes nothing and invalidates nothing: whoever asks gets the
     same message until the device's signature spends it. With the device's id known to this
-    process, one statement (the count of its spent messages, which also proves it exists)."""
+    process, one statement (the count of its spent messages, which also proves it exists, and
+    the tenant's version: `recheck` reloads a changed tenant, whose key makes the message)."""
     key = keys.canonical_public_key(public_key)
     ids = known_ids(tenant.id, key)
     now = utcnow()
@@ -150,8 +158,12 @@ async def issue_message(db: Db, tenant: TenantRow, public_key: str, purpose: str
         outstanding = nonces.outstanding(tenant, ids[0], purpose, now)
         found = await push_store.get_device_spent(db, tenant.id, ids[0], key, outstanding.ranges[0])
         if found is not None:
-            check_expiry(found[0], now)
-            return outstanding.candidates((found[1], 0))[0].message
+            if recheck is not None:
+                tenant = (await recheck(found.tenant_version))[0]
+                outstanding = nonces.outstanding(tenant, ids[0], purpose, now)
+            check_expiry(found.device, now)
+            nonces.note_spent(tenant.id, ids[0], purpose, outstanding.expiries[0], found.spent)
+            return outstanding.candidates((found.spent, 0))[0].message
         forget(tenant.id, key)
     device = await find(db, tenant, key)
     return await nonces.issue(db, tenant, device.device.id, purpose, now)
