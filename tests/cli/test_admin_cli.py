@@ -14,7 +14,8 @@ import pytest
 from passgate.cli import main
 from passgate.server.services import audit, tenants
 from passgate.server.services.push import settings as push_settings
-from passgate.server.store.database import create_engine, create_sessionmaker
+from passgate.server.store.database import create_engine
+from passgate.server.store.db import Engines
 
 
 @pytest.fixture
@@ -34,8 +35,8 @@ def audit_actions(database_url: str) -> list[tuple[str, str | None, str | None]]
     async def read() -> list[tuple[str, str | None, str | None]]:
         engine = create_engine(database_url)
         try:
-            async with create_sessionmaker(engine)() as session:
-                page = await audit.list_events(session)
+            async with Engines(engine).transaction() as db:
+                page = await audit.list_events(db)
                 return [(e.action, e.target_id, e.source) for e in reversed(page.events)]
         finally:
             await engine.dispose()
@@ -142,12 +143,12 @@ def test_cli_rotation_ends_a_console_rotations_grace_period(passgate: Any, tmp_p
     async def settings(rotate: bool) -> push_settings.PushSettings:
         engine = create_engine(url)
         try:
-            async with create_sessionmaker(engine)() as session, session.begin():
+            async with Engines(engine).transaction() as db:
                 if rotate:
                     return await push_settings.rotate_webhook_secret(
-                        session, tenant_id, grace_seconds=3600
+                        db, tenant_id, grace_seconds=3600
                     )
-                return push_settings.push_settings(await tenants.get_tenant(session, tenant_id))
+                return push_settings.push_settings(await tenants.get_tenant(db, tenant_id))
         finally:
             await engine.dispose()
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from authsignal.client import AuthsignalClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.push.settings import configure
+from passgate.server.store.db import Db
 from tests.cli.test_cli import passgate
 from tests.live_server import LiveServer, Tenant
 
@@ -119,8 +119,8 @@ def test_device_enroll_watch_status_remove(
     )
 
     # Scripted: --approve-all (number matching off for this tenant).
-    async def numbers_off(session: AsyncSession) -> None:
-        await configure(session, tenant.id, number_matching=False)
+    async def numbers_off(db: Db) -> None:
+        await configure(db, tenant.id, number_matching=False)
 
     server.run(numbers_off)
     watcher = subprocess.Popen(

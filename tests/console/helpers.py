@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import audit
 from passgate.server.services.admins import accounts
+from passgate.server.store.db import Db
 from passgate.server.store.tables import AuditEvent
 from tests.live_server import LiveServer
 
@@ -24,16 +24,16 @@ ALERT = re.compile(r'class="field-error" role="alert"[^>]*>([^<]+)<')
 def create_admin(server: LiveServer, email: str) -> str:
     """What `passgate admin create` does; returns the enrolment link's token."""
 
-    async def work(session: AsyncSession) -> str:
-        _admin, token = await accounts.create_admin(session, audit.cli_actor(), email)
+    async def work(db: Db) -> str:
+        _admin, token = await accounts.create_admin(db, audit.cli_actor(), email)
         return token
 
     return server.run(work)
 
 
 def audit_events(server: LiveServer, **filters: Any) -> list[AuditEvent]:
-    async def work(session: AsyncSession) -> list[AuditEvent]:
-        return list((await audit.list_events(session, limit=200, **filters)).events)
+    async def work(db: Db) -> list[AuditEvent]:
+        return list((await audit.list_events(db, limit=200, **filters)).events)
 
     return server.run(work)
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from authsignal.client import AuthsignalClient
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.pages.console.chart import hourly_chart
 from passgate.server.services import activity, audit
+from passgate.server.store.db import Db
 from passgate.server.store.tables import Action, PushChallenge, User, utcnow
 from tests.console.helpers import Console, enrolled_console
-from tests.live_server import LiveServer, Tenant
+from tests.live_server import LiveServer, Tenant, insert_rows
 from tests.passkeys.helpers import Ceremony
 
 
@@ -34,7 +34,7 @@ def console(server: LiveServer, tmp_path: Path) -> Iterator[Console]:
 def decided(server: LiveServer, tenant_id: str, state: str, hours_ago: float) -> None:
     """A push challenge decided `hours_ago`, as a device's answer leaves it."""
 
-    async def work(session: AsyncSession) -> None:
+    async def work(db: Db) -> None:
         when = utcnow() - timedelta(hours=hours_ago)
         action = Action(
             id=str(uuid.uuid4()),
@@ -58,19 +58,18 @@ def decided(server: LiveServer, tenant_id: str, state: str, hours_ago: float) ->
         )
         # The action's user first (actions refer to their user).
         known = select(User.user_id).where(User.tenant_id == tenant_id, User.user_id == "pushed")
-        if await session.scalar(known) is None:
-            session.add(User(tenant_id=tenant_id, user_id="pushed", handle=str(uuid.uuid4())))
-            await session.flush()
-        session.add(action)
-        await session.flush()
-        session.add(challenge)
+        if await db.scalar(known) is None:
+            await insert_rows(
+                db, [User(tenant_id=tenant_id, user_id="pushed", handle=str(uuid.uuid4()))]
+            )
+        await insert_rows(db, [action, challenge])
 
     server.run(work)
 
 
 def hourly(server: LiveServer, tenant_id: str | None) -> activity.Activity:
-    async def work(session: AsyncSession) -> activity.Activity:
-        return await activity.hourly(session, tenant_id)
+    async def work(db: Db) -> activity.Activity:
+        return await activity.hourly(db, tenant_id)
 
     return server.run(work)
 
@@ -133,13 +132,11 @@ def test_chart_geometry() -> None:
 def test_audit_log_filters_and_pages(server: LiveServer, console: Console) -> None:
     tenant_id = str(uuid.uuid4())
 
-    async def work(session: AsyncSession) -> None:
+    async def work(db: Db) -> None:
         actor = audit.Actor(type="admin", id="pager@example.com", source="198.51.100.7")
         for number in range(55):
             action = "tenant.updated" if number % 5 else "user.deleted"
-            await audit.record(
-                session, actor, action, tenant_id=tenant_id, details={"number": number}
-            )
+            await audit.record(db, actor, action, tenant_id=tenant_id, details={"number": number})
 
     server.run(work)
 

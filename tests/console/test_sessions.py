@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
+from passgate.server.store.db import Db
 from passgate.server.store.tables import AdminLink, AdminSession, utcnow
 from tests.console.helpers import Console, audit_events, create_admin, enrolled_console
 from tests.live_server import LiveServer
@@ -28,10 +28,10 @@ def console(server: LiveServer, tmp_path: Path) -> Iterator[Console]:
 def age_sessions(server: LiveServer, email: str, **changes: object) -> None:
     """Move an admin's sessions in time, as waiting would."""
 
-    async def work(session: AsyncSession) -> None:
+    async def work(db: Db) -> None:
         from passgate.server.store.tables import Admin
 
-        await session.execute(
+        await db.execute(
             update(AdminSession)
             .where(AdminSession.admin_id == Admin.id, Admin.email == email)
             .values(**changes)
@@ -63,9 +63,9 @@ def test_enrolment_link_works_once(server: LiveServer, console: Console) -> None
 
 
 def expire_links(server: LiveServer) -> None:
-    async def work(session: AsyncSession) -> None:
+    async def work(db: Db) -> None:
         past = utcnow() - timedelta(seconds=1)
-        await session.execute(update(AdminLink).values(expires_at=past))
+        await db.execute(update(AdminLink).values(expires_at=past))
 
     server.run(work)
 

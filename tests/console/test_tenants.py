@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 from authsignal.client import ApiException, AuthsignalClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import passkey_policy, tenants
 from passgate.server.services.push.settings import push_settings
+from passgate.server.store.db import Db
 from passgate.server.store.tables import Tenant as TenantRow
 from tests.console.helpers import Console, alerts, audit_events, enrolled_console
 from tests.live_server import LiveServer, Tenant
@@ -32,8 +32,8 @@ def console(server: LiveServer, tmp_path: Path) -> Iterator[Console]:
 
 
 def stored(server: LiveServer, tenant_id: str) -> TenantRow:
-    async def work(session: AsyncSession) -> TenantRow:
-        return await tenants.get_tenant(session, tenant_id)
+    async def work(db: Db) -> TenantRow:
+        return await tenants.get_tenant(db, tenant_id)
 
     return server.run(work)
 

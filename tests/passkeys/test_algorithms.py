@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import cose_algorithms, passkey_policy, tenants
+from passgate.server.store.db import Db
 from passgate.server.store.tables import PasskeyCredential
 from tests.cli.test_cli import passgate
 from tests.live_server import LiveServer, Tenant
@@ -23,10 +23,10 @@ from tests.server.test_refusals import assert_error
 NAMES = [algorithm.name for algorithm in cose_algorithms.available()]
 
 
-def stored(server: LiveServer, credential_id: str) -> PasskeyCredential:
-    async def work(session: AsyncSession) -> PasskeyCredential:
+def stored(server: LiveServer, credential_id: str) -> Any:
+    async def work(db: Db) -> Any:
         query = select(PasskeyCredential).where(PasskeyCredential.credential_id == credential_id)
-        return (await session.scalars(query)).one()
+        return (await db.execute(query)).one()
 
     return server.run(work)
 
@@ -104,13 +104,13 @@ def test_rows_without_a_recorded_algorithm_read_it_from_their_key(
     ceremony.register(rsa, "legacy")
     (credential_id,) = rsa.credential_ids()
 
-    async def forget(session: AsyncSession) -> dict[int, int]:
-        await session.execute(
+    async def forget(db: Db) -> dict[int, int]:
+        await db.execute(
             update(PasskeyCredential)
             .where(PasskeyCredential.credential_id == credential_id)
             .values(public_key_algorithm=None)
         )
-        return await passkey_policy.passkeys_by_algorithm(session, tenant.id)
+        return await passkey_policy.passkeys_by_algorithm(db, tenant.id)
 
     assert server.run(forget) == {-257: 1}
     remaining = ",".join(name for name in NAMES if name != "RS256")

@@ -26,13 +26,13 @@ from fido2 import cbor
 from fido2.cose import ES256
 from fido2.webauthn import AttestedCredentialData, AuthenticatorData
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import passkey_policy, relying_party, tenants
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.services.passkey_policy import PasskeyPolicy
 from passgate.server.services.relying_party import CeremonyRefused, b64decode_any
+from passgate.server.store.db import Db
 from passgate.server.store.tables import PasskeyCredential
 from tests.cli.test_cli import passgate
 from tests.live_server import LiveServer, Tenant
@@ -324,19 +324,19 @@ def safetynet_statement(
 
 
 def configure(server: LiveServer, tenant: Tenant, **changes: Any) -> None:
-    async def work(session: AsyncSession) -> None:
-        row = await tenants.get_tenant(session, tenant.id)
-        await passkey_policy.update_settings(session, row, changes)
+    async def work(db: Db) -> None:
+        row = await tenants.get_tenant(db, tenant.id)
+        await passkey_policy.update_settings(db, row, changes)
 
     server.run(work)
 
 
-def stored(server: LiveServer, credential_id: bytes) -> PasskeyCredential:
-    async def work(session: AsyncSession) -> PasskeyCredential:
+def stored(server: LiveServer, credential_id: bytes) -> Any:
+    async def work(db: Db) -> Any:
         query = select(PasskeyCredential).where(
             PasskeyCredential.credential_id == b64url(credential_id)
         )
-        return (await session.scalars(query)).one()
+        return (await db.execute(query)).one()
 
     return server.run(work)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from authsignal.client import AuthsignalClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import passkey_policy, tenants
+from passgate.server.store.db import Db
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, add_virtual_authenticator, require_chromium
 from tests.live_server import LiveServer
 
@@ -66,9 +66,9 @@ def test_sign_up_and_sign_in_in_chromium(
     origin = f"http://localhost:{server.port}"  # http://localhost is a secure context
     tenant = server.create_tenant(name="web", rp_id="localhost", origins=[origin])
 
-    async def require_user_verification(session: AsyncSession) -> None:
-        row = await tenants.get_tenant(session, tenant.id)
-        await passkey_policy.update_settings(session, row, {"userVerification": "required"})
+    async def require_user_verification(db: Db) -> None:
+        row = await tenants.get_tenant(db, tenant.id)
+        await passkey_policy.update_settings(db, row, {"userVerification": "required"})
 
     server.run(require_user_verification)
     authsignal = AuthsignalClient(api_secret_key=tenant.secret_key, api_url=server.api_url)

@@ -8,11 +8,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import passkey_policy, relying_party, tenants
 from passgate.server.services.enums import ActionOutcome
+from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, basic, bearer
 from tests.server.test_refusals import assert_error
@@ -23,9 +22,9 @@ APK_ORIGIN = "android:apk-key-hash:NztP-sfNqy2_XIe4erm4qR-w4eRJ2Dl6JduFbPCYHik"
 
 
 def set_passkeys(server: LiveServer, tenant: Tenant, **changes: object) -> None:
-    async def work(session: AsyncSession) -> None:
-        row = await tenants.get_tenant(session, tenant.id)
-        await passkey_policy.update_settings(session, row, changes)
+    async def work(db: Db) -> None:
+        row = await tenants.get_tenant(db, tenant.id)
+        await passkey_policy.update_settings(db, row, changes)
 
     server.run(work)
 
@@ -139,10 +138,8 @@ def test_a_blocked_action_stays_blocked(
     device = SoftwareAuthenticator(tmp_path / "blocked.bin")
     ceremony.register(device, "blocked-user")
 
-    async def block(session: AsyncSession) -> None:
-        await tenants.set_action_outcome(
-            session, tenant.id, "signInWithPasskey", ActionOutcome.BLOCK
-        )
+    async def block(db: Db) -> None:
+        await tenants.set_action_outcome(db, tenant.id, "signInWithPasskey", ActionOutcome.BLOCK)
 
     server.run(block)
     challenge_id, assertion = ceremony.assertion(device)

@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services.push.settings import PushSettings
+from passgate.server.store.db import Db
 from passgate.server.store.push import REFUSED
 from passgate.server.store.tables import PushChallenge
 from tests.live_server import LiveServer, Tenant
@@ -146,11 +146,11 @@ def test_concurrent_tracks_start_exactly_the_push_limit(server: LiveServer, tena
     started = [r for r in responses if r.json().get("challengeId")]
     assert len(started) == limit, f"{len(started)} push challenges started, limit {limit}"
 
-    async def stored(session: AsyncSession) -> int:
+    async def stored(db: Db) -> int:
         count = select(func.count()).where(
             PushChallenge.tenant_id == tenant.id, PushChallenge.state != REFUSED
         )
-        return int(await session.scalar(count) or 0)
+        return int(await db.scalar(count) or 0)
 
     assert server.run(stored) == limit
 

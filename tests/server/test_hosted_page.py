@@ -14,7 +14,6 @@ from authsignal.client import ApiException, AuthsignalClient
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.pages.translations import (
     ENGLISH,
@@ -33,6 +32,7 @@ from passgate.server.services import (
 )
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import InvalidRequest
+from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
 
 APP = "http://localhost:3000"
@@ -92,8 +92,8 @@ def test_forged_and_other_tenants_tokens_are_refused(
     forged = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
     other = server.create_tenant(name="Other shop")
 
-    async def signing_key(session: AsyncSession) -> tuple[str, str]:
-        tenant = await tenants.get_tenant(session, other.id)
+    async def signing_key(db: Db) -> tuple[str, str]:
+        tenant = await tenants.get_tenant(db, other.id)
         pem = secrets_box.open_sealed(
             tenant.signing_private_key, tenant_id=tenant.id, field=secrets_box.SIGNING_KEY
         )
@@ -125,8 +125,8 @@ def test_used_blocked_and_settled_actions_are_refused(
     refused = page(server, tracked["token"])
     assert refused.status_code == 410 and "This link has already been used." in refused.text
 
-    async def allow(session: AsyncSession) -> None:
-        await tenants.set_action_outcome(session, shop.id, "addPasskey", ActionOutcome.ALLOW)
+    async def allow(db: Db) -> None:
+        await tenants.set_action_outcome(db, shop.id, "addPasskey", ActionOutcome.ALLOW)
 
     server.run(allow)
     # An allowed action still takes a passkey when the token may add one; else nothing to do.
@@ -160,8 +160,8 @@ def test_no_passkeys_when_the_rp_id_does_not_fit_passgates_origin(server: LiveSe
 def test_security_headers_branding_and_language(
     server: LiveServer, shop: Tenant, backend: AuthsignalClient
 ) -> None:
-    async def brand(session: AsyncSession) -> None:
-        await branding.set_accent_color(session, shop.id, "#7A2E8F")
+    async def brand(db: Db) -> None:
+        await branding.set_accent_color(db, shop.id, "#7A2E8F")
 
     server.run(brand)
     tracked = backend.track("rd-eve", "signIn", {"locale": "fr-CA"})
@@ -250,8 +250,8 @@ def _tenant_with(settings: dict[str, Any]) -> Any:
 
 def test_setting_and_clearing_the_accent_colour(server: LiveServer, shop: Tenant) -> None:
     def set_accent(color: str | None) -> str | None:
-        async def work(session: AsyncSession) -> str | None:
-            accent = branding.accent(await branding.set_accent_color(session, shop.id, color))
+        async def work(db: Db) -> str | None:
+            accent = branding.accent(await branding.set_accent_color(db, shop.id, color))
             return accent.color if accent else None
 
         return server.run(work)

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server import json_values
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.services.push.settings import configure, push_settings
 from passgate.server.services.tenants import get_tenant
+from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import basic
 from tests.server.test_refusals import assert_error
@@ -264,16 +264,16 @@ class TestTenantSettings:
     ) -> None:
         account = {"project_id": "demo", "private_key": "x", "client_email": "e", "x": poison}
 
-        async def configure_fcm(session: AsyncSession) -> None:
-            await configure(session, tenant.id, fcm=account)
+        async def configure_fcm(db: Db) -> None:
+            await configure(db, tenant.id, fcm=account)
 
         with pytest.raises(InvalidRequest, match="push settings"):
             server.run(configure_fcm)
         # The tenant still works, and has no FCM settings.
         assert http.post("/users/settings/actions/signIn", json={}).status_code == 200
 
-        async def fcm(session: AsyncSession) -> object:
-            return push_settings(await get_tenant(session, tenant.id)).fcm
+        async def fcm(db: Db) -> object:
+            return push_settings(await get_tenant(db, tenant.id)).fcm
 
         assert server.run(fcm) is None
 

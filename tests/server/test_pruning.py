@@ -7,13 +7,14 @@ import json
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.cli import main
 from passgate.server.services import audit
+from passgate.server.store.db import Db
 from passgate.server.store.tables import (
     Action,
     Admin,
@@ -29,7 +30,7 @@ from passgate.server.store.tables import (
     User,
     utcnow,
 )
-from tests.live_server import LiveServer, Tenant
+from tests.live_server import LiveServer, Tenant, insert_rows
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
@@ -132,12 +133,17 @@ class Rows:
         ]
         self.server = server
 
-        async def add(session: AsyncSession) -> None:
+        async def add(db: Db) -> None:
             # The actions' user first (actions refer to their user).
-            session.add(User(tenant_id=tenant.id, user_id="pruned-user", handle=new_id()))
-            session.add(admin)
-            await session.flush()
-            session.add_all([*self.dead, *self.live])
+            await insert_rows(
+                db,
+                [
+                    User(tenant_id=tenant.id, user_id="pruned-user", handle=new_id()),
+                    admin,
+                    *self.dead,
+                    *self.live,
+                ],
+            )
 
         server.run(add)
 
@@ -148,12 +154,12 @@ class Rows:
 def present(server: LiveServer, rows: list[Base]) -> list[bool]:
     """Whether each row is still in the database."""
 
-    async def look(session: AsyncSession) -> list[bool]:
+    async def look(db: Db) -> list[bool]:
         found = []
         for row in rows:
             key = type(row).__mapper__.primary_key[0]
             query = select(key).where(key == getattr(row, key.name))
-            found.append((await session.scalar(query)) is not None)
+            found.append((await db.scalar(query)) is not None)
         return found
 
     return server.run(look)
@@ -181,9 +187,9 @@ def test_passgate_db_prune_deletes_dead_rows_and_keeps_live_ones(
     assert all(counts[kind] >= 1 for kind in ("passkeyChallenges", "clientActions", "actions"))
     assert counts["adminSessions"] >= 2
 
-    async def last_run(session: AsyncSession) -> AuditEvent | None:
+    async def last_run(db: Db) -> Any:
         query = select(AuditEvent).where(AuditEvent.action == audit.PRUNED)
-        return await session.scalar(query.order_by(AuditEvent.occurred_at.desc()).limit(1))
+        return (await db.execute(query.order_by(AuditEvent.occurred_at.desc()).limit(1))).first()
 
     event = server.run(last_run)
     assert event is not None and event.actor_type == "system"
@@ -199,10 +205,10 @@ def test_action_retention_is_configurable(
     now = utcnow()
     old = action(tenant, "CHALLENGE_FAILED", now - 40 * DAY)
 
-    async def add(session: AsyncSession) -> None:
-        session.add(User(tenant_id=tenant.id, user_id="pruned-user", handle=new_id()))
-        await session.flush()
-        session.add(old)
+    async def add(db: Db) -> None:
+        await insert_rows(
+            db, [User(tenant_id=tenant.id, user_id="pruned-user", handle=new_id()), old]
+        )
 
     server.run(add)
     prune(database_url, capsys, PASSGATE_ACTION_RETENTION_DAYS="0")  # kept for ever

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import audit
+from passgate.server.store.db import Db
 from passgate.server.store.tables import AuditEvent, RateLimitWindow
 from tests.live_server import LiveServer, Tenant
 
@@ -64,12 +65,14 @@ def call(api: httpx.Client, path: str) -> httpx.Response:
     return api.post(path, json={})
 
 
-def events(server: LiveServer, tenant: Tenant) -> list[AuditEvent]:
-    async def work(session: AsyncSession) -> list[AuditEvent]:
+def events(server: LiveServer, tenant: Tenant) -> list[Any]:
+    """The tenant's rate-limit events (rows of `audit_events`)."""
+
+    async def work(db: Db) -> list[Any]:
         query = select(AuditEvent).where(
             AuditEvent.tenant_id == tenant.id, AuditEvent.action == audit.RATE_LIMITED
         )
-        return list((await session.scalars(query)).all())
+        return list((await db.execute(query)).all())
 
     return server.run(work)
 
@@ -134,11 +137,11 @@ def test_unknown_tenants_are_refused_and_not_counted(limited: LiveServer) -> Non
         statuses = {call(api, C1).status_code for _ in range(PER_IP + 1)}
     assert statuses == {401}
 
-    async def buckets(session: AsyncSession) -> list[str]:
+    async def buckets(db: Db) -> list[str]:
         query = select(RateLimitWindow.bucket).where(
             RateLimitWindow.bucket.contains("no-such-tenant")
         )
-        return list((await session.scalars(query)).all())
+        return list((await db.execute(query)).scalars().all())
 
     assert limited.run(buckets) == []
 

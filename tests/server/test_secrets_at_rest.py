@@ -21,16 +21,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.app import create_app
 from passgate.server.services import secrets_box, tenants, tokens
 from passgate.server.services.push import settings as push
 from passgate.server.settings import Settings
-from passgate.server.store.database import create_engine, create_sessionmaker, sqlite_path
+from passgate.server.store.database import create_engine, sqlite_path
+from passgate.server.store.db import Db, Engines
 from passgate.server.store.migrate import upgrade
 from passgate.server.store.tables import Tenant as TenantRow
-from tests.live_server import LiveServer, Tenant
+from tests.live_server import LiveServer, Tenant, insert_rows
 from tests.raw_database import fresh_database_url, raw_text
 
 __all__ = ["fresh_database_url"]
@@ -70,16 +70,16 @@ def configure_every_secret(server: LiveServer, tenant_id: str) -> dict[str, str]
     an FCM service account; returns each secret as the server reads it back."""
     apns = {"teamId": "TEAM123456", "keyId": "KEY1234567", "bundleId": "app.example"}
 
-    async def work(session: AsyncSession) -> dict[str, str]:
+    async def work(db: Db) -> dict[str, str]:
         await push.configure(
-            session,
+            db,
             tenant_id,
             webhook_url="https://hooks.example/push",
             apns={**apns, "privateKey": apns_key(), "sandbox": True},
             fcm=service_account(),
         )
-        rotated = await push.rotate_webhook_secret(session, tenant_id, grace_seconds=3600)
-        tenant = await tenants.get_tenant(session, tenant_id)
+        rotated = await push.rotate_webhook_secret(db, tenant_id, grace_seconds=3600)
+        tenant = await tenants.get_tenant(db, tenant_id)
         assert rotated.apns and rotated.fcm and rotated.previous_webhook_secret
         return {
             "webhook secret": rotated.webhook_secret or "",
@@ -99,8 +99,8 @@ def configure_every_secret(server: LiveServer, tenant_id: str) -> dict[str, str]
 
 
 def stored(server: LiveServer, tenant_id: str) -> tuple[str, dict[str, Any]]:
-    async def work(session: AsyncSession) -> tuple[str, dict[str, Any]]:
-        tenant = await tenants.get_tenant(session, tenant_id)
+    async def work(db: Db) -> tuple[str, dict[str, Any]]:
+        tenant = await tenants.get_tenant(db, tenant_id)
         return tenant.signing_private_key, dict(tenant.settings.get("push") or {})
 
     return server.run(work)
@@ -156,8 +156,8 @@ def test_a_sealed_secret_opens_only_for_its_tenant_and_field(
 
     # Someone with write access to the database gives the other tenant this tenant's key.
     def set_signing_key(value: str, key_id: str) -> None:
-        async def work(session: AsyncSession) -> None:
-            await session.execute(
+        async def work(db: Db) -> None:
+            await db.execute(
                 update(TenantRow)
                 .where(TenantRow.id == other_tenant.id)
                 .values(signing_private_key=value, signing_key_id=key_id)
@@ -285,8 +285,8 @@ async def _seed_plaintext_tenant(database_url: str, secret_key: str) -> dict[str
     )
     engine = create_engine(database_url)
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            session.add(tenant)
+        async with Engines(engine).transaction() as db:
+            await insert_rows(db, [tenant])
     finally:
         await engine.dispose()
     return {
@@ -309,7 +309,7 @@ def test_plaintext_secrets_of_an_existing_database_are_sealed_at_start(
         first = stored(live, old["tenantId"])
         jwks = httpx.get(f"{live.api_url}/client/public/{old['tenantId']}/.well-known/jwks")
         settings = live.run(
-            lambda session: _push_settings(session, old["tenantId"]),
+            lambda db: _push_settings(db, old["tenantId"]),
         )
     finally:
         live.stop()
@@ -333,16 +333,16 @@ def test_plaintext_secrets_of_an_existing_database_are_sealed_at_start(
     assert stored_directly(fresh_database_url, old["tenantId"]) == first
 
 
-async def _push_settings(session: AsyncSession, tenant_id: str) -> push.PushSettings:
-    return push.push_settings(await tenants.get_tenant(session, tenant_id))
+async def _push_settings(db: Db, tenant_id: str) -> push.PushSettings:
+    return push.push_settings(await tenants.get_tenant(db, tenant_id))
 
 
 def stored_directly(database_url: str, tenant_id: str) -> tuple[str, dict[str, Any]]:
     async def read() -> tuple[str, dict[str, Any]]:
         engine = create_engine(database_url)
         try:
-            async with create_sessionmaker(engine)() as session:
-                tenant = await tenants.get_tenant(session, tenant_id)
+            async with Engines(engine).transaction() as db:
+                tenant = await tenants.get_tenant(db, tenant_id)
                 return tenant.signing_private_key, dict(tenant.settings.get("push") or {})
         finally:
             await engine.dispose()

@@ -3,19 +3,20 @@ in the caller's transaction or in one of its own."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate.server.services import audit
+from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
 
 
 def test_security_events_are_audited_with_actor_system(server: LiveServer, tenant: Tenant) -> None:
-    async def in_the_request(session: AsyncSession) -> None:
+    async def in_the_request(db: Db) -> None:
         details = {"credentialId": "abc", "stored": 7, "presented": 3}
-        await audit.security_event(session, tenant.id, audit.SIGN_COUNT_REGRESSED, details)
+        await audit.security_event(db, tenant.id, audit.SIGN_COUNT_REGRESSED, details)
 
-    async def on_its_own(session: AsyncSession) -> None:
-        engine = session.bind
+    async def on_its_own(db: Db) -> None:
+        engine = server.app.state.engines.write
         assert isinstance(engine, AsyncEngine)
         await audit.security_event(
             engine, tenant.id, audit.ORIGIN_REFUSED, {"origin": "https://evil.example"}
@@ -24,8 +25,8 @@ def test_security_events_are_audited_with_actor_system(server: LiveServer, tenan
     server.run(in_the_request)
     server.run(on_its_own)
 
-    async def listed(session: AsyncSession) -> list[tuple[str, str, str | None]]:
-        page = await audit.list_events(session, tenant_id=tenant.id, action_prefix="security.")
+    async def listed(db: Db) -> list[tuple[str, str, str | None]]:
+        page = await audit.list_events(db, tenant_id=tenant.id, action_prefix="security.")
         return [(event.action, event.actor_type, event.actor_id) for event in page.events]
 
     assert server.run(listed) == [

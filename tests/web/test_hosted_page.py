@@ -14,11 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from authsignal.client import AuthsignalClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate import AuthsignalSync
 from passgate.authenticators import DeviceKeyStore
 from passgate.server.services import branding
+from passgate.server.store.db import Db
 from tests.browser import require_chromium
 from tests.live_server import LiveServer, Tenant
 from tests.web.conftest import AppSite, BrowserTab, open_app
@@ -34,8 +34,8 @@ POPUP_FRAME = "#__authsignal-popup-iframe"
 def branded(web_server: LiveServer, web_tenant: Tenant) -> Tenant:
     """The web tenant with an accent colour, as its operator would set it."""
 
-    async def work(session: AsyncSession) -> None:
-        await branding.set_accent_color(session, web_tenant.id, "#7a2e8f")
+    async def work(db: Db) -> None:
+        await branding.set_accent_color(db, web_tenant.id, "#7a2e8f")
 
     web_server.run(work)
     return web_tenant
