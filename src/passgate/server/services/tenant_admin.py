@@ -156,7 +156,7 @@ async def change_passkeys(
     db = await as_db(db)
     tenant = await tenants.get_tenant(db, tenant_id)
     before = passkey_policy.read_settings(tenant).model_dump(by_alias=True)
-    updated = await passkey_policy.update_settings(await db.session(), tenant, changes)
+    updated = await passkey_policy.update_settings(db, tenant, changes)
     changed = audit.changes(before, updated.model_dump(by_alias=True))
     if changed:
         await _record(db, actor, "tenant.passkeys.changed", tenant_id, changed)
@@ -279,7 +279,7 @@ async def configure_push(
     """Push settings (see `push.settings.configure`)."""
     db = await as_db(db)
     before = _public_push(push.push_settings(await tenants.get_tenant(db, tenant_id)))
-    updated = await push.configure(await db.session(), tenant_id, clear=clear, **changes)
+    updated = await push.configure(db, tenant_id, clear=clear, **changes)
     changed = audit.changes(before, _public_push(updated))
     if changed:
         await _record(db, actor, "tenant.push.changed", tenant_id, changed)
@@ -303,6 +303,6 @@ async def rotate_webhook_secret(
     """A new webhook secret; webhooks are signed with both for `grace`."""
     db = await as_db(db)
     seconds = int(grace.total_seconds())
-    updated = await push.rotate_webhook_secret(await db.session(), tenant_id, grace_seconds=seconds)
+    updated = await push.rotate_webhook_secret(db, tenant_id, grace_seconds=seconds)
     await _record(db, actor, "tenant.webhook_secret.rotated", tenant_id, {"graceSeconds": seconds})
     return updated
