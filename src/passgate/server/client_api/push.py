@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from passgate.server.client_api.auth import AnyCaller, TokenCaller
+from passgate.server.client_api.auth import AnyCaller, CachedAnyCaller, TokenCaller
 from passgate.server.client_api.push_schemas import (
     AddCredentialRequest,
     ChallengeResponse,
@@ -74,9 +74,11 @@ async def remove_credential(
 
 @router.post("/challenge/sign")
 async def challenge_message(
-    public_key: PublicKeyQuery, caller: AnyCaller, db: Database
+    public_key: PublicKeyQuery, caller: CachedAnyCaller, db: Database
 ) -> MessageResponse:
-    message = await devices.issue_message(db, caller.tenant, public_key, nonces.CHALLENGE)
+    message = await devices.issue_message(
+        db, caller.tenant, public_key, nonces.CHALLENGE, recheck=caller.recheck(db)
+    )
     return MessageResponse(message=message)
 
 
@@ -84,14 +86,20 @@ async def challenge_message(
 @writes  # uses up the device's signed message, then waits without a connection (PushHub)
 async def get_challenge(
     public_key: PublicKeyQuery,
-    caller: AnyCaller,
+    caller: CachedAnyCaller,
     db: Database,
     hub: Hub,
     signature: Annotated[str | None, Header(alias="X-Authsignal-Signature", max_length=200)] = None,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> ChallengeResponse:
     pending = await challenges.pending_for_device(
-        db, caller.tenant, hub, public_key=public_key, signature=signature, wait=wait
+        db,
+        caller.tenant,
+        hub,
+        public_key=public_key,
+        signature=signature,
+        wait=wait,
+        recheck=caller.recheck(db),
     )
     challenge, action = pending.challenge, pending.action
     if challenge is None or action is None:
@@ -113,7 +121,7 @@ async def get_challenge(
 
 @router.post("/challenge", response_model_exclude_none=True)
 async def update_challenge(
-    body: UpdateChallengeRequest, caller: AnyCaller, db: Database
+    body: UpdateChallengeRequest, caller: CachedAnyCaller, db: Database
 ) -> UpdateChallengeResponse:
     answer = await challenges.answer(
         db,
@@ -123,6 +131,7 @@ async def update_challenge(
         signature=body.signature,
         approved=body.approved,
         verification_code=body.verification_code,
+        recheck=caller.recheck(db),
     )
     return UpdateChallengeResponse(
         is_verified=answer.is_verified, failure_reason=answer.failure_reason

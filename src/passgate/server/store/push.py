@@ -962,3 +962,12 @@ async def spend_and_read_pending(
         return None
     challenge, action = _challenge_and_action(row)
     return SpentAndPending(tenant_version=row["tenant_version"], challenge=challenge, action=action)
+
+
+_TENANT_VERSION = select(tenant_version(bindparam("tenant_id")))
+
+
+async def get_tenant_version(db: Db, tenant_id: str) -> datetime | None:
+    """The tenant's `updated_at` now (None when it is gone)."""
+    version: datetime | None = await db.scalar(_TENANT_VERSION, {"tenant_id": tenant_id})
+    return version

@@ -166,6 +166,8 @@ async def issue_message(
             return outstanding.candidates((found.spent, 0))[0].message
         forget(tenant.id, key)
     device = await find(db, tenant, key)
+    if recheck is not None:  # not known to this process yet: one more read, for the version
+        tenant = (await recheck(await push_store.get_tenant_version(db, tenant.id)))[0]
     return await nonces.issue(db, tenant, device.device.id, purpose, now)
 
 
