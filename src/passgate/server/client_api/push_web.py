@@ -16,6 +16,7 @@ from passgate.server.client_api.push_schemas import (
 from passgate.server.database import Database
 from passgate.server.errors import error_response
 from passgate.server.push import Hub
+from passgate.server.services import actions
 from passgate.server.services.push import challenges
 from passgate.server.services.push.errors import TooManyRequests
 
@@ -52,8 +53,11 @@ async def start_challenge(
 async def verify(body: VerifyRequest, caller: TokenCaller, db: Database) -> VerifyResponse:
     assert caller.claims is not None
     status = await challenges.status(db, caller.tenant, caller.claims, body.challenge_id)
+    token = (
+        None
+        if status.action is None
+        else actions.action_token(caller.tenant, status.action, caller.claims.username)
+    )
     return VerifyResponse(
-        is_verified=status.is_verified,
-        is_consumed=status.is_consumed,
-        access_token=status.access_token,
+        is_verified=status.is_verified, is_consumed=status.is_consumed, access_token=token
     )

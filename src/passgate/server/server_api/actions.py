@@ -58,8 +58,8 @@ async def track(
         custom=given.custom,
         locale=given.locale,
     )
-    tracked = await actions.track(db, key, user_id, action_code, track_request, push_hub=hub)
-    challenge = tracked.push_challenge
+    tracked = await actions.track(db, key, user_id, action_code, track_request)
+    challenge = await push_challenges.start_on_track(db, tracked, hub)
     return TrackResponse(
         idempotency_key=tracked.action.idempotency_key,
         state=ActionState(tracked.action.state),

@@ -17,16 +17,12 @@ from passgate.server.services.errors import (
     NotFound,
     Unauthorized,
 )
-from passgate.server.services.push import challenges as push_challenges
-from passgate.server.services.push.hub import PushHub
-from passgate.server.services.push.settings import push_settings
 from passgate.server.store import actions as action_store
 from passgate.server.store import users as user_store
 from passgate.server.store.actions import ActionRow
 
 __all__ = ["ActionRow", "TrackRequest", "Tracked", "Validation"]
 from passgate.server.store.db import POSTGRESQL, Db
-from passgate.server.store.push import PushChallengeRow
 from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow
 
@@ -62,8 +58,10 @@ class Tracked:
     action: ActionRow
     token: str
     enrollment: users.Enrollment
-    # Started when the action needs a challenge and the user has a push device.
-    push_challenge: PushChallengeRow | None = None
+    # The tenant as this request decided with, and whether the action is new (so it has no
+    # push challenge yet): what the route's push start (services/push/challenges.py) needs.
+    tenant: TenantRow
+    new_action: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,8 +77,6 @@ async def track(
     user_id: str,
     action_code: str,
     request: TrackRequest,
-    *,
-    push_hub: PushHub | None = None,
 ) -> Tracked:
     """Record an action and decide its starting state from the tenant's rules.
 
@@ -89,14 +85,13 @@ async def track(
     A key that a client's action holds (one a passkey sign-in recorded without a backend's
     token, `origin="client"`) is refused with 409: track never inherits an outcome it did not
     ask for, so a client cannot pre-approve an action its backend will track later.
-    An action that needs a challenge asks the user's push devices (tenant setting
-    `challenge_on_track`); over the push-bombing limit the action is still tracked, unpushed.
+    Starting a push challenge for it is the caller's next step (services/push/challenges.py
+    `start_on_track`, with what this returns).
     A `redirectUrl` must be on one of the tenant's origins (the hosted page sends the user
     there with a token), else nothing is recorded and `InvalidRequest` names it.
 
     Two statements: the user's upsert (which checks the secret key and returns the tenant's
-    version and the user's enrolled methods) and the action's insert; a third starts a push
-    challenge when the user has a push device."""
+    version and the user's enrolled methods) and the action's insert."""
     tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
     if request.redirect_url is not None:
         redirects.check_redirect_url(tenant.origins, request.redirect_url)
@@ -145,24 +140,14 @@ async def track(
         )
     token = action_token(tenant, action, tracked_user.user.username)
     enrolled = tracked_user.enrolled_methods
-    push_challenge = None
-    if (
-        push_hub is not None
-        and VerificationMethod.PUSH.value in enrolled
-        and action.state == ActionState.CHALLENGE_REQUIRED
-        and push_settings(tenant).challenge_on_track
-    ):
-        started = await push_challenges.start(
-            db, tenant, action, push_hub, new_action=inserted, user_locked=True
-        )
-        push_challenge = started.challenge
     return Tracked(
         action=action,
         token=token,
         enrollment=users.Enrollment(
             enrolled_methods=enrolled, allowed_methods=users.allowed_methods(tenant)
         ),
-        push_challenge=push_challenge,
+        tenant=tenant,
+        new_action=inserted,
     )
 
 

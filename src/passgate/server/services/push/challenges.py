@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from passgate.server.services import actions
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
 from passgate.server.services.push import devices, keys, nonces
@@ -75,7 +75,9 @@ class Answer:
 class Status:
     is_verified: bool
     is_consumed: bool
-    access_token: str | None = None
+    # Once approved, the action whose token the page gets (services/actions.py
+    # `action_token`, which the route calls: this module does not import actions).
+    action: ActionRow | None = None
 
 
 def _new_code(digits: int) -> str:
@@ -146,6 +148,40 @@ async def start(
         planned = hub.deliverer.plan(tenant.id, settings, challenge, action, targets)
     hub.after_commit(db, tenant.id, action.user_id, planned)
     return Started(challenge=challenge)
+
+
+class TrackedAction(Protocol):
+    """What track hands over (services/actions.py `Tracked`)."""
+
+    @property
+    def action(self) -> ActionRow: ...
+    @property
+    def tenant(self) -> TenantRow: ...
+    @property
+    def new_action(self) -> bool: ...
+    @property
+    def enrollment(self) -> Enrolled: ...
+
+
+class Enrolled(Protocol):
+    @property
+    def enrolled_methods(self) -> Sequence[str]: ...
+
+
+async def start_on_track(db: Db, tracked: TrackedAction, hub: PushHub) -> PushChallengeRow | None:
+    """Track's push challenge: when the action needs a challenge, the user has a push device
+    (track's upsert read the user's enrolled methods) and the tenant asks on track. One
+    statement: track's upsert already wrote (so holds) the user's row, and a new action has
+    no open challenge to reuse. Over the push-bombing limit the action stays unpushed."""
+    tenant, action = tracked.tenant, tracked.action
+    if (
+        VerificationMethod.PUSH.value not in tracked.enrollment.enrolled_methods
+        or action.state != ActionState.CHALLENGE_REQUIRED
+        or not push_settings(tenant).challenge_on_track
+    ):
+        return None
+    started = await start(db, tenant, action, hub, new_action=tracked.new_action, user_locked=True)
+    return started.challenge
 
 
 def _action_row(action: Any) -> ActionRow:
@@ -371,8 +407,7 @@ async def status(db: Db, tenant: TenantRow, claims: TokenClaims, challenge_id: s
     challenge, action = found
     verified = challenge.state == ChallengeState.APPROVED
     consumed = challenge.state != ChallengeState.PENDING or challenge.expires_at <= utcnow()
-    token = actions.action_token(tenant, action, claims.username) if verified else None
-    return Status(is_verified=verified, is_consumed=consumed, access_token=token)
+    return Status(is_verified=verified, is_consumed=consumed, action=action if verified else None)
 
 
 async def verification_code(db: Db | AsyncSession, action: ActionRow) -> str | None:
