@@ -76,3 +76,42 @@ def test_a_changed_action_outcome_applies_at_once_in_every_process(
     after = track(other_process, tenant.secret_key, "omar", "viewBalance")
     assert after.status_code == 200, after.text
     assert after.json()["state"] == "ALLOW"
+
+
+def test_a_user_deleted_through_one_process_is_tracked_anew_through_the_other(
+    server: LiveServer, other_process: LiveServer, tenant: Tenant
+) -> None:
+    """The other process remembers the user (it tracked them) and tries the action's insert
+    alone; the statement finds the user gone, and track makes them again."""
+    assert track(other_process, tenant.secret_key, "uma", "signIn").status_code == 200
+    deleted = httpx.delete(f"{server.api_url}/users/uma", auth=(tenant.secret_key, ""), timeout=10)
+    assert deleted.status_code == 200, deleted.text
+    again = track(other_process, tenant.secret_key, "uma", "signIn")
+    assert again.status_code == 200, again.text
+    user = httpx.get(f"{server.api_url}/users/uma", auth=(tenant.secret_key, ""), timeout=10)
+    assert user.status_code == 200, user.text
+
+
+def test_a_retried_track_of_a_known_user_returns_the_same_action(
+    server: LiveServer, tenant: Tenant
+) -> None:
+    assert track(server, tenant.secret_key, "vic", "signIn").status_code == 200
+    body = {"idempotencyKey": "retry-1", "email": None}
+    first = httpx.post(
+        f"{server.api_url}/users/vic/actions/signIn", json=body, auth=(tenant.secret_key, "")
+    )
+    second = httpx.post(
+        f"{server.api_url}/users/vic/actions/signIn", json=body, auth=(tenant.secret_key, "")
+    )
+    assert first.status_code == second.status_code == 200, (first.text, second.text)
+    assert first.json()["idempotencyKey"] == second.json()["idempotencyKey"] == "retry-1"
+    assert first.json()["state"] == second.json()["state"]
+    # A known user's attributes still reach the user (that track takes the upsert's way).
+    named = httpx.post(
+        f"{server.api_url}/users/vic/actions/signIn",
+        json={"email": "vic@example.com"},
+        auth=(tenant.secret_key, ""),
+    )
+    assert named.status_code == 200, named.text
+    user = httpx.get(f"{server.api_url}/users/vic", auth=(tenant.secret_key, ""))
+    assert user.json()["email"] == "vic@example.com"

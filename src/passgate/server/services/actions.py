@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -91,14 +92,19 @@ async def track(
     there with a token), else nothing is recorded and `InvalidRequest` names it.
 
     Two statements: the user's upsert (which checks the secret key and returns the tenant's
-    version and the user's enrolled methods) and the action's insert."""
+    version and the user's enrolled methods) and the action's insert; one on PostgreSQL (both
+    in one), and one on SQLite for a user this process has tracked before when the request
+    changes nothing about the user (`_track_known_user`)."""
     tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
     if request.redirect_url is not None:
         redirects.check_redirect_url(tenant.origins, request.redirect_url)
+    tracked_user: user_store.TrackedUser | action_store.TrackedAction
     if db.dialect == POSTGRESQL:
         tracked_user, action, inserted = await _track_in_one(
             db, key, tenant, user_id, action_code, request
         )
+    elif known := await _track_known_user(db, key, tenant, user_id, action_code, request):
+        tracked_user, action, inserted = known, known.action, True
     else:
         found = await user_store.track_user(
             db,
@@ -138,7 +144,8 @@ async def track(
             f"The idempotency key {action.idempotency_key!r} belongs to an action a client "
             f"recorded for {action_code!r} without your token; track with another key."
         )
-    token = action_token(tenant, action, tracked_user.user.username)
+    _remember_user(tenant.id, user_id)
+    token = action_token(tenant, action, tracked_user.username)
     enrolled = tracked_user.enrolled_methods
     return Tracked(
         action=action,
@@ -149,6 +156,44 @@ async def track(
         tenant=tenant,
         new_action=inserted,
     )
+
+
+# Users this process has tracked (or seen tracked), a hint and no more: for one of them
+# track tries the action's insert alone (`action_store.track_for_user`, which checks the
+# secret key and that the user is still there in the same statement) before the user's
+# upsert. Bounded; the oldest are forgotten first.
+_KNOWN_USERS: OrderedDict[tuple[str, str], None] = OrderedDict()
+KNOWN_USERS_MAX = 10_000
+
+
+def _remember_user(tenant_id: str, user_id: str) -> None:
+    _KNOWN_USERS[(tenant_id, user_id)] = None
+    _KNOWN_USERS.move_to_end((tenant_id, user_id))
+    while len(_KNOWN_USERS) > KNOWN_USERS_MAX:
+        _KNOWN_USERS.popitem(last=False)
+
+
+async def _track_known_user(
+    db: Db,
+    key: tenants.SecretKey,
+    tenant: TenantRow,
+    user_id: str,
+    action_code: str,
+    request: TrackRequest,
+) -> action_store.TrackedAction | None:
+    """SQLite, where the user's upsert and the action's insert cannot share a statement
+    (no writes in a WITH): a track that changes nothing about a user this process has seen
+    is one statement, the action's insert. The upsert would have written nothing (its
+    attributes are all absent), so skipping it changes nothing. None (nothing written) when
+    the user is new to this process, the request sets user attributes, or the statement
+    inserted nothing (a wrong key, a deleted user, a retried idempotency key): the caller
+    then takes the upsert's way, which tells these apart."""
+    if (tenant.id, user_id) not in _KNOWN_USERS or any(
+        value is not None for value in (request.email, request.phone_number, request.username)
+    ):
+        return None
+    values = _action_values(tenant, user_id, action_code, request)
+    return await action_store.track_for_user(db, values, key_hash=key.key_hash, now=utcnow())
 
 
 async def _reread(db: Db, tenant: TenantRow, request: TrackRequest) -> TenantRow:
@@ -421,7 +466,7 @@ async def complete_challenge(
             if action.state not in VALID_STATES:
                 raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
             return action, action_token(tenant, action, username)
-    action = await _record_verified_action(
+    action, username = await _record_verified_action(
         db,
         tenant,
         user_id,
@@ -443,8 +488,7 @@ async def complete_challenge(
         )
     if action.state not in VALID_STATES:
         raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
-    user = await user_store.get_user(db, tenant.id, user_id)
-    return action, action_token(tenant, action, user.username if user else None)
+    return action, action_token(tenant, action, username)
 
 
 async def refuse_backend_key(
@@ -478,11 +522,12 @@ async def _record_verified_action(
     method: VerificationMethod,
     authenticator_id: str,
     device_id: str | None,
-) -> ActionRow:
+) -> tuple[ActionRow, str | None]:
     """An action that starts verified (a usernameless sign-in, or one under an action code a
     client chose), unless the tenant's rule for its code blocks it. No backend tracked it, so
     it is the client's (`origin`): track refuses its key rather than inherit its outcome.
-    When a track took the key meanwhile, that action is returned instead."""
+    When a track took the key meanwhile, that action is returned instead. With it, its
+    user's username (for the token), from the same statement."""
     outcome = ActionState(tenants.default_outcome(tenant, action_code).value)
     state = outcome if outcome in BLOCKING_STATES else ActionState.CHALLENGE_SUCCEEDED
     key = idempotency_key or str(uuid.uuid4())
@@ -497,8 +542,10 @@ async def _record_verified_action(
         "device_id": device_id,
         "origin": CLIENT_ORIGIN,
     }
-    action = await action_store.insert_action(db, values)
-    if action is None:
-        action = await action_store.get_action(db, tenant.id, user_id, action_code, key)
-        assert action is not None
-    return action
+    recorded = await action_store.insert_action_with_username(db, values)
+    if recorded is None:
+        recorded = await action_store.get_action_and_username(
+            db, tenant.id, user_id, action_code, key
+        )
+        assert recorded is not None
+    return recorded

@@ -8,7 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import RowMapping, Table, and_, bindparam, case, exists, or_, select, update
+from sqlalchemy import (
+    RowMapping,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    distinct,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 
 from passgate.server.store.db import Db, Statements
 from passgate.server.store.tables import Action, Authenticator, Tenant, User, utcnow
@@ -60,6 +74,71 @@ GET_ACTION = select(ACTIONS).where(_KEY)
 INSERT_ACTION = Statements(
     lambda insert: insert(ACTIONS).on_conflict_do_nothing().returning(*ACTIONS.c)
 )
+# The columns `insert_action` writes (the others start NULL).
+_TRACKED_COLUMNS = (
+    "id",
+    "tenant_id",
+    "user_id",
+    "action_code",
+    "idempotency_key",
+    "state",
+    "state_updated_at",
+    "created_at",
+    "updated_at",
+    "ip_address",
+    "user_agent",
+    "device_id",
+    "custom",
+    "scope",
+    "redirect_url",
+    "locale",
+    "origin",
+)
+
+
+def _track_for_user(insert: Any) -> Any:
+    """Track's one statement for a user who exists and whom track does not change: insert
+    the action only if the secret key still opens the tenant and the user is there (both
+    checked here), and return with it the tenant's version, the user's enrolled methods
+    (comma-separated) and username. No row: the key, the user or the idempotency key is
+    not as hoped, and the caller takes the upsert's way."""
+    users = cast(Table, User.__table__).c
+    authenticators = cast(Table, Authenticator.__table__).c
+    tenant_id = bindparam("tenant_id", type_=String())
+    user_id = bindparam("user_id", type_=String())
+    if insert is postgresql.insert:
+        methods_agg = func.string_agg(distinct(authenticators.verification_method), ",")
+    else:
+        methods_agg = func.group_concat(distinct(authenticators.verification_method))
+    source = select(
+        *[bindparam(name, type_=ACTIONS.c[name].type) for name in _TRACKED_COLUMNS]
+    ).where(
+        exists(select(_TENANTS.c.id).where(_TENANTS.c.id == tenant_id, KEY_MATCHES)),
+        exists(select(users.user_id).where(users.tenant_id == tenant_id, users.user_id == user_id)),
+    )
+    return (
+        insert(ACTIONS)
+        .from_select(list(_TRACKED_COLUMNS), source, include_defaults=False)
+        .on_conflict_do_nothing()
+        .returning(
+            *ACTIONS.c,
+            select(_TENANTS.c.updated_at)
+            .where(_TENANTS.c.id == tenant_id)
+            .scalar_subquery()
+            .label("tenant_version"),
+            select(methods_agg)
+            .where(authenticators.tenant_id == tenant_id, authenticators.user_id == user_id)
+            .scalar_subquery()
+            .label("enrolled_methods"),
+            select(users.username)
+            .where(users.tenant_id == tenant_id, users.user_id == user_id)
+            .scalar_subquery()
+            .label("username"),
+        )
+    )
+
+
+TRACK_FOR_USER = Statements(_track_for_user)
 # Mark the result validated, once, if it is redeemable: the action for exactly one caller.
 REDEEM_ACTION = (
     update(ACTIONS)
@@ -130,6 +209,41 @@ async def insert_action(db: Db, values: Mapping[str, Any]) -> ActionRow | None:
         **values,
     }
     return _row(await db.first(INSERT_ACTION[db], row))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrackedAction:
+    action: ActionRow
+    tenant_version: datetime
+    enrolled_methods: list[str]
+    username: str | None
+
+
+async def track_for_user(
+    db: Db, values: Mapping[str, Any], *, key_hash: str, now: datetime
+) -> TrackedAction | None:
+    """Insert a new action for a user who exists, checking the secret key in the same
+    statement (`TRACK_FOR_USER`). None, with nothing written, when the key no longer opens
+    the tenant, the user is not there, or the idempotency key is taken."""
+    params = {
+        "id": str(uuid.uuid4()),
+        "state_updated_at": now,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+        "key_hash": key_hash,
+        "now": now,
+    }
+    row = await db.first(TRACK_FOR_USER[db], params)
+    if row is None:
+        return None
+    methods = sorted(set((row["enrolled_methods"] or "").split(",")) - {""})
+    return TrackedAction(
+        action=ActionRow.of(row),
+        tenant_version=row["tenant_version"],
+        enrolled_methods=methods,
+        username=row["username"],
+    )
 
 
 async def find_actions(
@@ -356,6 +470,34 @@ async def get_action_and_username(
             "p_user_id": user_id,
             "p_action_code": action_code,
             "p_idempotency_key": idempotency_key,
+        },
+    )
+    return None if row is None else (ActionRow.of(row), row["username"])
+
+
+# An action a verified challenge records (no backend tracked it), returned with its user's
+# username for the token: one statement where an insert and a read were.
+INSERT_ACTION_WITH_USERNAME = Statements(
+    lambda insert: insert(ACTIONS).on_conflict_do_nothing().returning(*ACTIONS.c, _USERNAME)
+)
+
+
+async def insert_action_with_username(
+    db: Db, values: Mapping[str, Any]
+) -> tuple[ActionRow, str | None] | None:
+    """`insert_action`, returning the user's username with the action; None when one with
+    the same idempotency key already exists."""
+    now = utcnow()
+    row = await db.first(
+        INSERT_ACTION_WITH_USERNAME[db],
+        {
+            "id": str(uuid.uuid4()),
+            "state_updated_at": now,
+            "created_at": now,
+            "updated_at": now,
+            **values,
+            "p_tenant_id": values["tenant_id"],
+            "p_user_id": values["user_id"],
         },
     )
     return None if row is None else (ActionRow.of(row), row["username"])

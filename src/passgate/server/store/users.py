@@ -157,6 +157,10 @@ class TrackedUser:
     tenant_version: datetime
     enrolled_methods: list[str]
 
+    @property
+    def username(self) -> str | None:
+        return self.user.username
+
 
 async def track_user(
     db: Db,
