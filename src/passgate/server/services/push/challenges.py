@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
@@ -31,7 +30,7 @@ from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import actions as action_store
 from passgate.server.store import push as push_store
 from passgate.server.store.actions import ActionRow
-from passgate.server.store.db import Db, db_of
+from passgate.server.store.db import Db
 from passgate.server.store.push import ChallengeState, PushChallengeRow
 from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow
@@ -84,13 +83,8 @@ def _new_code(digits: int) -> str:
     return f"{secrets.randbelow(10**digits):0{digits}d}"
 
 
-def _db(db: Db | AsyncSession) -> Db:
-    """Callers not yet moved off the ORM session pass it; its Db is the same transaction."""
-    return db_of(db) if isinstance(db, AsyncSession) else db
-
-
 async def start(
-    db: Db | AsyncSession,
+    db: Db,
     tenant: TenantRow,
     action: ActionRow,
     hub: PushHub,
@@ -106,7 +100,6 @@ async def start(
     challenge to reuse) and `user_locked` (this transaction already wrote the user's row, which
     on PostgreSQL holds it, as `push_store.lock_user` would). The insert itself checks that the
     user has a (matching, unexpired) device and the push-bombing limit."""
-    db = _db(db)
     settings = push_settings(tenant)
     now = utcnow()
     if not new_action:
@@ -184,10 +177,6 @@ async def start_on_track(db: Db, tracked: TrackedAction, hub: PushHub) -> PushCh
     return started.challenge
 
 
-def _action_row(action: Any) -> ActionRow:
-    return ActionRow.of({name: getattr(action, name) for name in ActionRow.__slots__})
-
-
 async def start_for_token(
     db: Db,
     tenant: TenantRow,
@@ -204,12 +193,11 @@ async def start_for_token(
         raise InvalidRequest(
             f"The token is for action {claims.action_code!r}, not {action_code!r}."
         )
-    found = await action_store.get_action(
+    action = await action_store.get_action(
         db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
     )
-    if found is None:
+    if action is None:
         raise NotFound("The token's action no longer exists.")
-    action = _action_row(found)
     if action.state != ActionState.CHALLENGE_REQUIRED:
         raise InvalidRequest(f"The action is {action.state}: there is nothing to approve.")
     started = await start(db, tenant, action, hub, authenticator_id=authenticator_id)
@@ -410,7 +398,7 @@ async def status(db: Db, tenant: TenantRow, claims: TokenClaims, challenge_id: s
     return Status(is_verified=verified, is_consumed=consumed, action=action if verified else None)
 
 
-async def verification_code(db: Db | AsyncSession, action: ActionRow) -> str | None:
+async def verification_code(db: Db, action: ActionRow) -> str | None:
     """The number the requester shows for the action's newest challenge (never the device)."""
-    challenge = await push_store.get_action_challenge(_db(db), action.id)
+    challenge = await push_store.get_action_challenge(db, action.id)
     return challenge.verification_code if challenge else None
