@@ -74,11 +74,11 @@ _PASSKEYS = cast(Table, PasskeyCredential.__table__)
 RENAME_PASSKEY = (
     update(_PASSKEYS)
     .where(
-        _PASSKEYS.c.tenant_id == bindparam("tenant_id"),
-        _PASSKEYS.c.user_id == bindparam("user_id"),
-        _PASSKEYS.c.authenticator_id == bindparam("authenticator_id"),
+        _PASSKEYS.c.tenant_id == bindparam("p_tenant_id"),
+        _PASSKEYS.c.user_id == bindparam("p_user_id"),
+        _PASSKEYS.c.authenticator_id == bindparam("p_authenticator_id"),
     )
-    .values(name=bindparam("name"))
+    .values(name=bindparam("p_name"))
 )
 
 
@@ -128,9 +128,9 @@ async def rename_passkey(
     """Name the passkey of this authenticator (None: back to its model's name); False if the
     user has no such passkey."""
     params = {
-        "tenant_id": tenant_id,
-        "user_id": user_id,
-        "authenticator_id": authenticator_id,
-        "name": name,
+        "p_tenant_id": tenant_id,
+        "p_user_id": user_id,
+        "p_authenticator_id": authenticator_id,
+        "p_name": name,
     }
     return await db.rowcount(RENAME_PASSKEY, params) == 1
