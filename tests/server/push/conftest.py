@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from authsignal.client import AuthsignalClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate import AuthsignalSync
 from passgate.authenticators import DeviceKeyStore
 from passgate.server.services.push import settings as push_settings
+from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
 
 Device = Callable[..., AuthsignalSync]
@@ -53,8 +53,8 @@ def configure(server: LiveServer, tenant: Tenant) -> Callable[..., push_settings
     """Change the tenant's push settings as `passgate tenant update` does."""
 
     def run(**changes: Any) -> push_settings.PushSettings:
-        async def work(session: AsyncSession) -> push_settings.PushSettings:
-            return await push_settings.configure(session, tenant.id, **changes)
+        async def work(db: Db) -> push_settings.PushSettings:
+            return await push_settings.configure(db, tenant.id, **changes)
 
         return server.run(work)
 

@@ -11,13 +11,12 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server import json_values
 from passgate.server.services import secrets_box, tenants
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store.db import Db
-from passgate.server.store.tenants import TenantRow, as_db
+from passgate.server.store.tenants import TenantRow
 
 WEBHOOK_SECRET_PREFIX = "pg_whsec_"
 MAX_SECRET_GRACE_SECONDS = 30 * 86_400
@@ -131,27 +130,23 @@ def update_push_settings(
 
 
 async def configure(
-    db: Db | AsyncSession, tenant_id: str, *, clear: Iterable[str] = (), **changes: Any
+    db: Db, tenant_id: str, *, clear: Iterable[str] = (), **changes: Any
 ) -> PushSettings:
     """Change a tenant's push settings (the operator's `passgate tenant update`)."""
-    session = await as_db(db)
-    await secrets_box.ready(session)
-    tenant = await tenants.get_tenant(session, tenant_id)
+    await secrets_box.ready(db)
+    tenant = await tenants.get_tenant(db, tenant_id)
     updated = update_push_settings(tenant, clear=clear, **changes)
-    await tenants.save_settings(session, tenant_id, _store(tenant, updated))
+    await tenants.save_settings(db, tenant_id, _store(tenant, updated))
     return updated
 
 
-async def rotate_webhook_secret(
-    db: Db | AsyncSession, tenant_id: str, *, grace_seconds: int = 0
-) -> PushSettings:
+async def rotate_webhook_secret(db: Db, tenant_id: str, *, grace_seconds: int = 0) -> PushSettings:
     """A new webhook secret. For `grace_seconds`, webhooks carry a signature with the old
     secret as well, which Authsignal's verifiers accept (any `v2` may match)."""
     if not 0 <= grace_seconds <= MAX_SECRET_GRACE_SECONDS:
         raise InvalidRequest("the grace period must be between 0 and 30 days")
-    session = await as_db(db)
-    await secrets_box.ready(session)
-    tenant = await tenants.get_tenant(session, tenant_id)
+    await secrets_box.ready(db)
+    tenant = await tenants.get_tenant(db, tenant_id)
     current = push_settings(tenant)
     if not current.webhook_url or not current.webhook_secret:
         raise InvalidRequest("the tenant has no webhook, so no webhook secret to rotate")
@@ -162,7 +157,7 @@ async def rotate_webhook_secret(
         previous_webhook_secret=current.webhook_secret if keep_old else None,
         previous_webhook_secret_expires_at=int(time.time()) + grace_seconds if keep_old else None,
     )
-    await tenants.save_settings(session, tenant_id, _store(tenant, updated))
+    await tenants.save_settings(db, tenant_id, _store(tenant, updated))
     return updated
 
 
