@@ -42,9 +42,9 @@ BUDGETS: dict[str, int] = {
     "push_challenge_message": 1,
     # Push round trip: track (starts the challenge) + P4 (the device's one-time message) + P5
     # (the device spends it and reads the challenge) + P6 (the device approves) + validate.
-    # PostgreSQL: 2 + 1 + 1 + 1 + 1 = 6. SQLite is over it (3 + 1 + 1 + 3 + 1 = 9): without
-    # writes inside WITH, track's user, action and challenge and P6's challenge, action and
-    # authenticator are one statement per table (docs/push.md#statements-per-request).
+    # PostgreSQL: 2 + 1 + 1 + 1 + 1 = 6. SQLite is over it (2 + 1 + 1 + 3 + 1 = 8): without
+    # writes inside WITH, P6's decision, the action's settlement and the device's
+    # last_verified_at are one statement per table (docs/push.md#statements-per-request).
     "push_round_trip": 7,
     # A CORS preflight for a listed origin, answered from the origin index.
     "cached_preflight": 0,
