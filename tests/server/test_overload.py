@@ -34,10 +34,9 @@ from passgate.server.errors import database_busy
 from passgate.server.store.database import (
     WriteInReadOnlyTransaction,
     create_engine,
-    create_sessionmaker,
-    read_only,
     sqlite_path,
 )
+from passgate.server.store.db import Engines
 from passgate.server.store.tables import RateLimitWindow, utcnow
 from tests.live_server import LiveServer, Tenant
 
@@ -143,11 +142,10 @@ def test_a_write_in_a_read_only_transaction_is_refused(server: LiveServer) -> No
     async def attempt() -> None:
         engine = create_engine(server.database_url)
         try:
-            async with create_sessionmaker(engine)() as session:
-                read_only(session)
+            async with Engines(engine).transaction(read_only=True) as db:
                 row = {"bucket": "read-only-guard", "hits": 1, "expires_at": utcnow()}
                 with pytest.raises(WriteInReadOnlyTransaction):
-                    await session.execute(insert(RateLimitWindow).values(**row))
+                    await db.execute(insert(RateLimitWindow).values(**row))
         finally:
             await engine.dispose()
 

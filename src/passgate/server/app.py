@@ -22,7 +22,6 @@ from passgate.server.store.database import (
     create_engine,
     create_inline_sqlite_engines,
     create_read_engine,
-    create_sessionmaker,
 )
 from passgate.server.store.db import Engines
 
@@ -70,7 +69,6 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.state.engines = Engines(
         engine, read_engine, inline=inline, pool_timeout=limits.pool_timeout
     )
-    app.state.sessionmaker = create_sessionmaker(engine, read_engine)
     app.state.push_hub = push_hub
     app.state.origin_index = OriginIndex(app.state.engines)
     errors.install(app)

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.errors import PassgateError
 from passgate.server.store.db import Db
+
+__all__ = ["READ_METHODS", "Database", "Db", "reads_only", "undo_writes", "writes"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,12 +75,3 @@ async def undo_writes(request: Request, exc: PassgateError) -> None:
 
 # scope="function": the commit happens before the response goes out, not after.
 Database = Annotated[Db, Depends(_request_db, scope="function")]
-
-
-async def _request_session(db: Database) -> AsyncSession:
-    return await db.session()
-
-
-# An ORM session on the request's unit of work, for code not yet moved onto the store's Core
-# statements (see store/db.py).
-Session = Annotated[AsyncSession, Depends(_request_session, scope="function")]

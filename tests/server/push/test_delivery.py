@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from passgate import AuthsignalSync
 from passgate.authenticators import DeviceKeyStore
 from passgate.server.services.push.senders import Senders, apns_payload, fcm_message
+from passgate.server.store.db import Db
 from passgate.server.store.tables import Action, PushChallenge, utcnow
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
@@ -239,10 +240,10 @@ def test_fcm_delivery_end_to_end_on_loopback(tmp_path: Path) -> None:
     try:
         tenant = live.create_tenant()
 
-        async def configure(session: Any) -> None:
+        async def configure(db: Db) -> None:
             from passgate.server.services.push.settings import configure
 
-            await configure(session, tenant.id, fcm=account)
+            await configure(db, tenant.id, fcm=account)
 
         live.run(configure)
         backend = AuthsignalClient(api_secret_key=tenant.secret_key, api_url=live.api_url)

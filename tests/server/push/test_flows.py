@@ -15,9 +15,9 @@ import asyncpg
 import httpx
 from authsignal.client import AuthsignalClient
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate import AppChallenge, AuthsignalSync
+from passgate.server.store.db import Db
 from passgate.server.store.tables import PushChallenge, utcnow
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
@@ -273,8 +273,8 @@ def test_an_expired_challenge_cannot_be_answered(
     tracked = authsignal.track("lou", "signIn")
     challenge = pending(device)
 
-    async def expire(session: AsyncSession) -> None:
-        await session.execute(
+    async def expire(db: Db) -> None:
+        await db.execute(
             update(PushChallenge)
             .where(PushChallenge.id == challenge.challenge_id)
             .values(expires_at=utcnow() - timedelta(seconds=1))

@@ -15,7 +15,6 @@ import pytest
 from authsignal.client import AuthsignalClient
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate import AuthsignalSync
 from passgate.sdk._protocol import basic_auth
@@ -23,6 +22,7 @@ from passgate.sdk._push_protocol import public_key_base64, public_key_param, sig
 from passgate.server.services import tenants
 from passgate.server.services.push import nonces
 from passgate.server.store import push as push_store
+from passgate.server.store.db import Db
 from passgate.server.store.tables import SpentChallenge, utcnow
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
@@ -92,8 +92,8 @@ def make_phone(make_device: Device, enroll: Enroll, http: httpx.Client) -> Calla
 def issued_at(server: LiveServer, tenant: Tenant, phone: Phone, purpose: str, ago: float) -> str:
     """The message Passgate would have handed this device `ago` seconds ago."""
 
-    async def work(session: AsyncSession) -> str:
-        row = await tenants.get_tenant(session, tenant.id)
+    async def work(db: Db) -> str:
+        row = await tenants.get_tenant(db, tenant.id)
         when = utcnow() - timedelta(seconds=ago)
         async with server.app.state.engines.transaction(read_only=True) as db:
             return await nonces.issue(db, row, phone.device_id, purpose, when)
@@ -102,11 +102,11 @@ def issued_at(server: LiveServer, tenant: Tenant, phone: Phone, purpose: str, ag
 
 
 def spent_rows(server: LiveServer, tenant: Tenant) -> int:
-    async def work(session: AsyncSession) -> int:
+    async def work(db: Db) -> int:
         query = select(func.count()).where(
             SpentChallenge.tenant_id == tenant.id, SpentChallenge.kind == push_store.SPENT_KIND
         )
-        return int(await session.scalar(query) or 0)
+        return int(await db.scalar(query) or 0)
 
     return server.run(work)
 
@@ -253,7 +253,7 @@ def test_unsigned_requests_store_nothing(
     assert phone.p5(sign(phone.key, message)).status_code == 200
     assert spent_rows(server, tenant) == before + 1
 
-    async def prune(session: AsyncSession) -> int:
+    async def prune(db: Db) -> int:
         later = utcnow() + timedelta(seconds=nonces.LIFETIME_SECONDS + 1)
         async with server.app.state.engines.transaction() as db:
             return await push_store.prune_spent_messages(db, later)

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate import AuthsignalSync
+from passgate.server.store.db import Db
 from passgate.server.store.tables import PushChallenge
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
@@ -62,13 +62,13 @@ def test_concurrent_tracks_start_exactly_the_limit(
     assert all(r.json()["state"] == "CHALLENGE_REQUIRED" for r in tracked)
     assert sum("challengeId" in r.json() for r in tracked) == LIMIT
 
-    async def states(session: AsyncSession) -> dict[str, int]:
+    async def states(db: Db) -> dict[str, int]:
         query = (
             select(PushChallenge.state, func.count())
             .where(PushChallenge.tenant_id == tenant.id, PushChallenge.user_id == "bombed")
             .group_by(PushChallenge.state)
         )
-        return {state: count for state, count in (await session.execute(query)).all()}
+        return {state: count for state, count in (await db.execute(query)).all()}
 
     found = server.run(states)
     assert (found.get("pending"), found.get("refused", 0)) == (LIMIT, len(tracked) - LIMIT)

@@ -14,11 +14,11 @@ import pytest
 from authsignal.client import AuthsignalClient
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate import AuthsignalSync
 from passgate.sdk._protocol import basic_auth
 from passgate.sdk._push_protocol import public_key_base64, removal_message, sign
+from passgate.server.store.db import Db
 from passgate.server.store.tables import PushChallenge
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
@@ -229,11 +229,11 @@ def test_push_bombing_limit(
     assert [r.status_code for r in responses] == [200] * limit + [429, 429]
     assert_error(responses[-1], 429, "too_many_requests")
 
-    async def refused(session: AsyncSession) -> int:
+    async def refused(db: Db) -> int:
         query = select(func.count()).where(
             PushChallenge.user_id == "tom", PushChallenge.state == "refused"
         )
-        return int(await session.scalar(query) or 0)
+        return int(await db.scalar(query) or 0)
 
     assert server.run(refused) == 2
     # Track over the limit still tracks the action; it just sends no push.
@@ -279,14 +279,14 @@ def test_an_expired_credential_is_refused_until_enrolled_again(
     device = make_device()
     credential_id = enroll(device, "xan")
 
-    async def expire(session: AsyncSession) -> None:
+    async def expire(db: Db) -> None:
         from datetime import timedelta
 
         from sqlalchemy import update
 
         from passgate.server.store.tables import PushDevice, utcnow
 
-        await session.execute(
+        await db.execute(
             update(PushDevice)
             .where(PushDevice.id == credential_id)
             .values(expires_at=utcnow() - timedelta(seconds=1))

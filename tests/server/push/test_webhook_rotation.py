@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from authsignal.client import AuthsignalClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services.push import settings as push_settings
 from passgate.server.services.push.webhooks import signature_header
+from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
 from tests.server.push.test_delivery import InvalidSignatureError, Receiver, construct_event
@@ -36,10 +36,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 def rotate(server: LiveServer, tenant_id: str, grace_seconds: int) -> push_settings.PushSettings:
-    async def work(session: AsyncSession) -> push_settings.PushSettings:
-        return await push_settings.rotate_webhook_secret(
-            session, tenant_id, grace_seconds=grace_seconds
-        )
+    async def work(db: Db) -> push_settings.PushSettings:
+        return await push_settings.rotate_webhook_secret(db, tenant_id, grace_seconds=grace_seconds)
 
     return server.run(work)
 

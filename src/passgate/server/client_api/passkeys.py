@@ -18,7 +18,7 @@ from passgate.server.client_api.auth import (
 )
 from passgate.server.client_api.rate_limits import ClientWriteLimit
 from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
-from passgate.server.database import Database
+from passgate.server.database import Database, Db
 from passgate.server.schemas import (
     ActionCode,
     AuthenticatorResponse,
@@ -31,7 +31,6 @@ from passgate.server.schemas import (
 )
 from passgate.server.services import challenges, passkeys, users
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store.db import Db
 from passgate.server.views import authenticator_response
 
 router = APIRouter(tags=["passkeys"])

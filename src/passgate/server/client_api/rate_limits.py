@@ -24,7 +24,6 @@ from passgate.server.client_api.auth import CachedAnyCaller
 from passgate.server.database import Database
 from passgate.server.services import rate_limits
 from passgate.server.services.rate_limits import ClientLimits
-from passgate.server.store.tables import utcnow
 
 
 async def _limit_client_writes(request: Request, caller: CachedAnyCaller, db: Database) -> None:
@@ -38,7 +37,6 @@ async def _limit_client_writes(request: Request, caller: CachedAnyCaller, db: Da
         limits,
         tenant_id=caller.tenant.id,
         client_ip=request.client.host if request.client else "unknown",
-        now=utcnow(),
     )
     if refusal is not None:
         # The count stands although the call is refused: commit it before the 429 (the

@@ -7,13 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.store import activity as store
 from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import as_db
 
 DAYS = 7
 APPROVED, REJECTED = "approved", "rejected"
@@ -34,7 +31,7 @@ class Activity:
 
 
 async def hourly(
-    db: Db | AsyncSession,
+    db: Db,
     tenant_id: str | None = None,
     *,
     days: int = DAYS,
@@ -44,7 +41,6 @@ async def hourly(
     current = (now or utcnow()).replace(minute=0, second=0, microsecond=0)
     hours = [current - timedelta(hours=back) for back in range(days * 24 - 1, -1, -1)]
     since = hours[0]
-    db = await as_db(db)
     sign_ins = await store.settled_actions_per_hour(
         db,
         since=since,

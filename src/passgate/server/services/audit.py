@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store import audit as store
 from passgate.server.store.audit import AuditEventRow
 from passgate.server.store.db import Db, Engines
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import as_db
 
 ActorType = Literal["admin", "api", "user", "system"]
 MAX_PAGE = 200
@@ -57,7 +56,7 @@ def cli_actor() -> Actor:
 
 
 async def record(
-    db: Db | AsyncSession,
+    db: Db,
     actor: Actor,
     action: str,
     *,
@@ -81,12 +80,12 @@ async def record(
         source=actor.source[:255] if actor.source else None,
         details=dict(details) if details else None,
     )
-    await store.insert_event(await as_db(db), event)
+    await store.insert_event(db, event)
     return event
 
 
 async def security_event(
-    db: Db | AsyncSession | AsyncEngine,
+    db: Db | AsyncEngine,
     tenant_id: str | None,
     action: str,
     details: Mapping[str, Any] | None = None,
@@ -140,7 +139,7 @@ def _parse_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_events(
-    db: Db | AsyncSession,
+    db: Db,
     *,
     tenant_id: str | None = None,
     actor_id: str | None = None,
@@ -152,7 +151,7 @@ async def list_events(
     dotted verbs from their start (`tenant.` finds every tenant change)."""
     limit = max(1, min(limit, MAX_PAGE))
     found = await store.find_events(
-        await as_db(db),
+        db,
         tenant_id=tenant_id or None,
         actor_id=actor_id or None,
         action_prefix=action_prefix or None,

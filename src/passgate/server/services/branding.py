@@ -12,11 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import tenants
 from passgate.server.services.errors import InvalidRequest
-from passgate.server.store.db import Db, as_db
+from passgate.server.store.db import Db
 from passgate.server.store.tenants import TenantRow
 
 SETTINGS_KEY = "branding"
@@ -65,9 +63,8 @@ def accent(tenant: TenantRow) -> Accent | None:
     return Accent(color=stored, text_on_color=text, as_text=as_text)
 
 
-async def set_accent_color(db: Db | AsyncSession, tenant_id: str, color: str | None) -> TenantRow:
+async def set_accent_color(db: Db, tenant_id: str, color: str | None) -> TenantRow:
     """Set (or with None, clear) the tenant's accent colour on the hosted page."""
-    db = await as_db(db)
     tenant = await tenants.get_tenant(db, tenant_id)
     branding = dict(tenant.settings.get(SETTINGS_KEY) or {})
     if color is None:

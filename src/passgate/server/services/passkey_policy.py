@@ -23,14 +23,13 @@ from typing import Any, Literal
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.services import attestation, cose_algorithms, origins, tenants
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.store import credential_algorithms
 from passgate.server.store import tenants as tenant_store
 from passgate.server.store.db import Db
-from passgate.server.store.tenants import TenantRow, as_db
+from passgate.server.store.tenants import TenantRow
 
 SETTINGS_KEY = "passkeys"
 FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
@@ -240,29 +239,26 @@ def _build(
     )
 
 
-async def hosted_policies(db: Db | AsyncSession, host: str) -> list[PasskeyPolicy]:
+async def hosted_policies(db: Db, host: str) -> list[PasskeyPolicy]:
     """The policies of every tenant whose relying party id is `host` (port ignored)."""
     rp_id = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    found = await tenant_store.find_tenants_by_rp_id(await as_db(db), rp_id.lower())
+    found = await tenant_store.find_tenants_by_rp_id(db, rp_id.lower())
     return [policy(tenant) for tenant in found]
 
 
-async def update_settings(
-    db: Db | AsyncSession, tenant: TenantRow, changes: Mapping[str, Any]
-) -> PasskeySettings:
+async def update_settings(db: Db, tenant: TenantRow, changes: Mapping[str, Any]) -> PasskeySettings:
     settings = validated_settings(changes, read_settings(tenant))
     await tenants.save_settings(
-        await as_db(db),
+        db,
         tenant.id,
         {**tenant.settings, SETTINGS_KEY: settings.model_dump(by_alias=True)},
     )
     return settings
 
 
-async def passkeys_by_algorithm(db: Db | AsyncSession, tenant_id: str) -> dict[int, int]:
+async def passkeys_by_algorithm(db: Db, tenant_id: str) -> dict[int, int]:
     """How many of the tenant's passkeys use each COSE algorithm; for rows registered
     before the algorithm was recorded, it is read from the stored COSE key."""
-    db = await as_db(db)
     counts = await credential_algorithms.algorithm_counts(db, tenant_id)
     for key in await credential_algorithms.unrecorded_public_keys(db, tenant_id):
         try:
@@ -273,9 +269,7 @@ async def passkeys_by_algorithm(db: Db | AsyncSession, tenant_id: str) -> dict[i
     return counts
 
 
-async def stranded_passkeys(
-    db: Db | AsyncSession, tenant: TenantRow, proposed: PasskeySettings
-) -> dict[str, int]:
+async def stranded_passkeys(db: Db, tenant: TenantRow, proposed: PasskeySettings) -> dict[str, int]:
     """For each algorithm the tenant accepts now but `proposed` would not, how many of its
     passkeys use it (their sign-ins would then be refused); only algorithms in use."""
     before = {a.cose_id for a in cose_algorithms.parse_names(read_settings(tenant).algorithms)}

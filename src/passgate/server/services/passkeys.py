@@ -92,7 +92,7 @@ async def create_challenge(
             # The token is for another action: this key must not be one the backend tracked
             # (only that action's own token answers it; see actions.complete_challenge).
             await actions.refuse_backend_key(
-                await single_use.unit_for(actions.refuse_backend_key, db),
+                db,
                 tenant,
                 claims.user_id,
                 action_code,
@@ -179,7 +179,7 @@ async def registration_options(
     policy = passkey_policy(tenant, hosted_origin)
     user = await _ensure_user(db, tenant, claims.user_id)
     _check_cap(len(user.credential_ids), policy.max_passkeys_per_user)
-    await enrolment.check(await single_use.unit_for(enrolment.check, db), tenant, claims)
+    await enrolment.check(db, tenant, claims)
     name = username or user.username or claims.username or claims.user_id
     display = display_name or user.display_name or name
     challenge = _issue(
@@ -250,9 +250,7 @@ async def add_passkey(
         if not spent.user_exists:
             await _ensure_user(db, tenant, claims.user_id)
         _check_cap(spent.passkey_count, policy.max_passkeys_per_user)
-        grant = await enrolment.check(
-            await single_use.unit_for(enrolment.check, db), tenant, claims
-        )
+        grant = await enrolment.check(db, tenant, claims)
         added = await store.insert_passkey(
             db,
             tenant_id=tenant.id,
@@ -280,9 +278,9 @@ async def add_passkey(
                 "This passkey is already registered.", error_code="credential_already_registered"
             )
         authenticator, row = added
-        await enrolment.use_up(await single_use.unit_for(enrolment.use_up, db), grant)
+        await enrolment.use_up(db, grant)
         _action, token = await actions.complete_challenge(
-            await single_use.unit_for(actions.complete_challenge, db),
+            db,
             tenant,
             user_id=claims.user_id,
             action_code=claims.action_code or DEFAULT_SIGN_IN_ACTION,
@@ -432,7 +430,7 @@ async def _sign_in(
         now=utcnow(),
     )
     _action, token = await actions.complete_challenge(
-        await single_use.unit_for(actions.complete_challenge, db),
+        db,
         tenant,
         user_id=found.user_id,
         action_code=challenge.action_code or DEFAULT_SIGN_IN_ACTION,

@@ -25,6 +25,7 @@ from passgate.server.services import audit, single_use
 from passgate.server.settings import Settings
 from passgate.server.store import rate_limits as store
 from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
 
 # IPv6 addresses are counted per /64: one host usually holds a whole /64.
 IPV6_PREFIX = 64
@@ -88,13 +89,14 @@ async def check_client_write(
     *,
     tenant_id: str,
     client_ip: str,
-    now: datetime,
+    now: datetime | None = None,
 ) -> Refusal | None:
     """Count one call of `client_ip` to the tenant (both buckets in one statement); a
     `Refusal` when it is over a limit. A call over the per-IP limit is taken back from the
     tenant's count (in the same transaction, so no other call sees it in between). The first
     call over a limit in a window records a security event (one per bucket per window,
     however many calls follow). The caller commits the count even when it refuses."""
+    now = now or utcnow()
     epoch = now.timestamp()
     window = int(epoch // limits.window_seconds)
     window_end = (window + 1) * limits.window_seconds

@@ -31,13 +31,13 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate.server.services.errors import PassgateError
 from passgate.server.settings import Settings
 from passgate.server.store import tenants as tenant_store
 from passgate.server.store.db import Db, Engines
-from passgate.server.store.tenants import TenantRow, as_db
+from passgate.server.store.tenants import TenantRow
 
 # The standard library's logging: `passgate serve` renders it with everything else, and a
 # `passgate` command, which configures no logging, shows warnings on stderr only.
@@ -359,23 +359,21 @@ async def _transform_tenants(db: Db, tenant_ids: Iterable[str], transform: Trans
             await tenant_store.update_tenant(db, tenant_id, changed)
 
 
-async def key_ids_in_use(db: Db | AsyncSession) -> dict[str, int]:
+async def key_ids_in_use(db: Db) -> dict[str, int]:
     """How many stored secrets each key id seals (`PLAINTEXT` for those not yet sealed)."""
     counts: dict[str, int] = {}
-    for tenant in await tenant_store.find_tenants(await as_db(db)):
+    for tenant in await tenant_store.find_tenants(db):
         for key_id in map(key_id_in, _tenant_values(tenant)):
             counts[key_id] = counts.get(key_id, 0) + 1
     return counts
 
 
-async def prepare(
-    db: Db | AsyncSession, settings: Settings, *, seal_plaintext: bool = True
-) -> MasterKey:
+async def prepare(db: Db, settings: Settings, *, seal_plaintext: bool = True) -> MasterKey:
     """Find the master key the database needs, make one only for a database with no sealed
     secret, install it, and (with `seal_plaintext`) seal every secret still stored as plain
     text. Raises `MasterKeyError` (one line for the operator) rather than make a key that
     cannot read what is stored."""
-    key, _ = await _prepare(await as_db(db), settings, seal_plaintext=seal_plaintext)
+    key, _ = await _prepare(db, settings, seal_plaintext=seal_plaintext)
     return key
 
 
@@ -469,7 +467,7 @@ async def _seal_plaintext(db: Db, key: MasterKey) -> int:
     return sealed
 
 
-async def reseal_all(db: Db | AsyncSession, old: MasterKey, new: MasterKey) -> int:
+async def reseal_all(db: Db, old: MasterKey, new: MasterKey) -> int:
     """Seal every stored secret under `new` instead of `old` (a master key rotation). The
     caller commits; returns how many secrets were sealed again."""
     _keys[old.key_id] = old
@@ -481,13 +479,12 @@ async def reseal_all(db: Db | AsyncSession, old: MasterKey, new: MasterKey) -> i
         plaintext = open_sealed(value, tenant_id=tenant_id, field=field)
         return seal_with(new, plaintext, tenant_id=tenant_id, field=field)
 
-    db = await as_db(db)
     every = [tenant.id for tenant in await tenant_store.find_tenants(db)]
     await _transform_tenants(db, every, reseal)
     return count
 
 
-async def ready(db: Db | AsyncSession) -> None:
+async def ready(db: Db) -> None:
     """Before a secret is written: in a process that has not run `prepare` (a `passgate`
     command), run it now, in the writer's transaction. Secrets still in plain text are left
     to the server's start, which compacts the database after sealing them."""

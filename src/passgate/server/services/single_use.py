@@ -12,37 +12,17 @@ does not come here: its rollback leaves the challenge to its rightful owner."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import audit
 from passgate.server.services.errors import PassgateError
-from passgate.server.store.db import Db, db_of
+from passgate.server.store.db import Db
 
 # Refusals that mean the answer came from a page the tenant does not list (or a frame of
 # one): a phishing site relaying a ceremony looks like this.
 ORIGIN_REFUSALS = frozenset({"origin_mismatch", "cross_origin_refused"})
-
-
-_TAKES_DB: dict[Callable[..., Any], bool] = {}
-
-
-async def unit_for(function: Callable[..., Any], db: Db) -> Any:
-    """What to pass as `function`'s first argument: `db` when it takes a `Db`, else the ORM
-    session bridged onto `db` (for services not yet moved onto the store's Core layer)."""
-    takes_db = _TAKES_DB.get(function)
-    if takes_db is None:
-        annotation = next(iter(inspect.signature(function).parameters.values())).annotation
-        if isinstance(annotation, str):
-            takes_db = "Db" in [part.strip() for part in annotation.split("|")]
-        else:
-            takes_db = annotation is Db
-        _TAKES_DB[function] = takes_db
-    return db if takes_db else await db.session()
 
 
 async def security_event(
@@ -54,26 +34,24 @@ async def security_event(
     source: str | None = None,
 ) -> None:
     """An audit security event in the request's transaction (services/audit.py)."""
-    unit = await unit_for(audit.security_event, db)
-    await audit.security_event(unit, tenant_id, event, details, source=source)
+    await audit.security_event(db, tenant_id, event, details, source=source)
 
 
 @asynccontextmanager
 async def refusal_burns_challenge(
-    db: Db | AsyncSession, challenge_id: str, tenant_id: str | None
+    db: Db, challenge_id: str, tenant_id: str | None
 ) -> AsyncIterator[None]:
     """Run an answer's checks and writes; if they refuse, undo the writes, keep the consume,
     and note the burnt challenge in the audit log (actor "system"; no tenant for the
     console's own ceremonies), and a refused origin as well."""
-    unit = db if isinstance(db, Db) else db_of(db)
     try:
-        async with unit.savepoint():
+        async with db.savepoint():
             yield
     except PassgateError as exc:
         exc.keep_changes = True
         details = {"challengeId": challenge_id, "errorCode": exc.error_code}
-        await security_event(unit, tenant_id, audit.CHALLENGE_BURNT, details)
+        await security_event(db, tenant_id, audit.CHALLENGE_BURNT, details)
         if exc.error_code in ORIGIN_REFUSALS:
             details = {**details, "reason": exc.description}
-            await security_event(unit, tenant_id, audit.ORIGIN_REFUSED, details)
+            await security_event(db, tenant_id, audit.ORIGIN_REFUSED, details)
         raise

@@ -13,8 +13,6 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import (
     audit,
     branding,
@@ -29,7 +27,7 @@ from passgate.server.services.push import settings as push
 from passgate.server.store import tenants as tenant_store
 from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import TenantRow, as_db
+from passgate.server.store.tenants import TenantRow
 
 TENANT = "tenant"
 
@@ -48,8 +46,7 @@ class TenantOverview:
     previous_webhook_secret_expires_at: datetime | None
 
 
-async def overview(db: Db | AsyncSession, tenant_id: str) -> TenantOverview:
-    db = await as_db(db)
+async def overview(db: Db, tenant_id: str) -> TenantOverview:
     tenant = await tenants.get_tenant(db, tenant_id)
     settings = push.push_settings(tenant)
     key_expiry = tenant.previous_secret_key_expires_at
@@ -81,13 +78,12 @@ def _snapshot(tenant: TenantRow) -> dict[str, Any]:
 
 
 async def _record(
-    db: Db | AsyncSession,
+    db: Db,
     actor: audit.Actor,
     action: str,
     tenant_id: str,
     details: Mapping[str, Any] | None = None,
 ) -> None:
-    db = await as_db(db)
     await audit.record(
         db,
         actor,
@@ -100,7 +96,7 @@ async def _record(
 
 
 async def create(
-    db: Db | AsyncSession,
+    db: Db,
     actor: audit.Actor,
     *,
     name: str,
@@ -108,17 +104,15 @@ async def create(
     origins: Sequence[str] = (),
 ) -> tuple[TenantRow, str]:
     """A new tenant and its secret key (shown once, never stored)."""
-    db = await as_db(db)
     tenant, secret_key = await tenants.create_tenant(db, name=name, rp_id=rp_id, origins=origins)
     await _record(db, actor, "tenant.created", tenant.id, _snapshot(tenant))
     return tenant, secret_key
 
 
 async def update(
-    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, changes: tenants.TenantChanges
+    db: Db, actor: audit.Actor, tenant_id: str, changes: tenants.TenantChanges
 ) -> TenantRow:
     """Name, relying party, origins and token lifetime (see `tenants.update_tenant`)."""
-    db = await as_db(db)
     before = _snapshot(await tenants.get_tenant(db, tenant_id))
     tenant = await tenants.update_tenant(db, tenant_id, changes)
     changed = audit.changes(before, _snapshot(tenant))
@@ -128,10 +122,9 @@ async def update(
 
 
 async def set_accent_color(
-    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, color: str | None
+    db: Db, actor: audit.Actor, tenant_id: str, color: str | None
 ) -> TenantRow:
     """The hosted page's accent colour (`#rrggbb`; None for Passgate's own)."""
-    db = await as_db(db)
     before = branding.accent(await tenants.get_tenant(db, tenant_id))
     tenant = await branding.set_accent_color(db, tenant_id, color)
     after = branding.accent(tenant)
@@ -150,10 +143,9 @@ def _apps(settings: PasskeySettings) -> dict[str, Any]:
 
 
 async def change_passkeys(
-    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, changes: Mapping[str, Any]
+    db: Db, actor: audit.Actor, tenant_id: str, changes: Mapping[str, Any]
 ) -> PasskeySettings:
     """Passkey settings, such as `iosApps` and `androidApps` (see `passkey_policy`)."""
-    db = await as_db(db)
     tenant = await tenants.get_tenant(db, tenant_id)
     before = passkey_policy.read_settings(tenant).model_dump(by_alias=True)
     updated = await passkey_policy.update_settings(db, tenant, changes)
@@ -176,12 +168,11 @@ class WellKnownFile:
 
 
 async def preview_passkeys(
-    db: Db | AsyncSession, tenant_id: str, changes: Mapping[str, Any]
+    db: Db, tenant_id: str, changes: Mapping[str, Any]
 ) -> list[WellKnownFile]:
     """The `.well-known` files served for the tenant's rp id now, and as they would be with
     `changes` applied (every tenant sharing the rp id contributes). Saves nothing; invalid
     changes are an `InvalidRequest`, as they would be when saved."""
-    db = await as_db(db)
     tenant = await tenants.get_tenant(db, tenant_id)
     proposed = passkey_policy.validated_settings(changes, passkey_policy.read_settings(tenant))
     current_policy = passkey_policy.policy(tenant)
@@ -218,13 +209,12 @@ async def preview_passkeys(
 
 
 async def set_outcome(
-    db: Db | AsyncSession,
+    db: Db,
     actor: audit.Actor,
     tenant_id: str,
     action_code: str,
     outcome: ActionOutcome,
 ) -> None:
-    db = await as_db(db)
     tenant = await tenants.get_tenant(db, tenant_id)
     before = tenant.settings.get("actionOutcomes", {}).get(action_code)
     await tenants.set_action_outcome(db, tenant_id, action_code, outcome)
@@ -233,11 +223,8 @@ async def set_outcome(
         await _record(db, actor, "tenant.action_outcome.changed", tenant_id, details)
 
 
-async def set_enrolment_window(
-    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, minutes: int
-) -> None:
+async def set_enrolment_window(db: Db, actor: audit.Actor, tenant_id: str, minutes: int) -> None:
     """How long a challenge's verification lets its token add an authenticator (`enrolment`)."""
-    db = await as_db(db)
     before = int(enrolment.window(await tenants.get_tenant(db, tenant_id)).total_seconds())
     await enrolment.set_window(db, tenant_id, minutes)
     if before != minutes * 60:
@@ -269,7 +256,7 @@ def _fingerprint(secret: Any) -> str | None:
 
 
 async def configure_push(
-    db: Db | AsyncSession,
+    db: Db,
     actor: audit.Actor,
     tenant_id: str,
     *,
@@ -277,7 +264,6 @@ async def configure_push(
     **changes: Any,
 ) -> push.PushSettings:
     """Push settings (see `push.settings.configure`)."""
-    db = await as_db(db)
     before = _public_push(push.push_settings(await tenants.get_tenant(db, tenant_id)))
     updated = await push.configure(db, tenant_id, clear=clear, **changes)
     changed = audit.changes(before, _public_push(updated))
@@ -286,11 +272,8 @@ async def configure_push(
     return updated
 
 
-async def rotate_secret_key(
-    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, grace: timedelta
-) -> str:
+async def rotate_secret_key(db: Db, actor: audit.Actor, tenant_id: str, grace: timedelta) -> str:
     """A new secret key; the old one works for `grace` more."""
-    db = await as_db(db)
     secret_key = await tenants.rotate_secret_key(db, tenant_id, grace=grace)
     details = {"graceSeconds": int(grace.total_seconds())}
     await _record(db, actor, "tenant.secret_key.rotated", tenant_id, details)
@@ -298,10 +281,9 @@ async def rotate_secret_key(
 
 
 async def rotate_webhook_secret(
-    db: Db | AsyncSession, actor: audit.Actor, tenant_id: str, grace: timedelta
+    db: Db, actor: audit.Actor, tenant_id: str, grace: timedelta
 ) -> push.PushSettings:
     """A new webhook secret; webhooks are signed with both for `grace`."""
-    db = await as_db(db)
     seconds = int(grace.total_seconds())
     updated = await push.rotate_webhook_secret(db, tenant_id, grace_seconds=seconds)
     await _record(db, actor, "tenant.webhook_secret.rotated", tenant_id, {"graceSeconds": seconds})

@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.store.db import Db
 from passgate.server.store.passkeys import CREDENTIALS
-from passgate.server.store.tenants import as_db
 
 ALGORITHM_COUNTS = (
     select(CREDENTIALS.c.public_key_algorithm, func.count().label("passkeys"))
@@ -26,13 +24,13 @@ UNRECORDED_PUBLIC_KEYS = select(CREDENTIALS.c.public_key).where(
 )
 
 
-async def algorithm_counts(db: Db | AsyncSession, tenant_id: str) -> dict[int, int]:
+async def algorithm_counts(db: Db, tenant_id: str) -> dict[int, int]:
     """Passkeys per recorded COSE algorithm (rows without one are not counted here)."""
-    rows = await (await as_db(db)).all(ALGORITHM_COUNTS, {"p_tenant_id": tenant_id})
+    rows = await db.all(ALGORITHM_COUNTS, {"p_tenant_id": tenant_id})
     return {int(row["public_key_algorithm"] or 0): int(row["passkeys"]) for row in rows}
 
 
-async def unrecorded_public_keys(db: Db | AsyncSession, tenant_id: str) -> Sequence[bytes]:
+async def unrecorded_public_keys(db: Db, tenant_id: str) -> Sequence[bytes]:
     """The COSE keys of passkeys registered before their algorithm was recorded."""
-    result = await (await as_db(db)).execute(UNRECORDED_PUBLIC_KEYS, {"p_tenant_id": tenant_id})
+    result = await db.execute(UNRECORDED_PUBLIC_KEYS, {"p_tenant_id": tenant_id})
     return list(result.scalars().all())

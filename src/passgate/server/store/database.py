@@ -1,38 +1,34 @@
-"""Engines and sessions for the two supported databases: SQLite (embedded) and PostgreSQL.
+"""Engines for the two supported databases: SQLite (embedded) and PostgreSQL.
 
 Two things here keep a busy or stalled database from turning into slow 500s:
 
 - `Limits` bound every wait: for a pooled connection (`pool_timeout`), for a lock another
   transaction holds (SQLite's busy timeout, PostgreSQL's `lock_timeout`) and, on PostgreSQL,
   for a whole statement (`statement_timeout`). What times out is answered 503 (`errors.py`).
-- Read-only transactions (`read_only`): on SQLite a transaction that may write starts with
-  BEGIN IMMEDIATE (it takes the write lock at once, so a read-then-write never fails half-way
-  on a lock upgrade), while a read-only one runs on the read engine's own connections with a
-  plain BEGIN and never waits for a writer (WAL readers see the last commit). A write
-  attempted in a read-only transaction is refused on both databases, so a route marked
-  read-only by mistake fails in tests, not as a rare lock error in production."""
+- Read-only transactions (a `store.db.Db` made `read_only`): on SQLite a transaction that
+  may write starts with BEGIN IMMEDIATE (it takes the write lock at once, so a read-then-write
+  never fails half-way on a lock upgrade), while a read-only one runs on the read engine's own
+  connections with a plain BEGIN and never waits for a writer (WAL readers see the last
+  commit). A write attempted in a read-only transaction is refused on both databases, so a
+  route marked read-only by mistake fails in tests, not as a rare lock error in production."""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
 
 # The execution option (on connections) and session info key of read-only transactions.
 READ_ONLY = "passgate_read_only"
-_READER = "passgate_read_engine"
 
 
 class DatabaseUrlError(ValueError):
@@ -210,44 +206,3 @@ def _refuse_writes_when_read_only(
             "a write in a read-only transaction (a GET route that writes must be marked "
             f"with passgate.server.database.writes): {statement.split(None, 3)[:3]}"
         )
-
-
-class _Session(Session):
-    """Sends a read-only session's transactions to the read engine (see `read_only`)."""
-
-    def get_bind(
-        self,
-        mapper: Any = None,
-        *,
-        clause: Any = None,
-        bind: Any = None,
-        **kw: Any,
-    ) -> Engine | Connection:
-        reader = self.info.get(_READER)
-        if bind is None and reader is not None and self.info.get(READ_ONLY):
-            return cast(Engine, reader)
-        return super().get_bind(mapper, clause=clause, bind=bind, **kw)
-
-
-def create_sessionmaker(
-    engine: AsyncEngine, read_engine: AsyncEngine | None = None
-) -> async_sessionmaker[AsyncSession]:
-    """Sessions that write through `engine`, or, once marked `read_only`, read through
-    `read_engine` (by default `engine` itself, its transactions read-only)."""
-    reader = read_engine or engine.execution_options(**{READ_ONLY: True})
-    return async_sessionmaker(
-        engine,
-        sync_session_class=_Session,
-        expire_on_commit=False,
-        autoflush=False,
-        info={_READER: reader.sync_engine},
-    )
-
-
-def read_only(session: AsyncSession) -> None:
-    """Make the session's transactions from the next one on read-only: on the read engine, a
-    plain BEGIN on SQLite, and any write refused. For a request that only reads, or that has
-    committed its writes and now only reads (a long-poll's rechecks)."""
-    if session.in_transaction():
-        raise RuntimeError("read_only() between transactions only, not inside one")
-    session.info[READ_ONLY] = True

@@ -9,10 +9,7 @@ back. Statements are Core constructs, most of them built once at import time (se
 
 Read-only units of work (`Db(..., read_only=True)`, or `read_only()` between transactions)
 run on the read engine: on SQLite its own WAL readers with a plain BEGIN, never waiting for
-the writer; any write there is refused (store/database.py).
-
-`session()` is a bridge for code not yet written against this layer: an ORM session bound to
-the same connection and transaction. The request path does not use it."""
+the writer; any write there is refused (store/database.py)."""
 
 from __future__ import annotations
 
@@ -25,13 +22,12 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine, RowMapping
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 T = TypeVar("T")
 
 POSTGRESQL, SQLITE = "postgresql", "sqlite"
-DB_KEY = "passgate_db"
 
 
 class Engines:
@@ -97,7 +93,6 @@ class Db:
         "_connection",
         "_engines",
         "_read_only",
-        "_session",
         "_sync",
         "_turn",
         "dialect",
@@ -111,7 +106,6 @@ class Db:
         # work holds the process's turn to write.
         self._sync: Connection | None = None
         self._turn = False
-        self._session: AsyncSession | None = None
         self._after_commit: list[Callable[[], None]] = []
         self.dialect = engines.dialect
 
@@ -210,12 +204,8 @@ class Db:
                 yield
             return
         connection = await self.connection()
-        if self._session is not None:
-            await self._session.flush()
         async with connection.begin_nested():
             yield
-            if self._session is not None:
-                await self._session.flush()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the current transaction has committed (never after a rollback)."""
@@ -226,8 +216,6 @@ class Db:
         statement takes a connection and begins a transaction again."""
         if self._connection is None:
             return
-        if self._session is not None:
-            await self._session.flush()
         if self._connection.in_transaction():
             await self._connection.commit()
         await self._release()
@@ -256,9 +244,6 @@ class Db:
                 self._release_sync()
         if self._connection is None:
             return
-        if self._session is not None:
-            # Loaded ORM objects stay readable (an error page may still show them).
-            self._session.expunge_all()
         if self._connection.in_transaction():
             await self._connection.rollback()
         await self._release()
@@ -273,55 +258,9 @@ class Db:
         await self.rollback()
 
     async def _release(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
-
-    async def session(self) -> AsyncSession:
-        """An ORM session on this unit of work's connection and transaction (a bridge for
-        code not yet moved onto Core statements; see the module docstring)."""
-        if self._session is None:
-            connection = await self.connection()
-            self._session = AsyncSession(
-                bind=connection,
-                expire_on_commit=False,
-                autoflush=False,
-                join_transaction_mode="rollback_only",
-            )
-            self._session.info[DB_KEY] = self
-        return self._session
-
-
-def db_of(session: AsyncSession) -> Db:
-    """The unit of work a bridged ORM session belongs to (see `Db.session`)."""
-    db = session.info.get(DB_KEY)
-    if not isinstance(db, Db):
-        raise RuntimeError("this session does not belong to a store.db.Db")
-    return db
-
-
-async def as_db(db_or_session: Db | AsyncSession) -> Db:
-    """A bridge (goes with `session` and `db_of`): the unit of work to run store statements
-    on, for callers still holding an ORM session: a bridged request session's own `Db`,
-    else one on the session's connection and transaction (the session's owner commits).
-    The session's pending ORM changes are flushed first so the statements see them."""
-    if isinstance(db_or_session, Db):
-        return db_or_session
-    session = db_or_session
-    await session.flush()
-    found = session.info.get(DB_KEY)
-    if isinstance(found, Db):
-        return found
-    connection = await session.connection()
-    db = Db(Engines(connection.engine))
-    # Borrowed: the session's owner commits; this Db is never committed or closed itself.
-    db._connection = connection
-    db._session = session
-    session.info[DB_KEY] = db
-    return db
 
 
 class Statements(Generic[T]):

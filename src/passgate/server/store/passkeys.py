@@ -26,7 +26,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import POSTGRESQL, Db, Statements
@@ -39,7 +38,6 @@ from passgate.server.store.tables import (
     User,
     utcnow,
 )
-from passgate.server.store.tenants import as_db
 
 CREDENTIALS = cast(Table, PasskeyCredential.__table__)
 CHALLENGES = cast(Table, PasskeyChallenge.__table__)
@@ -605,20 +603,16 @@ async def user_credential_ids(db: Db, tenant_id: str, user_id: str) -> list[str]
     return list(result.scalars().all())
 
 
-async def user_credentials(
-    db: Db | AsyncSession, tenant_id: str, user_id: str
-) -> Sequence[PasskeyCredentialRow]:
-    rows = await (await as_db(db)).all(
-        USER_CREDENTIALS, {"p_tenant_id": tenant_id, "p_user_id": user_id}
-    )
+async def user_credentials(db: Db, tenant_id: str, user_id: str) -> Sequence[PasskeyCredentialRow]:
+    rows = await db.all(USER_CREDENTIALS, {"p_tenant_id": tenant_id, "p_user_id": user_id})
     return [PasskeyCredentialRow.of(row) for row in rows]
 
 
 async def credential_with_authenticator(
-    db: Db | AsyncSession, tenant_id: str, credential_ids: Sequence[str]
+    db: Db, tenant_id: str, credential_ids: Sequence[str]
 ) -> tuple[PasskeyCredentialRow, AuthenticatorRow] | None:
     """The first of `credential_ids` this tenant knows, with its authenticator row."""
-    row = await (await as_db(db)).first(
+    row = await db.first(
         CREDENTIAL_WITH_AUTHENTICATOR,
         {"p_tenant_id": tenant_id, "p_credential_ids": list(credential_ids)},
     )
@@ -629,11 +623,11 @@ async def credential_with_authenticator(
 
 
 async def credentials_by_authenticator(
-    db: Db | AsyncSession, tenant_id: str, authenticator_ids: Sequence[str]
+    db: Db, tenant_id: str, authenticator_ids: Sequence[str]
 ) -> dict[str, PasskeyCredentialRow]:
     if not authenticator_ids:
         return {}
-    rows = await (await as_db(db)).all(
+    rows = await db.all(
         CREDENTIALS_BY_AUTHENTICATOR,
         {"p_tenant_id": tenant_id, "p_authenticator_ids": list(authenticator_ids)},
     )
@@ -734,7 +728,7 @@ async def insert_passkey(
 
 
 async def delete_credentials(
-    db: Db | AsyncSession, tenant_id: str, user_id: str, authenticator_id: str | None = None
+    db: Db, tenant_id: str, user_id: str, authenticator_id: str | None = None
 ) -> None:
     """A user's passkey rows (all, or one authenticator's), when those authenticators go."""
     statement = delete(CREDENTIALS).where(
@@ -742,4 +736,4 @@ async def delete_credentials(
     )
     if authenticator_id is not None:
         statement = statement.where(CREDENTIALS.c.authenticator_id == authenticator_id)
-    await (await as_db(db)).execute(statement)
+    await db.execute(statement)

@@ -13,7 +13,6 @@ from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate.server.store.db import Db
-from passgate.server.store.db import as_db as as_db  # for callers still on an ORM session
 from passgate.server.store.tables import PasskeyCredential, Tenant, UTCDateTime, utcnow
 
 

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from passgate.server.services import audit
 from passgate.server.services.errors import Conflict, InvalidRequest, NotFound
 from passgate.server.store import admins as store
@@ -25,7 +23,6 @@ from passgate.server.store.admins import AdminLinkRow, AdminPasskeyRow
 from passgate.server.store.admins import AdminRow as AdminRow
 from passgate.server.store.db import Db
 from passgate.server.store.tables import utcnow
-from passgate.server.store.tenants import as_db
 
 LINK_LIFETIME = timedelta(minutes=15)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -53,11 +50,8 @@ def _normal_email(email: str) -> str:
     return text
 
 
-async def create_admin(
-    db: Db | AsyncSession, actor: audit.Actor, email: str
-) -> tuple[AdminRow, str]:
+async def create_admin(db: Db, actor: audit.Actor, email: str) -> tuple[AdminRow, str]:
     """A new admin without passkeys yet, and the token of their first enrolment link."""
-    db = await as_db(db)
     address = _normal_email(email)
     admin = AdminRow(
         id=str(uuid.uuid4()), email=address, handle=str(uuid.uuid4()), created_at=utcnow()
@@ -70,9 +64,8 @@ async def create_admin(
     return admin, token
 
 
-async def new_link(db: Db | AsyncSession, actor: audit.Actor, email: str) -> str:
+async def new_link(db: Db, actor: audit.Actor, email: str) -> str:
     """Another enrolment link for an existing admin (who lost their passkeys, say)."""
-    db = await as_db(db)
     admin = await get_admin_by_email(db, email)
     token = await _new_link(db, admin)
     await audit.record(db, actor, "admin.link.created", target_type="admin", target_id=admin.email)
@@ -123,15 +116,14 @@ async def get_admin(db: Db, admin_id: str) -> AdminRow:
     return admin
 
 
-async def get_admin_by_email(db: Db | AsyncSession, email: str) -> AdminRow:
-    admin = await store.get_admin_by_email(await as_db(db), email.strip().lower())
+async def get_admin_by_email(db: Db, email: str) -> AdminRow:
+    admin = await store.get_admin_by_email(db, email.strip().lower())
     if admin is None:
         raise NotFound(f"no admin {email.strip()!r}")
     return admin
 
 
-async def list_admins(db: Db | AsyncSession) -> list[AdminSummary]:
-    db = await as_db(db)
+async def list_admins(db: Db) -> list[AdminSummary]:
     counts = await store.passkey_counts(db)
     return [
         AdminSummary(admin=admin, passkeys=counts.get(admin.id, 0))
@@ -139,9 +131,8 @@ async def list_admins(db: Db | AsyncSession) -> list[AdminSummary]:
     ]
 
 
-async def remove_admin(db: Db | AsyncSession, actor: audit.Actor, email: str) -> None:
+async def remove_admin(db: Db, actor: audit.Actor, email: str) -> None:
     """Remove an admin with their passkeys and sessions: they are signed out at once."""
-    db = await as_db(db)
     admin = await get_admin_by_email(db, email)
     await store.delete_admin(db, admin.id)
     await audit.record(db, actor, "admin.removed", target_type="admin", target_id=admin.email)
