@@ -110,8 +110,12 @@ def _engines(app: FastAPI) -> list[Engine]:
     found: dict[int, Engine] = {}
 
     def take(value: Any) -> None:
-        if isinstance(value, AsyncEngine):
-            engine: Any = value.sync_engine
+        if isinstance(value, tuple):  # the inline SQLite engines (store.db.Engines.inline)
+            for item in value:
+                take(item)
+            return
+        if isinstance(value, AsyncEngine | Engine):
+            engine: Any = value.sync_engine if isinstance(value, AsyncEngine) else value
             while getattr(engine, "_proxied", None) is not None:  # an OptionEngine
                 engine = engine._proxied
             found[id(engine)] = engine

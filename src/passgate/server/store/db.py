@@ -214,7 +214,16 @@ class Db:
     async def commit(self) -> None:
         """Commit what this unit of work wrote and give the connection back; the next
         statement takes a connection and begins a transaction again."""
+        if self._sync is not None:
+            try:
+                if self._sync.in_transaction():
+                    self._sync.commit()
+            finally:
+                self._release_sync()
+            self._run_after_commit()
+            return
         if self._connection is None:
+            self._run_after_commit()
             return
         if self._connection.in_transaction():
             await self._connection.commit()
