@@ -11,15 +11,17 @@ their /web twins, push devices at P2, and any method added later), docs/wire.md#
   action) cannot add a second.
 
 Methods call `check` before they do any work (to refuse early) and again, with `use_up`,
-in the request that adds the authenticator. Every refusal is 403 `forbidden`."""
+in the request that adds the authenticator; passkeys do the second `check`, `use_up` and
+the action's settlement in one conditional UPDATE (`add_and_settle`), whose WHERE is this
+rule. Every refusal is 403 `forbidden`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 
-from passgate.server.services import tenants
-from passgate.server.services.enums import ActionState
+from passgate.server.services import actions, tenants
+from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import Forbidden, InvalidRequest
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import actions as action_store
@@ -72,10 +74,14 @@ async def check(db: Db, tenant: TenantRow, claims: TokenClaims) -> Grant:
         found = await action_store.get_action_and_enrolled(
             db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
         )
+    return decide(tenant, claims, found)
+
+
+def decide(tenant: TenantRow, claims: TokenClaims, found: tuple[ActionRow, bool] | None) -> Grant:
+    """`check` for a caller that has read the token's action and whether its user has an
+    authenticator (None: no such action) in a statement of its own."""
     if found is None:
-        raise EnrolmentRefused(
-            "The token's action no longer exists: track a new one to add an authenticator."
-        )
+        raise _gone()
     action, enrolled = found
     if action.authenticator_added_at is not None:
         raise _used_up()
@@ -88,6 +94,57 @@ async def check(db: Db, tenant: TenantRow, claims: TokenClaims) -> Grant:
             f"last {minutes} minutes and not yet validated."
         )
     return grant
+
+
+async def add_and_settle(
+    db: Db,
+    tenant: TenantRow,
+    claims: TokenClaims,
+    *,
+    method: VerificationMethod,
+    authenticator_id: str,
+) -> tuple[ActionRow, str]:
+    """The rule, its `use_up` and the action's settlement (`actions.complete_challenge` for
+    an action a backend tracked) in one conditional UPDATE, run before the authenticator
+    `authenticator_id` goes in: the action, settled if it waited for a challenge, and its
+    token. Every refusal is `EnrolmentRefused` (or the action's own `Forbidden` when a
+    challenge cannot change its state): nothing is written, and a second read says why."""
+    if not claims.action_code or not claims.idempotency_key:
+        raise _gone()
+    now = utcnow()
+    done = await action_store.add_authenticator_and_settle(
+        db,
+        tenant.id,
+        claims.user_id,
+        claims.action_code,
+        claims.idempotency_key,
+        scoped=ADD_SCOPE in claims.scope.split(),
+        since=now - window(tenant),
+        verified_state=ActionState.CHALLENGE_SUCCEEDED.value,
+        states=[ActionState.CHALLENGE_REQUIRED.value, *(s.value for s in actions.VALID_STATES)],
+        from_state=ActionState.CHALLENGE_REQUIRED.value,
+        state=ActionState.CHALLENGE_SUCCEEDED.value,
+        verification_method=method.value,
+        authenticator_id=authenticator_id,
+        now=now,
+    )
+    if done is None:
+        # Refused: say why (the rule's own words, else the action's state, else used up).
+        await check(db, tenant, claims)
+        action = await action_store.get_action(
+            db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+        )
+        if action is not None and action.state not in actions.VALID_STATES:
+            raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
+        raise _used_up()
+    action, username = done
+    return action, actions.action_token(tenant, action, username)
+
+
+def _gone() -> EnrolmentRefused:
+    return EnrolmentRefused(
+        "The token's action no longer exists: track a new one to add an authenticator."
+    )
 
 
 def leave(

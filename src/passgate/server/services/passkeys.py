@@ -12,6 +12,7 @@ every other kind of authenticator."""
 from __future__ import annotations
 
 import hmac
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -154,14 +155,16 @@ def _check_binding(challenge: Challenge, binding_hash: str | None) -> None:
 # C2 / C3: registration --------------------------------------------------------------------
 
 
-async def _ensure_user(db: Db, tenant: TenantRow, user_id: str) -> store.Registering:
-    """The user (created if missing: a token can name a user the tenant never tracked) with
-    their passkeys' credential ids."""
-    found = await store.registering(db, tenant.id, user_id)
+async def _ensure_user(db: Db, tenant: TenantRow, claims: TokenClaims) -> store.Registering:
+    """The token's user (created if missing: a token can name a user the tenant never
+    tracked) with their passkeys' credential ids, and the token's action with whether the
+    user has an authenticator (the enrolment rule's read), in one statement."""
+    key = (claims.action_code, claims.idempotency_key)
+    found = await store.registering(db, tenant.id, claims.user_id, *key)
     if found is not None:
         return found
-    await user_store.ensure_user(db, tenant.id, user_id)
-    found = await store.registering(db, tenant.id, user_id)
+    await user_store.ensure_user(db, tenant.id, claims.user_id)
+    found = await store.registering(db, tenant.id, claims.user_id, *key)
     assert found is not None
     return found
 
@@ -177,9 +180,9 @@ async def registration_options(
     binding_hash: str | None = None,
 ) -> Options:
     policy = passkey_policy(tenant, hosted_origin)
-    user = await _ensure_user(db, tenant, claims.user_id)
+    user = await _ensure_user(db, tenant, claims)
     _check_cap(len(user.credential_ids), policy.max_passkeys_per_user)
-    await enrolment.check(db, tenant, claims)
+    enrolment.decide(tenant, claims, None if user.action is None else (user.action, user.enrolled))
     name = username or user.username or claims.username or claims.user_id
     display = display_name or user.display_name or name
     challenge = _issue(
@@ -248,11 +251,22 @@ async def add_passkey(
         )
         username, display_name = spent.username, spent.display_name
         if not spent.user_exists:
-            await _ensure_user(db, tenant, claims.user_id)
+            await user_store.ensure_user(db, tenant.id, claims.user_id)
         _check_cap(spent.passkey_count, policy.max_passkeys_per_user)
-        grant = await enrolment.check(db, tenant, claims)
+        # The enrolment rule, its use-up and the action's settlement: one conditional UPDATE,
+        # before the passkey goes in (a refusal writes nothing; the savepoint undoes it all
+        # when the insert then finds the passkey registered already).
+        authenticator_id = str(uuid.uuid4())
+        _action, token = await enrolment.add_and_settle(
+            db,
+            tenant,
+            claims,
+            method=VerificationMethod.PASSKEY,
+            authenticator_id=authenticator_id,
+        )
         added = await store.insert_passkey(
             db,
+            authenticator_id=authenticator_id,
             tenant_id=tenant.id,
             user_id=claims.user_id,
             username=challenge.username,
@@ -278,17 +292,6 @@ async def add_passkey(
                 "This passkey is already registered.", error_code="credential_already_registered"
             )
         authenticator, row = added
-        await enrolment.use_up(db, grant)
-        _action, token = await actions.complete_challenge(
-            db,
-            tenant,
-            user_id=claims.user_id,
-            action_code=claims.action_code or DEFAULT_SIGN_IN_ACTION,
-            idempotency_key=claims.idempotency_key,
-            method=VerificationMethod.PASSKEY,
-            authenticator_id=authenticator.id,
-            device_id=device_id,
-        )
     return Verified(
         token=token,
         user_id=claims.user_id,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     RowMapping,
     String,
     Table,
@@ -498,6 +499,93 @@ async def insert_action_with_username(
             **values,
             "p_tenant_id": values["tenant_id"],
             "p_user_id": values["user_id"],
+        },
+    )
+    return None if row is None else (ActionRow.of(row), row["username"])
+
+
+# The enrolment rule (services/enrolment.py) and the action's settlement in one conditional
+# UPDATE: mark that the token's action added an authenticator, and settle it when it waits for
+# a challenge, only if the rule lets this token add one now. The rule, as a WHERE: nothing
+# added yet under this action, the action in a state a challenge may settle or has settled,
+# and either the token's scope allows it, or the user has no authenticator yet, or a
+# challenge verified the action within the window and /validate has not redeemed it.
+_SETTLING = _c.state == bindparam("p_from_state", type_=String())
+ADD_AUTHENTICATOR_AND_SETTLE = (
+    update(ACTIONS)
+    .where(
+        _KEY,
+        _c.authenticator_added_at.is_(None),
+        _c.state.in_(bindparam("p_states", expanding=True)),
+        or_(
+            bindparam("p_scoped", type_=Boolean()),
+            ~exists(
+                select(_AUTHENTICATORS.c.id).where(
+                    _AUTHENTICATORS.c.tenant_id == _c.tenant_id,
+                    _AUTHENTICATORS.c.user_id == _c.user_id,
+                )
+            ),
+            and_(
+                _c.state == bindparam("p_verified_state", type_=String()),
+                _c.verification_method.is_not(None),
+                _c.validated_at.is_(None),
+                _c.state_updated_at > bindparam("p_since", type_=_c.state_updated_at.type),
+            ),
+        ),
+    )
+    .values(
+        authenticator_added_at=bindparam("p_now", type_=_c.state_updated_at.type),
+        state=case((_SETTLING, bindparam("p_state", type_=String())), else_=_c.state),
+        state_updated_at=case((_SETTLING, bindparam("p_now")), else_=_c.state_updated_at),
+        updated_at=case((_SETTLING, bindparam("p_now")), else_=_c.updated_at),
+        verification_method=case(
+            (_SETTLING, bindparam("p_verification_method", type_=String())),
+            else_=_c.verification_method,
+        ),
+        verified_by_authenticator_id=case(
+            (_SETTLING, bindparam("p_authenticator_id", type_=String())),
+            else_=_c.verified_by_authenticator_id,
+        ),
+    )
+    .returning(*ACTIONS.c, _USERNAME)
+)
+
+
+async def add_authenticator_and_settle(
+    db: Db,
+    tenant_id: str,
+    user_id: str,
+    action_code: str,
+    idempotency_key: str,
+    *,
+    scoped: bool,
+    since: datetime,
+    verified_state: str,
+    states: Sequence[str],
+    from_state: str,
+    state: str,
+    verification_method: str,
+    authenticator_id: str,
+    now: datetime,
+) -> tuple[ActionRow, str | None] | None:
+    """`ADD_AUTHENTICATOR_AND_SETTLE`: the action (after) and its user's username, or None
+    when the rule refused (nothing written)."""
+    row = await db.first(
+        ADD_AUTHENTICATOR_AND_SETTLE,
+        {
+            "p_tenant_id": tenant_id,
+            "p_user_id": user_id,
+            "p_action_code": action_code,
+            "p_idempotency_key": idempotency_key,
+            "p_scoped": scoped,
+            "p_since": since,
+            "p_verified_state": verified_state,
+            "p_states": list(states),
+            "p_from_state": from_state,
+            "p_state": state,
+            "p_verification_method": verification_method,
+            "p_authenticator_id": authenticator_id,
+            "p_now": now,
         },
     )
     return None if row is None else (ActionRow.of(row), row["username"])

@@ -17,16 +17,19 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     Table,
     and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     select,
     update,
 )
 
+from passgate.server.store.actions import ACTIONS, ActionRow
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import POSTGRESQL, Db, Statements
 from passgate.server.store.tables import (
@@ -135,12 +138,16 @@ class Registrable:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Registering:
-    """The user a registration is for and their passkeys' credential ids (None: no user)."""
+    """The user a registration is for and their passkeys' credential ids (None: no user),
+    with the token's action (None: there is none) and whether the user has any
+    authenticator: what the enrolment rule decides with."""
 
     handle: str
     username: str | None
     display_name: str | None
     credential_ids: list[str]
+    action: ActionRow | None = None
+    enrolled: bool = False
 
 
 # Challenges ---------------------------------------------------------------------------------
@@ -492,14 +499,36 @@ USER_CREDENTIAL_IDS = select(CREDENTIALS.c.credential_id).where(
     CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
     CREDENTIALS.c.user_id == bindparam("p_user_id"),
 )
+# The user, their passkeys' credential ids, the token's action (columns `a_<name>`) and
+# whether the user has any authenticator, in one statement (one row per passkey).
 REGISTERING = (
-    select(USERS.c.handle, USERS.c.username, USERS.c.display_name, CREDENTIALS.c.credential_id)
+    select(
+        USERS.c.handle,
+        USERS.c.username,
+        USERS.c.display_name,
+        CREDENTIALS.c.credential_id,
+        *(column.label(f"a_{column.name}") for column in ACTIONS.c),
+        exists(
+            select(AUTHENTICATORS.c.id).where(
+                AUTHENTICATORS.c.tenant_id == USERS.c.tenant_id,
+                AUTHENTICATORS.c.user_id == USERS.c.user_id,
+            )
+        ).label("user_enrolled"),
+    )
     .select_from(
         USERS.outerjoin(
             CREDENTIALS,
             and_(
                 CREDENTIALS.c.tenant_id == USERS.c.tenant_id,
                 CREDENTIALS.c.user_id == USERS.c.user_id,
+            ),
+        ).outerjoin(
+            ACTIONS,
+            and_(
+                ACTIONS.c.tenant_id == USERS.c.tenant_id,
+                ACTIONS.c.user_id == USERS.c.user_id,
+                ACTIONS.c.action_code == bindparam("p_action_code", type_=String()),
+                ACTIONS.c.idempotency_key == bindparam("p_idempotency_key", type_=String()),
             ),
         )
     )
@@ -584,17 +613,38 @@ def _insert_both(insert: Any) -> Any:
 INSERT_AUTHENTICATOR_AND_CREDENTIAL = Statements(_insert_both)
 
 
-async def registering(db: Db, tenant_id: str, user_id: str) -> Registering | None:
-    """The user's handle and names and their passkeys' credential ids, in one statement."""
-    rows = await db.all(REGISTERING, {"p_tenant_id": tenant_id, "p_user_id": user_id})
+async def registering(
+    db: Db,
+    tenant_id: str,
+    user_id: str,
+    action_code: str | None = None,
+    idempotency_key: str | None = None,
+) -> Registering | None:
+    """The user's handle and names, their passkeys' credential ids, and the action under
+    (`action_code`, `idempotency_key`) with whether the user has an authenticator, in one
+    statement."""
+    rows = await db.all(
+        REGISTERING,
+        {
+            "p_tenant_id": tenant_id,
+            "p_user_id": user_id,
+            "p_action_code": action_code,
+            "p_idempotency_key": idempotency_key,
+        },
+    )
     if not rows:
         return None
     first = rows[0]
+    action = None
+    if first["a_id"] is not None:
+        action = ActionRow.of({name: first[f"a_{name}"] for name in ActionRow.__slots__})
     return Registering(
         handle=first["handle"],
         username=first["username"],
         display_name=first["display_name"],
         credential_ids=[row["credential_id"] for row in rows if row["credential_id"] is not None],
+        action=action,
+        enrolled=bool(first["user_enrolled"]),
     )
 
 
@@ -680,6 +730,7 @@ async def record_assertion(
 async def insert_passkey(
     db: Db,
     *,
+    authenticator_id: str | None = None,
     tenant_id: str,
     user_id: str,
     username: str | None,
@@ -691,7 +742,7 @@ async def insert_passkey(
     is then left for the caller's savepoint to undo)."""
     now = utcnow()
     authenticator: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+        "id": authenticator_id or str(uuid.uuid4()),
         "tenant_id": tenant_id,
         "user_id": user_id,
         "verification_method": PASSKEY_METHOD,
