@@ -33,9 +33,16 @@ BUDGETS: dict[str, int] = {
     "track_push_user": 2,
     # Server API validate: one conditional update that redeems the token and returns the action.
     "validate": 1,
-    # Passkey sign-in, C4 (options: the challenge, and the Basic rate limits) + C5 (verify).
+    # Passkey sign-in, C4 (options: the Basic rate limits; the challenge is a signed message,
+    # nothing stored) + C5 (verify). PostgreSQL: 1 + 2 = 3 (C5 spends the challenge and reads
+    # the credential, then one statement writes the authenticator's last_verified_at, the
+    # sign count where it changed and the action, as data-modifying WITH queries). SQLite is
+    # over it: see SQLITE_BUDGETS.
     "passkey_sign_in": 3,
-    # Passkey sign-up, C2 (options) + C3 (verify and store the passkey).
+    # Passkey sign-up, C2 (options: the user, their passkeys, the token's action, in one
+    # read) + C3 (spend the challenge; the enrolment rule, its use-up and the action's
+    # settlement in one conditional UPDATE; the authenticator and credential rows).
+    # PostgreSQL: 1 + 3 = 4; SQLite: 1 + 4 = 5 (the two rows are two INSERTs there).
     "passkey_sign_up": 6,
     # P4 alone, a sub-budget of the round trip below (which includes it): one read of the
     # device and the count of its spent messages (the message itself is computed, not stored).
@@ -49,10 +56,25 @@ BUDGETS: dict[str, int] = {
     # A CORS preflight for a listed origin, answered from the origin index.
     "cached_preflight": 0,
 }
+# Where SQLite cannot meet BUDGETS, its own budget, and why.
+SQLITE_BUDGETS: dict[str, int] = {
+    # SQLite has no data-modifying WITH, so each table C5 writes is its own statement: the
+    # challenge's spend (spent_challenges), the authenticator's last_verified_at
+    # (authenticators), the sign count when it changed (passkey_credentials; skipped when
+    # the counter did not move, as synced passkeys report 0: then 4) and the action (actions),
+    # after C4's rate limits: 1 + 4 = 5.
+    "passkey_sign_in": 5,
+}
 # Transactions one request may open (a long-poll that waits opens one per look; none here).
 TRANSACTIONS_PER_REQUEST = 1
 # Operations answered from a cache: their requests open no transaction at all.
 CACHED = ("cached_preflight",)
+
+
+def _budget(name: str, dialect: str) -> int:
+    if dialect == "sqlite":
+        return SQLITE_BUDGETS.get(name, BUDGETS[name])
+    return BUDGETS[name]
 
 
 def _report(operation: Operation, dialect: str) -> str:
@@ -63,13 +85,14 @@ def _report(operation: Operation, dialect: str) -> str:
     without = sum(1 for request in operation.requests if request.transactions == 0)
     return (
         f"[{dialect}] {operation.name}: {len(operation.statements)} statements "
-        f"(budget {BUDGETS[operation.name]}); per request {counts}; "
+        f"(budget {_budget(operation.name, dialect)}); per request {counts}; "
         f"{without} of {len(operation.requests)} requests without a transaction"
     )
 
 
 def test_every_operation_has_a_budget() -> None:
     assert set(BUDGETS) == set(OPERATIONS)
+    assert set(SQLITE_BUDGETS) <= set(BUDGETS)
 
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
@@ -82,7 +105,7 @@ def test_statement_budget(
     print("\n" + _report(operation, dialect))
 
     problems = []
-    budget = BUDGETS[name]
+    budget = _budget(name, dialect)
     if len(operation.statements) > budget:
         problems.append(f"{len(operation.statements)} statements, over the budget of {budget}")
     for request in operation.requests:

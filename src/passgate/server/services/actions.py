@@ -431,6 +431,7 @@ async def complete_challenge(
     authenticator_id: str,
     device_id: str | None = None,
     client_made: bool = False,
+    along: action_store.AlongWith | None = None,
 ) -> tuple[ActionRow, str]:
     """A challenge for this action succeeded: settle it (see `settle`) and return it with a
     token `/validate` accepts. Without an idempotency key (a sign-in that started with no
@@ -454,7 +455,9 @@ async def complete_challenge(
             verification_method=method.value,
             authenticator_id=authenticator_id,
             now=utcnow(),
+            along=along,
         )
+        along = None
         if settled is None:
             settled = await action_store.get_action_and_username(
                 db, tenant.id, user_id, action_code, idempotency_key
@@ -475,6 +478,7 @@ async def complete_challenge(
         method=method,
         authenticator_id=authenticator_id,
         device_id=device_id,
+        along=along,
     )
     if action.state == ActionState.CHALLENGE_REQUIRED and await settle(
         db, action.id, succeeded=True, method=method, authenticator_id=authenticator_id
@@ -522,6 +526,7 @@ async def _record_verified_action(
     method: VerificationMethod,
     authenticator_id: str,
     device_id: str | None,
+    along: action_store.AlongWith | None = None,
 ) -> tuple[ActionRow, str | None]:
     """An action that starts verified (a usernameless sign-in, or one under an action code a
     client chose), unless the tenant's rule for its code blocks it. No backend tracked it, so
@@ -542,7 +547,7 @@ async def _record_verified_action(
         "device_id": device_id,
         "origin": CLIENT_ORIGIN,
     }
-    recorded = await action_store.insert_action_with_username(db, values)
+    recorded = await action_store.insert_action_with_username(db, values, along=along)
     if recorded is None:
         recorded = await action_store.get_action_and_username(
             db, tenant.id, user_id, action_code, key

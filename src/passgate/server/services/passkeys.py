@@ -424,7 +424,9 @@ async def _sign_in(
         stored_sign_count=found.sign_count,
         public_key_algorithm=found.public_key_algorithm,
     )
-    await store.record_assertion(
+    # PostgreSQL: these writes ride in the action's statement below (one statement for
+    # all three tables); SQLite: one statement per table, here.
+    along = await store.record_assertion(
         db,
         found.authenticator_id,
         sign_count=asserted.sign_count,
@@ -443,6 +445,7 @@ async def _sign_in(
         device_id=device_id,
         # A challenge bound to no user came from a Basic-only C1 or C4.
         client_made=challenge.user_id is None,
+        along=along,
     )
     return Verified(
         token=token,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    CTE,
     Boolean,
     RowMapping,
     String,
@@ -176,6 +177,30 @@ SET_STATE = (
     )
     .returning(*ACTIONS.c)
 )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlongWith:
+    """Writes to other tables that ride in the action's statement as data-modifying WITH
+    queries (PostgreSQL only), built once by their own store module; every parameter of
+    theirs is named `p_*` and none is a name the action's statement uses."""
+
+    ctes: tuple[CTE, ...]
+    params: Mapping[str, Any]
+
+
+# (statement, its WITH queries) -> the statement with them, built once per pair.
+_ALONG: dict[tuple[int, tuple[CTE, ...]], Any] = {}
+
+
+def _along(statement: Any, along: AlongWith | None) -> Any:
+    if along is None:
+        return statement
+    key = (id(statement), along.ctes)
+    built = _ALONG.get(key)
+    if built is None:
+        built = _ALONG[key] = statement.add_cte(*along.ctes)
+    return built
 
 
 def _row(row: RowMapping | None) -> ActionRow | None:
@@ -439,12 +464,15 @@ async def settle_by_key(
     verification_method: str,
     authenticator_id: str,
     now: datetime,
+    along: AlongWith | None = None,
 ) -> tuple[ActionRow, str | None] | None:
     """Settle the action if it is in `from_state` (and, with `client_origin`, only if a client
-    recorded it): the action and its user's username, or None when nothing was settled."""
+    recorded it): the action and its user's username, or None when nothing was settled.
+    `along`'s writes run in the same statement, settled or not."""
     row = await db.first(
-        SETTLE_BY_KEY,
+        _along(SETTLE_BY_KEY, along),
         {
+            **(along.params if along else {}),
             "p_tenant_id": tenant_id,
             "p_user_id": user_id,
             "p_action_code": action_code,
@@ -483,12 +511,48 @@ INSERT_ACTION_WITH_USERNAME = Statements(
 )
 
 
+# The same with `p_*` parameters named in the statement (so WITH queries may ride along).
+_RECORDED_COLUMNS = (
+    "id",
+    "tenant_id",
+    "user_id",
+    "action_code",
+    "idempotency_key",
+    "state",
+    "state_updated_at",
+    "created_at",
+    "updated_at",
+    "verification_method",
+    "verified_by_authenticator_id",
+    "device_id",
+    "origin",
+)
+RECORD_WITH_USERNAME = (
+    postgresql.insert(ACTIONS)
+    .values({name: bindparam(f"p_{name}", type_=_c[name].type) for name in _RECORDED_COLUMNS})
+    .on_conflict_do_nothing()
+    .returning(*ACTIONS.c, _USERNAME)
+)
+
+
 async def insert_action_with_username(
-    db: Db, values: Mapping[str, Any]
+    db: Db, values: Mapping[str, Any], *, along: AlongWith | None = None
 ) -> tuple[ActionRow, str | None] | None:
     """`insert_action`, returning the user's username with the action; None when one with
-    the same idempotency key already exists."""
+    the same idempotency key already exists. `along` (PostgreSQL): writes that run in the
+    same statement, inserted or not (`values` then names only `_RECORDED_COLUMNS`)."""
     now = utcnow()
+    if along is not None:
+        recorded = {
+            "id": str(uuid.uuid4()),
+            "state_updated_at": now,
+            "created_at": now,
+            "updated_at": now,
+            **values,
+        }
+        params = {f"p_{name}": recorded[name] for name in _RECORDED_COLUMNS}
+        row = await db.first(_along(RECORD_WITH_USERNAME, along), {**along.params, **params})
+        return None if row is None else (ActionRow.of(row), row["username"])
     row = await db.first(
         INSERT_ACTION_WITH_USERNAME[db],
         {

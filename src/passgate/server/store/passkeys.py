@@ -25,11 +25,12 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
 
-from passgate.server.store.actions import ACTIONS, ActionRow
+from passgate.server.store.actions import ACTIONS, ActionRow, AlongWith
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import POSTGRESQL, Db, Statements
 from passgate.server.store.tables import (
@@ -570,13 +571,29 @@ SET_SIGN_COUNT = (
     .where(CREDENTIALS.c.authenticator_id == bindparam("p_authenticator_id"))
     .values(sign_count=bindparam("p_sign_count"), backed_up=bindparam("p_backed_up"))
 )
-# PostgreSQL: both in one statement (a data-modifying WITH).
-_TOUCHED = TOUCH_AUTHENTICATOR.returning(AUTHENTICATORS.c.id).cte("touched")
-SET_SIGN_COUNT_AND_TOUCH = (
+# PostgreSQL: a sign-in's writes as data-modifying WITH queries that ride in the action's
+# statement (store/actions.py `AlongWith`): last_verified_at, and the sign count and backup
+# state only where they changed. Parameters are `p_*` and none is a name the action's
+# statements use.
+_P_AUTHENTICATOR = bindparam("p_asserted_authenticator_id", type_=String())
+_P_SIGN_COUNT = bindparam("p_asserted_sign_count", type_=CREDENTIALS.c.sign_count.type)
+_P_BACKED_UP = bindparam("p_asserted_backed_up", type_=CREDENTIALS.c.backed_up.type)
+ASSERTION_WRITES = (
+    update(AUTHENTICATORS)
+    .where(AUTHENTICATORS.c.id == _P_AUTHENTICATOR)
+    .values(
+        last_verified_at=bindparam("p_asserted_at", type_=AUTHENTICATORS.c.last_verified_at.type)
+    )
+    .returning(AUTHENTICATORS.c.id)
+    .cte("asserted_authenticator"),
     update(CREDENTIALS)
-    .add_cte(_TOUCHED)
-    .where(CREDENTIALS.c.authenticator_id.in_(select(_TOUCHED.c.id)))
-    .values(sign_count=bindparam("p_sign_count"), backed_up=bindparam("p_backed_up"))
+    .where(
+        CREDENTIALS.c.authenticator_id == _P_AUTHENTICATOR,
+        or_(CREDENTIALS.c.sign_count != _P_SIGN_COUNT, CREDENTIALS.c.backed_up != _P_BACKED_UP),
+    )
+    .values(sign_count=_P_SIGN_COUNT, backed_up=_P_BACKED_UP)
+    .returning(CREDENTIALS.c.authenticator_id)
+    .cte("asserted_credential"),
 )
 INSERT_AUTHENTICATOR = insert(AUTHENTICATORS)
 _CREDENTIAL_CONFLICT = [CREDENTIALS.c.tenant_id, CREDENTIALS.c.credential_id]
@@ -706,25 +723,32 @@ async def record_assertion(
     backed_up: bool,
     changed: bool,
     now: datetime,
-) -> None:
+) -> AlongWith | None:
     """Note a sign-in: the authenticator's last_verified_at and, when `changed`, the
-    credential's sign count and backup state (PostgreSQL: one statement; SQLite: two)."""
-    if not changed:
-        await db.execute(
-            TOUCH_AUTHENTICATOR, {"p_authenticator_id": authenticator_id, "p_now": now}
+    credential's sign count and backup state. On PostgreSQL nothing runs here: the writes
+    are returned, to ride in the action's statement (`actions.complete_challenge(along=)`).
+    On SQLite (no writes inside WITH) they run now, one statement per table written: one,
+    or two when the counter or backup state changed (synced passkeys report 0: one)."""
+    if db.dialect == POSTGRESQL:
+        return AlongWith(
+            ctes=ASSERTION_WRITES,
+            params={
+                "p_asserted_authenticator_id": authenticator_id,
+                "p_asserted_at": now,
+                "p_asserted_sign_count": sign_count,
+                "p_asserted_backed_up": backed_up,
+            },
         )
-        return
     params = {
         "p_authenticator_id": authenticator_id,
         "p_now": now,
         "p_sign_count": sign_count,
         "p_backed_up": backed_up,
     }
-    if db.dialect == POSTGRESQL:
-        await db.execute(SET_SIGN_COUNT_AND_TOUCH, params)
-        return
-    await db.execute(SET_SIGN_COUNT, params)
+    if changed:
+        await db.execute(SET_SIGN_COUNT, params)
     await db.execute(TOUCH_AUTHENTICATOR, params)
+    return None
 
 
 async def insert_passkey(
