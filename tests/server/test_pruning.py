@@ -27,6 +27,7 @@ from passgate.server.store.tables import (
     PushChallenge,
     PushUsedNonce,
     RateLimitWindow,
+    SpentChallenge,
     User,
     utcnow,
 )
@@ -47,6 +48,11 @@ def challenge(tenant: Tenant, expires: datetime) -> PasskeyChallenge:
         challenge=b"c" * 32,
         expires_at=expires,
     )
+
+
+def spent(tenant: Tenant, kind: str, expires: datetime) -> SpentChallenge:
+    """A used-up challenge's digest (a passkey challenge's or a push message's)."""
+    return SpentChallenge(digest=new_id(), tenant_id=tenant.id, kind=kind, expires_at=expires)
 
 
 def action(tenant: Tenant, state: str, changed: datetime, origin: str = "server") -> Action:
@@ -74,6 +80,8 @@ class Rows:
         self.dead: list[Base] = [
             challenge(tenant, now - HOUR),
             PushUsedNonce(digest=new_id(), tenant_id=tenant.id, expires_at=now - HOUR),
+            spent(tenant, "passkey", now - HOUR),
+            spent(tenant, "push", now - HOUR),
             RateLimitWindow(bucket=f"test:{new_id()}", hits=3, expires_at=now - HOUR),
             AdminChallenge(
                 id=new_id(),
@@ -113,6 +121,9 @@ class Rows:
             # Expired a moment ago: still there, so a late caller hears "expired".
             challenge(tenant, now - timedelta(minutes=1)),
             PushUsedNonce(digest=new_id(), tenant_id=tenant.id, expires_at=now + HOUR),
+            spent(tenant, "passkey", now + HOUR),
+            # Expired a moment ago: kept for the grace (another process's clock may differ).
+            spent(tenant, "push", now - timedelta(minutes=1)),
             RateLimitWindow(bucket=f"test:{new_id()}", hits=3, expires_at=now + HOUR),
             AdminLink(id=new_id(), admin_id=admin.id, token_hash=new_id(), expires_at=now + HOUR),
             AdminSession(
@@ -184,7 +195,10 @@ def test_passgate_db_prune_deletes_dead_rows_and_keeps_live_ones(
     assert rows.present(rows.dead) == [False] * len(rows.dead)
     assert rows.present(rows.live) == [True] * len(rows.live)
     # Each kind is counted (this database may hold other tests' dead rows as well).
-    assert all(counts[kind] >= 1 for kind in ("passkeyChallenges", "clientActions", "actions"))
+    assert all(
+        counts[kind] >= 1
+        for kind in ("passkeyChallenges", "spentChallenges", "clientActions", "actions")
+    )
     assert counts["adminSessions"] >= 2
 
     async def last_run(db: Db) -> Any:

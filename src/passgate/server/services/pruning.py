@@ -6,8 +6,11 @@ pruning the database grows for ever. What goes, and when:
 - passkey and console challenges, rate-limit windows, console enrolment links and console
   sessions: `GRACE` after they expire (or a session is revoked), so a late caller still hears
   "expired" rather than "unknown";
-- spent push messages (`push_used_nonces`) as soon as they expire: they are refused for their
-  age from then on;
+- spent challenges (`spent_challenges`: the digests of passkey challenges and push messages
+  an answer used up) `GRACE` after the message expires: it is refused for its age from then
+  on, and the grace covers processes whose clocks differ a little;
+- spent push messages of the old table (`push_used_nonces`, no longer written) as soon as
+  they expire;
 - actions a client made with nothing but the tenant id (`Action.origin == "client"`) that are
   still waiting for a challenge `CLIENT_ACTION_LIFETIME` after they were made, longer than any
   challenge lives;

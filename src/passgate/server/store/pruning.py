@@ -21,12 +21,14 @@ from passgate.server.store.tables import (
     PasskeyChallenge,
     PushUsedNonce,
     RateLimitWindow,
+    SpentChallenge,
     UTCDateTime,
 )
 
 _ACTIONS = cast(Table, Action.__table__).c
 _PASSKEY_CHALLENGES = cast(Table, PasskeyChallenge.__table__).c
 _RATE_LIMIT_WINDOWS = cast(Table, RateLimitWindow.__table__).c
+_SPENT_CHALLENGES = cast(Table, SpentChallenge.__table__).c
 _ADMIN_CHALLENGES = cast(Table, AdminChallenge.__table__).c
 _ADMIN_LINKS = cast(Table, AdminLink.__table__).c
 _ADMIN_SESSIONS = cast(Table, AdminSession.__table__).c
@@ -66,6 +68,14 @@ def targets(cutoffs: Cutoffs, *, pending: str, review: str) -> list[Target]:
             "passkeyChallenges",
             _PASSKEY_CHALLENGES.id,
             _PASSKEY_CHALLENGES.expires_at < cutoffs.expired,
+        ),
+        # Spent challenges (passkeys and push): once the message has expired it is refused
+        # for its age, so its digest is no longer needed. Every sign-in adds one, so in
+        # batches like the rest.
+        Target(
+            "spentChallenges",
+            _SPENT_CHALLENGES.digest,
+            _SPENT_CHALLENGES.expires_at < cutoffs.expired,
         ),
         Target(
             "rateLimitWindows",
