@@ -30,7 +30,7 @@ def create_hub(settings: Settings) -> tuple[PushHub, httpx.AsyncClient]:
     return hub, http
 
 
-def _hub(request: Request) -> PushHub:
+async def _hub(request: Request) -> PushHub:
     hub: PushHub = request.app.state.push_hub
     return hub
 

@@ -42,12 +42,12 @@ def bind(request: Request, response: Response) -> str:
     return binding_cookies.digest(value)
 
 
-def _hosted_origin(request: Request) -> str | None:
+async def _hosted_origin(request: Request) -> str | None:
     settings: Settings = request.app.state.settings
     return settings.public_origin
 
 
-def _binding(request: Request) -> str | None:
+async def _binding(request: Request) -> str | None:
     """The hash of this browser's binding cookie, if it sent one."""
     return binding_cookies.presented(request, COOKIE)
 

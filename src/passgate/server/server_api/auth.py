@@ -34,7 +34,7 @@ async def _secret_key_tenant(request: Request, db: Database) -> TenantRow:
 SecretKeyTenant = Annotated[TenantRow, Depends(_secret_key_tenant)]
 
 
-def _secret_key(request: Request) -> tenants.SecretKey:
+async def _secret_key(request: Request) -> tenants.SecretKey:
     return tenants.secret_key(basic_username(request.headers.get("authorization")))
 
 
