@@ -1,18 +1,20 @@
-"""Passkeys: credentials and single-use challenges, as rows and Core statements.
+"""Passkeys: credentials, and the spending of single-use challenges, as rows and Core
+statements.
 
-Every statement is built once and uses an index: challenges by id, credentials by
-(tenant_id, credential_id) or (tenant_id, user_id) or authenticator id. A ceremony's answer
-consumes its challenge and reads what the check needs (the credential, its user) in the same
-statement: the reads are scalar subqueries in the UPDATE's RETURNING, so one statement works
-on SQLite (whose RETURNING cannot name an UPDATE ... FROM table) and PostgreSQL alike."""
+Every statement is built once and uses an index: spent challenges by digest, credentials by
+(tenant_id, credential_id) or (tenant_id, user_id) or authenticator id. A challenge is a
+signed message (services/challenges.py), not a row: a ceremony's answer spends it by
+inserting its digest into `spent_challenges` and reads what the check needs (the credential,
+its user, the tenant's version) in the same statement, as scalar subqueries in the INSERT's
+RETURNING, so one statement works on SQLite and PostgreSQL alike. The old
+`passkey_challenges` table is no longer written (a later contract migration drops it)."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -33,9 +35,9 @@ from sqlalchemy import (
 from passgate.server.store.actions import ACTIONS, ActionRow, AlongWith
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import POSTGRESQL, Db, Statements
+from passgate.server.store.states import SpentKind
 from passgate.server.store.tables import (
     Authenticator,
-    PasskeyChallenge,
     PasskeyCredential,
     SpentChallenge,
     Tenant,
@@ -44,12 +46,11 @@ from passgate.server.store.tables import (
 )
 
 CREDENTIALS = cast(Table, PasskeyCredential.__table__)
-CHALLENGES = cast(Table, PasskeyChallenge.__table__)
 AUTHENTICATORS = cast(Table, Authenticator.__table__)
 USERS = cast(Table, User.__table__)
 SPENT = cast(Table, SpentChallenge.__table__)
 TENANTS = cast(Table, Tenant.__table__)
-SPENT_KIND = "passkey"
+SPENT_KIND = SpentKind.PASSKEY.value
 PASSKEY_METHOD = "PASSKEY"
 
 
@@ -84,60 +85,6 @@ class PasskeyCredentialRow:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class PasskeyChallengeRow:
-    """A row of `passkey_challenges` (store/tables.py says what each column means)."""
-
-    id: str
-    tenant_id: str
-    purpose: str
-    state: str
-    challenge: bytes
-    user_id: str | None
-    action_code: str | None
-    idempotency_key: str | None
-    username: str | None
-    display_name: str | None
-    created_at: datetime
-    expires_at: datetime
-    used_at: datetime | None
-    binding_hash: str | None
-
-    @classmethod
-    def of(cls, row: Mapping[Any, Any]) -> PasskeyChallengeRow:
-        """From a result row (extra columns, e.g. of a join, are ignored)."""
-        return cls(**{name: row[name] for name in cls.__slots__})
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Assertable:
-    """What a sign-in answer is checked against, read as its challenge is consumed: the
-    credential the answer names (None when the tenant has no such credential) and its user."""
-
-    challenge: PasskeyChallengeRow
-    authenticator_id: str | None
-    user_id: str | None
-    public_key: bytes | None
-    sign_count: int
-    backed_up: bool
-    public_key_algorithm: int | None
-    user_handle: str | None
-    username: str | None
-    display_name: str | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Registrable:
-    """A registration challenge, consumed, with what its user has: None for the user's names
-    when the user does not exist (any more)."""
-
-    challenge: PasskeyChallengeRow
-    user_exists: bool
-    username: str | None
-    display_name: str | None
-    passkey_count: int
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class Registering:
     """The user a registration is for and their passkeys' credential ids (None: no user),
     with the token's action (None: there is none) and whether the user has any
@@ -149,54 +96,6 @@ class Registering:
     credential_ids: list[str]
     action: ActionRow | None = None
     enrolled: bool = False
-
-
-# Challenges ---------------------------------------------------------------------------------
-
-INSERT_CHALLENGE = insert(CHALLENGES)
-GET_CHALLENGE = select(CHALLENGES).where(
-    CHALLENGES.c.id == bindparam("p_challenge_id"),
-    CHALLENGES.c.tenant_id == bindparam("p_tenant_id"),
-)
-_CONSUMABLE = (
-    CHALLENGES.c.id == bindparam("p_challenge_id"),
-    CHALLENGES.c.tenant_id == bindparam("p_tenant_id"),
-    CHALLENGES.c.purpose == bindparam("p_purpose"),
-    CHALLENGES.c.state == "pending",
-    CHALLENGES.c.expires_at > bindparam("p_now"),
-)
-_CONSUME = update(CHALLENGES).where(*_CONSUMABLE).values(state="used", used_at=bindparam("p_now"))
-BURN_CHALLENGE = _CONSUME.returning(CHALLENGES.c.id)
-
-
-async def insert_challenge(
-    db: Db, tenant_id: str, purpose: str, lifetime: timedelta, **bound: str | None
-) -> PasskeyChallengeRow:
-    now = utcnow()
-    values: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "tenant_id": tenant_id,
-        "purpose": purpose,
-        "state": "pending",
-        "challenge": secrets.token_bytes(32),
-        "user_id": None,
-        "action_code": None,
-        "idempotency_key": None,
-        "username": None,
-        "display_name": None,
-        "created_at": now,
-        "expires_at": now + lifetime,
-        "used_at": None,
-        "binding_hash": None,
-        **bound,
-    }
-    await db.execute(INSERT_CHALLENGE, values)
-    return PasskeyChallengeRow.of(values)
-
-
-async def get_challenge(db: Db, tenant_id: str, challenge_id: str) -> PasskeyChallengeRow | None:
-    row = await db.first(GET_CHALLENGE, {"p_challenge_id": challenge_id, "p_tenant_id": tenant_id})
-    return None if row is None else PasskeyChallengeRow.of(row)
 
 
 def _credential(column: ColumnElement[Any], name: str) -> Any:
@@ -248,22 +147,6 @@ def _authenticator_of_credential(column: ColumnElement[Any], name: str) -> Any:
     )
 
 
-CONSUME_FOR_ASSERTION = _CONSUME.returning(
-    *CHALLENGES.c,
-    _credential(CREDENTIALS.c.authenticator_id, "cred_authenticator_id"),
-    _credential(CREDENTIALS.c.user_id, "cred_user_id"),
-    _credential(CREDENTIALS.c.public_key, "cred_public_key"),
-    _credential(CREDENTIALS.c.sign_count, "cred_sign_count"),
-    _credential(CREDENTIALS.c.backed_up, "cred_backed_up"),
-    _credential(CREDENTIALS.c.public_key_algorithm, "cred_public_key_algorithm"),
-    _user_of_credential(USERS.c.handle, "user_handle"),
-    _user_of_credential(USERS.c.username, "user_username"),
-    _user_of_credential(USERS.c.display_name, "user_display_name"),
-    _authenticator_of_credential(AUTHENTICATORS.c.username, "authenticator_username"),
-    _authenticator_of_credential(AUTHENTICATORS.c.display_name, "authenticator_display_name"),
-)
-
-
 def _user(column: ColumnElement[Any], name: str) -> Any:
     return (
         select(column)
@@ -273,89 +156,6 @@ def _user(column: ColumnElement[Any], name: str) -> Any:
         .scalar_subquery()
         .label(name)
     )
-
-
-CONSUME_FOR_REGISTRATION = _CONSUME.returning(
-    *CHALLENGES.c,
-    _user(USERS.c.handle, "user_handle"),
-    _user(USERS.c.username, "user_username"),
-    _user(USERS.c.display_name, "user_display_name"),
-    select(func.count())
-    .select_from(CREDENTIALS)
-    .where(
-        CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
-        CREDENTIALS.c.user_id == bindparam("p_user_id"),
-    )
-    .scalar_subquery()
-    .label("passkey_count"),
-)
-
-
-async def consume_for_assertion(
-    db: Db, tenant_id: str, challenge_id: str, purpose: str, credential_id: str
-) -> Assertable | None:
-    """Use up a pending, unexpired challenge of this tenant (for exactly one caller, ever) and
-    read the credential `credential_id` names, in one statement. None: nothing was consumed."""
-    row = await db.first(
-        CONSUME_FOR_ASSERTION,
-        {
-            "p_challenge_id": challenge_id,
-            "p_tenant_id": tenant_id,
-            "p_purpose": purpose,
-            "p_now": utcnow(),
-            "p_credential_id": credential_id,
-        },
-    )
-    if row is None:
-        return None
-    return Assertable(
-        challenge=PasskeyChallengeRow.of(row),
-        authenticator_id=row["cred_authenticator_id"],
-        user_id=row["cred_user_id"],
-        public_key=row["cred_public_key"],
-        sign_count=int(row["cred_sign_count"] or 0),
-        backed_up=bool(row["cred_backed_up"]),
-        public_key_algorithm=row["cred_public_key_algorithm"],
-        user_handle=row["user_handle"],
-        username=row["user_username"] or row["authenticator_username"],
-        display_name=row["user_display_name"] or row["authenticator_display_name"],
-    )
-
-
-async def consume_for_registration(
-    db: Db, tenant_id: str, challenge_id: str, purpose: str, user_id: str
-) -> Registrable | None:
-    """Use up a pending, unexpired challenge and read `user_id`'s names and passkey count."""
-    row = await db.first(
-        CONSUME_FOR_REGISTRATION,
-        {
-            "p_challenge_id": challenge_id,
-            "p_tenant_id": tenant_id,
-            "p_purpose": purpose,
-            "p_now": utcnow(),
-            "p_user_id": user_id,
-        },
-    )
-    if row is None:
-        return None
-    return Registrable(
-        challenge=PasskeyChallengeRow.of(row),
-        user_exists=row["user_handle"] is not None,
-        username=row["user_username"],
-        display_name=row["user_display_name"],
-        passkey_count=int(row["passkey_count"] or 0),
-    )
-
-
-async def burn_challenge(db: Db, tenant_id: str, challenge_id: str, purpose: str) -> bool:
-    """Use up a pending challenge without reading anything (True when this call did)."""
-    params = {
-        "p_challenge_id": challenge_id,
-        "p_tenant_id": tenant_id,
-        "p_purpose": purpose,
-        "p_now": utcnow(),
-    }
-    return await db.first(BURN_CHALLENGE, params) is not None
 
 
 # Spending a stateless challenge (services/challenges.py) ------------------------------------

@@ -1,5 +1,5 @@
 """Push devices, their spent one-time messages, and push challenges: rows and statements
-(Core, built once). The challenge's states are `ChallengeState`, used everywhere."""
+(Core, built once). The challenge's states are `store.states.ChallengeState`, used everywhere."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -32,6 +31,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from passgate.server.store import tables
 from passgate.server.store.actions import ActionRow
 from passgate.server.store.db import POSTGRESQL, Db, Statements
+from passgate.server.store.states import ChallengeState, SpentKind
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,19 +75,6 @@ class PushChallengeRow:
         return cls(**{name: row[name] for name in cls.__slots__})
 
 
-class ChallengeState(StrEnum):
-    """A push challenge's life, in one place (tables, services and docs/push.md use these words):
-    `pending` until the device answers (or it expires, which is `pending` past `expires_at`);
-    then `approved`, `rejected` (the device said no) or `failed` (approved with the wrong
-    number). `refused`: recorded over the push-bombing limit, never shown to a device."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    REFUSED = "refused"
-
-
 PENDING, APPROVED, REJECTED, FAILED, REFUSED = (
     ChallengeState.PENDING.value,
     ChallengeState.APPROVED.value,
@@ -101,7 +88,7 @@ challenges_t = cast(Table, tables.PushChallenge.__table__)
 spent_t = cast(Table, tables.SpentChallenge.__table__)
 tenants_t = cast(Table, tables.Tenant.__table__)
 # The kind of push's rows in `spent_challenges` (passkeys' are "passkey").
-SPENT_KIND = "push"
+SPENT_KIND = SpentKind.PUSH.value
 actions_t = cast(Table, tables.Action.__table__)
 authenticators_t = cast(Table, tables.Authenticator.__table__)
 users_t = cast(Table, tables.User.__table__)

@@ -1,6 +1,6 @@
 """Push challenges: started by `track` or W1, seen by the device (P5, optionally long-polled),
 decided once (P6), and watched by the requester (W2, `get_action`, `/validate`). Their states
-are `store.push.ChallengeState` (docs/push.md)."""
+are `store.states.ChallengeState` (docs/push.md)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ from passgate.server.store import actions as action_store
 from passgate.server.store import push as push_store
 from passgate.server.store.actions import ActionRow
 from passgate.server.store.db import Db
-from passgate.server.store.push import ChallengeState, PushChallengeRow
+from passgate.server.store.push import PushChallengeRow
+from passgate.server.store.states import ChallengeState
 from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow
 
