@@ -67,7 +67,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         else None
     )
     app.state.engines = Engines(
-        engine, read_engine, inline=inline, pool_timeout=limits.pool_timeout
+        engine,
+        read_engine,
+        inline=inline,
+        pool_timeout=limits.pool_timeout,
+        lock_timeout=limits.lock_timeout,
     )
     app.state.push_hub = push_hub
     app.state.origin_index = OriginIndex(app.state.engines)

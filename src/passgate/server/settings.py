@@ -62,10 +62,11 @@ class Settings(BaseSettings):
     )
     database_pool_size: int = Field(default=10, ge=1)
     sqlite_inline: bool = Field(
-        default=False,
+        default=True,
         description="On SQLite, run statements on the server's event loop thread (the "
         "standard library's sqlite3) instead of handing each to a driver thread "
-        "(aiosqlite). See docs/performance.md.",
+        "(aiosqlite): measured 30-55% less server CPU per operation. False goes back to "
+        "aiosqlite. See docs/performance.md.",
     )
     # A request waits at most pool + lock timeout (1.4 s by default), under the 2 s after which
     # Authsignal's Python SDK gives up: a busy or stalled database is answered 503 with

@@ -151,12 +151,14 @@ def create_inline_sqlite_engines(
         return None
     limits = limits or Limits()
     url = engine.url.set(drivername="sqlite+pysqlite")
-    busy_ms = round(limits.lock_timeout * 1000)
     built = []
     for size in (1, pool_size):
+        # The writer does not wait in SQLite's busy handler (it would hold the event loop):
+        # `store.db.Db` retries its BEGIN IMMEDIATE with asyncio sleeps instead.
+        busy_ms = 0 if size == 1 else round(limits.lock_timeout * 1000)
         sync = sqlalchemy.create_engine(
             url,
-            connect_args={"timeout": limits.lock_timeout, "check_same_thread": False},
+            connect_args={"timeout": busy_ms / 1000, "check_same_thread": False},
             pool_size=size,
             max_overflow=0 if size == 1 else pool_size,
             pool_timeout=limits.pool_timeout,

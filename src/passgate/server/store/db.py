@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine, RowMapping
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
@@ -36,7 +37,7 @@ class Engines:
     loop's thread (see `Db`), with this process's writers taking turns (`write_turn`, first
     come first served, waiting at most `pool_timeout` like a pooled connection)."""
 
-    __slots__ = ("_write_turn", "inline", "pool_timeout", "read", "write")
+    __slots__ = ("_write_turn", "inline", "lock_timeout", "pool_timeout", "read", "write")
 
     def __init__(
         self,
@@ -45,11 +46,13 @@ class Engines:
         *,
         inline: tuple[Engine, Engine] | None = None,
         pool_timeout: float = 30.0,
+        lock_timeout: float = 30.0,
     ) -> None:
         self.write = write
         self.read = read or write.execution_options(passgate_read_only=True)
         self.inline = inline
         self.pool_timeout = pool_timeout
+        self.lock_timeout = lock_timeout
         self._write_turn: asyncio.Lock | None = None
 
     @property
@@ -135,6 +138,27 @@ class Db:
                 raise
         return self._sync
 
+    async def _begin_inline(self, connection: Connection) -> None:
+        """BEGIN IMMEDIATE for an inline writer. Another process may hold SQLite's write lock;
+        rather than wait in SQLite's busy handler (which would hold up the event loop and
+        every other request), try again after short asyncio sleeps, for at most the lock
+        timeout; then the busy error goes up (and is answered 503, like a pooled wait)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._engines.lock_timeout
+        pause = 0.002
+        while True:
+            try:
+                connection.begin()
+                return
+            except OperationalError as exc:
+                if connection.in_transaction():
+                    connection.rollback()
+                busy = getattr(exc.orig, "sqlite_errorcode", None)
+                if busy is None or busy & 0xFF not in (5, 6) or loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
     def _release_turn(self) -> None:
         if self._turn:
             self._turn = False
@@ -153,7 +177,10 @@ class Db:
     ) -> CursorResult[Any]:
         inline = self._engines.inline
         if inline is not None:
-            return (await self._inline(inline)).execute(statement, parameters)
+            sync = await self._inline(inline)
+            if self._turn and not sync.in_transaction():
+                await self._begin_inline(sync)
+            return sync.execute(statement, parameters)
         connection = await self.connection()
         return await connection.execute(statement, parameters)
 
@@ -164,7 +191,10 @@ class Db:
             return
         inline = self._engines.inline
         if inline is not None:
-            (await self._inline(inline)).execute(statement, list(parameters))
+            sync = await self._inline(inline)
+            if self._turn and not sync.in_transaction():
+                await self._begin_inline(sync)
+            sync.execute(statement, list(parameters))
             return
         connection = await self.connection()
         await connection.execute(statement, list(parameters))
@@ -200,7 +230,10 @@ class Db:
         """Undo only what the block wrote when it raises; the transaction goes on."""
         inline = self._engines.inline
         if inline is not None:
-            with (await self._inline(inline)).begin_nested():
+            sync = await self._inline(inline)
+            if self._turn and not sync.in_transaction():
+                await self._begin_inline(sync)
+            with sync.begin_nested():
                 yield
             return
         connection = await self.connection()
