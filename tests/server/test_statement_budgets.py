@@ -64,6 +64,9 @@ SQLITE_BUDGETS: dict[str, int] = {
     # the counter did not move, as synced passkeys report 0: then 4) and the action (actions),
     # after C4's rate limits: 1 + 4 = 5.
     "passkey_sign_in": 5,
+    # The push round trip's reason is beside BUDGETS["push_round_trip"]: P6's decision, the
+    # action's settlement and last_verified_at are one statement per table (2+1+1+3+1 = 8).
+    "push_round_trip": 8,
 }
 # Transactions one request may open (a long-poll that waits opens one per look; none here).
 TRANSACTIONS_PER_REQUEST = 1

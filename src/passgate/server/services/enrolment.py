@@ -134,7 +134,10 @@ async def add_and_settle(
         action = await action_store.get_action(
             db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
         )
-        if action is not None and action.state not in actions.VALID_STATES:
+        if action is not None and action.state not in (
+            ActionState.CHALLENGE_REQUIRED,
+            *actions.VALID_STATES,
+        ):
             raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
         raise _used_up()
     action, username = done
