@@ -1,11 +1,13 @@
 """A refused answer uses its challenge up (docs/wire.md#passkey-routes).
 
-Ceremonies consume their challenge with one conditional UPDATE before they check the answer.
-When the check then refuses, the request's rollback would undo the consume with everything
-else, and the same challenge could be answered again (a bad assertion, then a good one). So
-the checks run inside `refusal_burns_challenge`: a savepoint undoes whatever they wrote, and
-the error is marked `keep_changes`, so the request commits the consume (and nothing of the
-refused attempt) before the error goes out (see database.py).
+Ceremonies spend their challenge before they check the answer: passkey and push challenges
+are signed messages (services/challenges.py) spent by inserting their digest into
+`spent_challenges`, the console's by one conditional UPDATE. When the check then refuses, the
+request's rollback would undo the spend with everything else, and the same challenge could be
+answered again (a bad assertion, then a good one). So the checks run inside
+`refusal_burns_challenge`: a savepoint undoes whatever they wrote, and the error is marked
+`keep_changes`, so the request commits the spend (and nothing of the refused attempt) before
+the error goes out (see database.py).
 
 A request refused before the checks (the challenge is another browser's or another user's)
 does not come here: its rollback leaves the challenge to its rightful owner."""
