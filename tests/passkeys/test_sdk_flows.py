@@ -164,3 +164,33 @@ def test_deleting_the_authenticator_or_the_user_forgets_the_passkey(
     authsignal.delete_user("gina")
     assert fresh.passkey.sign_in(action="again").error_code == "unknown_credential"
     fresh.close()
+
+
+def test_a_sign_in_records_when_the_passkey_last_verified(
+    server: LiveServer,
+    tenant: Tenant,
+    authsignal: AuthsignalClient,
+    app: AuthsignalSync,
+    device: SoftwareAuthenticator,
+) -> None:
+    """The write after a verified assertion (one statement on PostgreSQL with the action's,
+    one per table on SQLite) records lastVerifiedAt, and a later sign-in moves it on."""
+    sign_up(authsignal, app, "erin")
+
+    def last_verified() -> str | None:
+        found = authsignal.get_authenticators("erin")
+        passkeys = [a for a in found if a["verification_method"] == "PASSKEY"]
+        assert len(passkeys) == 1
+        value = passkeys[0].get("last_verified_at")
+        return str(value) if value is not None else None
+
+    before = last_verified()
+    seen = []
+    for _ in range(2):
+        fresh = AuthsignalSync(tenant.id, server.api_url, passkey_authenticator=device)
+        result = fresh.passkey.sign_in()
+        fresh.close()
+        assert result.data is not None and result.data.user_id == "erin", result
+        seen.append(last_verified())
+    assert seen[0] is not None and seen[0] != before
+    assert seen[1] is not None and seen[1] > seen[0]
