@@ -76,8 +76,9 @@ GET_ACTION = select(ACTIONS).where(_KEY)
 INSERT_ACTION = Statements(
     lambda insert: insert(ACTIONS).on_conflict_do_nothing().returning(*ACTIONS.c)
 )
-# The columns `insert_action` writes (the others start NULL).
-_TRACKED_COLUMNS = (
+# The columns `insert_action` (and track's writable CTE on PostgreSQL, store/users.py) write;
+# the others start NULL.
+TRACKED_COLUMNS = (
     "id",
     "tenant_id",
     "user_id",
@@ -113,14 +114,14 @@ def _track_for_user(insert: Any) -> Any:
     else:
         methods_agg = func.group_concat(distinct(authenticators.verification_method))
     source = select(
-        *[bindparam(name, type_=ACTIONS.c[name].type) for name in _TRACKED_COLUMNS]
+        *[bindparam(name, type_=ACTIONS.c[name].type) for name in TRACKED_COLUMNS]
     ).where(
         exists(select(_TENANTS.c.id).where(_TENANTS.c.id == tenant_id, KEY_MATCHES)),
         exists(select(users.user_id).where(users.tenant_id == tenant_id, users.user_id == user_id)),
     )
     return (
         insert(ACTIONS)
-        .from_select(list(_TRACKED_COLUMNS), source, include_defaults=False)
+        .from_select(list(TRACKED_COLUMNS), source, include_defaults=False)
         .on_conflict_do_nothing()
         .returning(
             *ACTIONS.c,

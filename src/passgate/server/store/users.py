@@ -295,29 +295,12 @@ def _track_in_one(insert: Any) -> Any:
     writable CTE). The action is inserted only when the upsert wrote the user, that is when
     the secret key still opens the tenant; the result is one row with the user's columns and
     the inserted action's (prefixed `a_`, NULL when its idempotency key was taken)."""
+    from passgate.server.store.actions import TRACKED_COLUMNS
     from passgate.server.store.tables import Action
 
     actions = cast(Table, Action.__table__)
     upsert = _upsert_user(insert).cte("tracked_user")
-    names = [
-        "id",
-        "tenant_id",
-        "user_id",
-        "action_code",
-        "idempotency_key",
-        "state",
-        "state_updated_at",
-        "created_at",
-        "updated_at",
-        "ip_address",
-        "user_agent",
-        "device_id",
-        "custom",
-        "scope",
-        "redirect_url",
-        "locale",
-        "origin",
-    ]
+    names = list(TRACKED_COLUMNS)
     values = [
         bindparam(f"a_{name}", type_=actions.c[name].type)
         if name not in ("tenant_id", "user_id")
