@@ -40,6 +40,9 @@ from passgate.server.store import pruning as store
 from passgate.server.store.db import Engines
 from passgate.server.store.tables import utcnow
 
+# Its own generator: the module-level one is shared with everything else in the process (a
+# test's data generator, for one, notices when another thread moves it).
+_JITTER = random.Random()
 log = structlog.get_logger("passgate.pruning")
 
 GRACE = timedelta(minutes=5)
@@ -115,7 +118,7 @@ class Pruner:
     async def _run(self) -> None:
         while True:
             # Half to one and a half intervals: processes started together drift apart.
-            await asyncio.sleep(self._interval * random.uniform(0.5, 1.5))
+            await asyncio.sleep(self._interval * _JITTER.uniform(0.5, 1.5))
             try:
                 counts = await prune(self._engines, action_retention_days=self._retention_days)
             except Exception:
