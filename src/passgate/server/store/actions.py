@@ -17,9 +17,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    distinct,
     exists,
-    func,
     or_,
     select,
     update,
@@ -29,6 +27,7 @@ from sqlalchemy.dialects import postgresql
 from passgate.server.store.db import Db, Statements
 from passgate.server.store.tables import Action, Authenticator, Tenant, User, utcnow
 from passgate.server.store.tenants import KEY_MATCHES
+from passgate.server.store.users import enrolled_methods_of, parse_enrolled_methods
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,13 +105,8 @@ def _track_for_user(insert: Any) -> Any:
     (comma-separated) and username. No row: the key, the user or the idempotency key is
     not as hoped, and the caller takes the upsert's way."""
     users = cast(Table, User.__table__).c
-    authenticators = cast(Table, Authenticator.__table__).c
     tenant_id = bindparam("tenant_id", type_=String())
     user_id = bindparam("user_id", type_=String())
-    if insert is postgresql.insert:
-        methods_agg = func.string_agg(distinct(authenticators.verification_method), ",")
-    else:
-        methods_agg = func.group_concat(distinct(authenticators.verification_method))
     source = select(
         *[bindparam(name, type_=ACTIONS.c[name].type) for name in TRACKED_COLUMNS]
     ).where(
@@ -129,10 +123,7 @@ def _track_for_user(insert: Any) -> Any:
             .where(_TENANTS.c.id == tenant_id)
             .scalar_subquery()
             .label("tenant_version"),
-            select(methods_agg)
-            .where(authenticators.tenant_id == tenant_id, authenticators.user_id == user_id)
-            .scalar_subquery()
-            .label("enrolled_methods"),
+            enrolled_methods_of(insert, tenant_id, user_id),
             select(users.username)
             .where(users.tenant_id == tenant_id, users.user_id == user_id)
             .scalar_subquery()
@@ -264,7 +255,7 @@ async def track_for_user(
     row = await db.first(TRACK_FOR_USER[db], params)
     if row is None:
         return None
-    methods = sorted(set((row["enrolled_methods"] or "").split(",")) - {""})
+    methods = parse_enrolled_methods(row["enrolled_methods"])
     return TrackedAction(
         action=ActionRow.of(row),
         tenant_version=row["tenant_version"],

@@ -70,25 +70,35 @@ _KEY_MATCHES = or_(
 )
 
 
+def enrolled_methods_of(insert: Any, tenant_id: Any, user_id: Any) -> Any:
+    """A scalar subquery of the user's enrolled methods, comma-separated (for a statement's
+    RETURNING; `insert` is the dialect's, which says how to aggregate): read it back with
+    `parse_enrolled_methods`."""
+    method = distinct(_AUTHENTICATORS.c.verification_method)
+    joined = (
+        func.string_agg(method, ",") if insert is postgresql.insert else func.group_concat(method)
+    )
+    return (
+        select(joined)
+        .where(_AUTHENTICATORS.c.tenant_id == tenant_id, _AUTHENTICATORS.c.user_id == user_id)
+        .scalar_subquery()
+        .label("enrolled_methods")
+    )
+
+
+def parse_enrolled_methods(joined: str | None) -> list[str]:
+    """What `enrolled_methods_of` returned, as a sorted list."""
+    return sorted(set((joined or "").split(",")) - {""})
+
+
 def _upsert_user(insert: Any) -> Any:
     """Track's one statement for its user: create or update the user, but only if the secret
     key still opens the tenant (checked here, not cached), and return with the user the
     tenant's version and the user's enrolled methods (comma-separated)."""
-    if insert is postgresql.insert:
-        methods_agg = func.string_agg(distinct(_AUTHENTICATORS.c.verification_method), ",")
-    else:
-        methods_agg = func.group_concat(distinct(_AUTHENTICATORS.c.verification_method))
     tenant_version = (
         select(_t.updated_at).where(_t.id == bindparam("p_tenant_id")).scalar_subquery()
     )
-    methods = (
-        select(methods_agg)
-        .where(
-            _AUTHENTICATORS.c.tenant_id == bindparam("p_tenant_id"),
-            _AUTHENTICATORS.c.user_id == bindparam("p_user_id"),
-        )
-        .scalar_subquery()
-    )
+    methods = enrolled_methods_of(insert, bindparam("p_tenant_id"), bindparam("p_user_id"))
     source = select(
         bindparam("p_tenant_id", type_=String()),
         bindparam("p_user_id", type_=String()),
@@ -144,7 +154,7 @@ def _upsert_user(insert: Any) -> Any:
     ).returning(
         *USERS.c,
         tenant_version.label("tenant_version"),
-        methods.label("enrolled_methods"),
+        methods,
     )
 
 
@@ -176,22 +186,36 @@ async def track_user(
     """Create or update the user track names (a changed email or phone number is no longer
     verified), in one statement that also checks the secret key: None when it no longer
     opens the tenant (nothing written)."""
-    row = await db.first(
-        TRACK_USER[db],
-        {
-            "p_tenant_id": tenant_id,
-            "p_user_id": user_id,
-            "p_handle": str(uuid.uuid4()),
-            "p_email": email,
-            "p_phone_number": phone_number,
-            "p_username": username,
-            "key_hash": key_hash,
-            "now": now,
-        },
-    )
-    if row is None:
-        return None
-    methods = sorted(set((row["enrolled_methods"] or "").split(",")) - {""})
+    params = _track_params(tenant_id, user_id, key_hash, email, phone_number, username, now)
+    row = await db.first(TRACK_USER[db], params)
+    return None if row is None else _tracked(row)
+
+
+def _track_params(
+    tenant_id: str,
+    user_id: str,
+    key_hash: str,
+    email: str | None,
+    phone_number: str | None,
+    username: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The parameters of track's user upsert (`_upsert_user`), alone or with the action."""
+    return {
+        "p_tenant_id": tenant_id,
+        "p_user_id": user_id,
+        "p_handle": str(uuid.uuid4()),
+        "p_email": email,
+        "p_phone_number": phone_number,
+        "p_username": username,
+        "key_hash": key_hash,
+        "now": now,
+    }
+
+
+def _tracked(row: Mapping[Any, Any]) -> TrackedUser:
+    """The user, tenant version and enrolled methods `_upsert_user` returns."""
+    methods = parse_enrolled_methods(row["enrolled_methods"])
     return TrackedUser(
         user=UserRow.of(row), tenant_version=row["tenant_version"], enrolled_methods=methods
     )
@@ -341,16 +365,7 @@ async def track_user_and_action(
 ) -> TrackedUserAndAction | None:
     """`track_user` and the action's insert in one statement (PostgreSQL): None when the key
     no longer opens the tenant (nothing written)."""
-    params: dict[str, Any] = {
-        "p_tenant_id": tenant_id,
-        "p_user_id": user_id,
-        "p_handle": str(uuid.uuid4()),
-        "p_email": email,
-        "p_phone_number": phone_number,
-        "p_username": username,
-        "key_hash": key_hash,
-        "now": now,
-    }
+    params = _track_params(tenant_id, user_id, key_hash, email, phone_number, username, now)
     values = {
         "id": str(uuid.uuid4()),
         "state_updated_at": now,
@@ -362,10 +377,7 @@ async def track_user_and_action(
     row = await db.first(TRACK_IN_ONE[db], params)
     if row is None:
         return None
-    methods = sorted(set((row["enrolled_methods"] or "").split(",")) - {""})
-    tracked = TrackedUser(
-        user=UserRow.of(row), tenant_version=row["tenant_version"], enrolled_methods=methods
-    )
+    tracked = _tracked(row)
     inserted = None
     if row["a_id"] is not None:
         inserted = {key[2:]: value for key, value in row.items() if key.startswith("a_")}
