@@ -98,17 +98,25 @@ class Challenge:
         return hashlib.sha256(b"spent|" + self.id.encode()).hexdigest()
 
 
-def _key(tenant: TenantRow) -> bytes:
+def message_key(tenant: TenantRow, info: bytes) -> bytes:
+    """A MAC key for the tenant's signed messages (these challenges; push's one-time
+    messages), one per `info`: derived from its signing key, opened (not the stored
+    ciphertext: a copy of the database without the master key must not let anyone make
+    messages, and a master key rotation must not change the key)."""
     pem = secrets_box.open_sealed(
         tenant.signing_private_key, tenant_id=tenant.id, field=secrets_box.SIGNING_KEY
     )
-    return _derive(pem)
+    return _derive(pem, info)
 
 
 @lru_cache(maxsize=1024)
-def _derive(signing_key_pem: str) -> bytes:
-    hkdf = HKDF(hashes.SHA256(), length=32, salt=None, info=b"passgate challenges v1")
+def _derive(signing_key_pem: str, info: bytes) -> bytes:
+    hkdf = HKDF(hashes.SHA256(), length=32, salt=None, info=info)
     return hkdf.derive(signing_key_pem.encode())
+
+
+def _key(tenant: TenantRow) -> bytes:
+    return message_key(tenant, b"passgate challenges v1")
 
 
 def _b64(data: bytes) -> str:

@@ -33,12 +33,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from passgate.server.services import secrets_box
+from passgate.server.services.challenges import message_key
 from passgate.server.services.push.errors import TooManyRequests
 from passgate.server.store import push as push_store
 from passgate.server.store.db import Db
@@ -69,19 +65,8 @@ class Nonce:
 
 
 def _key(tenant: TenantRow) -> bytes:
-    """The tenant's nonce key: derived from its signing key (opened, not the stored
-    ciphertext: a copy of the database without the master key must not let anyone make
-    messages, and a master key rotation must not change the key)."""
-    pem = secrets_box.open_sealed(
-        tenant.signing_private_key, tenant_id=tenant.id, field=secrets_box.SIGNING_KEY
-    )
-    return _derive(pem)
-
-
-@lru_cache(maxsize=1024)
-def _derive(signing_key_pem: str) -> bytes:
-    hkdf = HKDF(hashes.SHA256(), length=32, salt=None, info=b"passgate push nonces v1")
-    return hkdf.derive(signing_key_pem.encode())
+    """The tenant's nonce key (see services/challenges.message_key)."""
+    return message_key(tenant, b"passgate push nonces v1")
 
 
 def _digest_prefix(tenant: TenantRow, device_id: str, purpose: str, expiry: int) -> str:
