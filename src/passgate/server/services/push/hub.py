@@ -42,6 +42,7 @@ class PushHub:
         self.recheck_seconds = recheck_seconds
         self._waiters: defaultdict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @contextlib.contextmanager
     def listen(self, tenant_id: str, user_id: str) -> Iterator[asyncio.Event]:
@@ -74,7 +75,7 @@ class PushHub:
             found = await look()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + wait
-            while found is None and (remaining := deadline - loop.time()) > 0:
+            while found is None and not self._closing and (remaining := deadline - loop.time()) > 0:
                 await db.commit()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
@@ -84,6 +85,15 @@ class PushHub:
                 db.read_only()
                 found = await look()
         return found
+
+    def close_waiters(self) -> None:
+        """The server is shutting down: every waiting long-poll looks once more and answers
+        what it finds (usually nothing pending) now, and later ones do not wait, so devices poll
+        again, at another process, instead of being cut off."""
+        self._closing = True
+        for waiters in self._waiters.values():
+            for wake in waiters:
+                wake.set()
 
     def wake(self, tenant_id: str, user_id: str) -> None:
         for wake in self._waiters.get((tenant_id, user_id), ()):
