@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -471,3 +472,44 @@ class AuditEvent(Base):
     # Where it came from: an IP address, or "cli".
     source: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class OutboxMessage(Base):
+    """A message to send (a webhook now; email and SMS later), written in the same transaction
+    as the event that causes it and delivered at least once by any process holding a lease on
+    it (store/outbox.py). Its id is the event id a receiver deduplicates on."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The deliverers' poll: rows still to send, by when they are due.
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+        # The pruner: finished rows by age.
+        Index("ix_outbox_created", "created_at"),
+        Index("ix_outbox_tenant", "tenant_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE", name="fk_outbox_tenant")
+    )
+    # "webhook" (later "email", "sms").
+    kind: Mapped[str] = mapped_column(String(16))
+    # The body to send, as JSON text, exactly as it goes out.
+    payload: Mapped[str] = mapped_column(Text)
+    # Where it goes: the webhook URL (an address or number for email and SMS).
+    destination: Mapped[str] = mapped_column(String(2048))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    # A process that claimed the row sends it until then; after that any process may.
+    lease_until: Mapped[datetime | None] = mapped_column()
+    leased_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    # Given up after the last attempt; last_error says why.
+    failed_at: Mapped[datetime | None] = mapped_column()
