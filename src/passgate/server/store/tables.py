@@ -513,3 +513,15 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None] = mapped_column()
     # Given up after the last attempt; last_error says why.
     failed_at: Mapped[datetime | None] = mapped_column()
+
+
+class JobLease(Base):
+    """One periodic job (e.g. pruning) shared by every process: the process whose UPDATE moves
+    `due_at` on runs it; the others find it not yet due (store/jobs.py)."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column()
+    leased_by: Mapped[str | None] = mapped_column(String(64))
+    leased_at: Mapped[datetime | None] = mapped_column()

@@ -1,6 +1,7 @@
 """outbox: messages to send (webhooks now; email and SMS later) written in the same
 transaction as the event that causes them, and delivered at least once by any process that
-holds a lease on the row (store/outbox.py, services/outbox.py).
+holds a lease on the row (store/outbox.py, services/outbox.py); and job_leases: one row per
+periodic job (pruning), so that of all the processes only one runs it each interval.
 
 Expand only: a new table that processes of the previous release never read, so old and new
 processes run side by side during a rolling upgrade.
@@ -51,9 +52,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_created", "outbox", ["created_at"])
     op.create_index("ix_outbox_tenant", "outbox", ["tenant_id"])
+    op.create_table(
+        "job_leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("leased_by", sa.String(length=64), nullable=True),
+        sa.Column("leased_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("name"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("job_leases")
     op.drop_index("ix_outbox_tenant", table_name="outbox")
     op.drop_index("ix_outbox_created", table_name="outbox")
     op.drop_index("ix_outbox_due", table_name="outbox")
