@@ -11,6 +11,7 @@ import typer
 
 from passgate.cli import _bench, _database, _output, _passkeys, _prune
 from passgate.cli._admin import admin_app
+from passgate.cli._backup import db_backup
 from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
@@ -129,6 +130,9 @@ def db_upgrade(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """Apply every pending migration."""
     _database.translate_errors(lambda: asyncio.run(upgrade(database_url)))
     typer.echo("database is up to date")
+
+
+db_app.command("backup")(db_backup)
 
 
 @tenant_app.command("create")
