@@ -1,16 +1,33 @@
-"""Alembic, driven from code: `passgate serve` and `passgate db upgrade` apply migrations."""
+"""Alembic, driven from code: `passgate db upgrade` (and `passgate serve`, unless told not to)
+apply migrations.
+
+Many processes may upgrade one database at once (workers, hosts, a deploy step beside servers
+still starting): on PostgreSQL each upgrade first takes a transaction-level advisory lock on a
+fixed key, so one applies the migrations and the others, once it has committed, find nothing
+pending. On SQLite the upgrade's transaction takes the write lock at BEGIN, which serialises
+them the same way. Nothing pending: nothing is run and nothing is logged."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
 
 from passgate.server.store.database import create_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# pg_advisory_xact_lock's key for "migrating this database": any fixed 64-bit number
+# (here the first 8 bytes of sha256("passgate migrations") as a signed integer).
+MIGRATION_LOCK_KEY = -0x6D51_9A07_7308_8BD0
+# How long an upgrade waits for another process's upgrade to finish.
+MIGRATION_LOCK_WAIT = "600s"
+
+log = structlog.get_logger("passgate.migrate")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -20,19 +37,45 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+    """On the upgrade's connection, in its transaction: lock, then apply what is pending.
+    Returns the revisions before and after."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"SET LOCAL lock_timeout = '{MIGRATION_LOCK_WAIT}'"))
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.execute(text("RESET lock_timeout"))
+    config = alembic_config(connection)
+    before = _stored_revision(connection)
+    script = ScriptDirectory.from_config(config)
+    target = script.get_current_head() if revision == "head" else revision
+    if before is not None and before == target:
+        return before, before
+    command.upgrade(config, revision)
+    return before, _stored_revision(connection)
+
+
+def _stored_revision(connection: Connection) -> str | None:
+    """The revision in alembic_version, read directly: alembic's own MigrationContext logs
+    two INFO lines each time it is made, which every start would repeat."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 async def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database at `database_url` up to `revision`, in one transaction."""
+    """Bring the database at `database_url` up to `revision`, in one transaction, under the
+    migration lock (see the module's docstring)."""
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+            before, after = await connection.run_sync(lambda sync: _upgrade(sync, revision))
     finally:
         await engine.dispose()
+    if before != after:
+        log.info("database migrated", from_revision=before, to_revision=after)
 
 
 async def current_revision(database_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
