@@ -1,10 +1,12 @@
 """`passgate keys`: the master key that encrypts tenants' secrets at rest (secrets_box):
-make one, see which key the database needs, and rotate it."""
+make one, see which key the database needs, and rotate it; and a tenant's token signing key
+(`rotate-signing`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,14 +14,15 @@ import typer
 
 from passgate.cli import _database, _output
 from passgate.cli._database import DatabaseUrl
-from passgate.server.services import audit, secrets_box
+from passgate.server.services import audit, secrets_box, tenant_admin, tokens
 from passgate.server.services.secrets_box import MasterKey
 from passgate.server.settings import DEFAULT_DATABASE_URL, Settings
 from passgate.server.store.database import create_engine
 from passgate.server.store.db import Db
 
 keys_app = typer.Typer(
-    help="The master key that encrypts signing keys, webhook secrets and push credentials.",
+    help="The master key that encrypts signing keys, webhook secrets and push credentials; "
+    "tenants' token signing keys.",
     no_args_is_help=True,
 )
 
@@ -155,6 +158,40 @@ def keys_rotate_master(
             f"Set {secrets_box.ENV_VAR} to the value of {new_key_env} on every host and restart "
             "their servers; keep the old key while database backups made before now matter."
         )
+
+
+@keys_app.command("rotate-signing")
+def keys_rotate_signing(
+    tenant_id: Annotated[str, typer.Argument(metavar="TENANT")],
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Give a tenant a new token signing key (a new kid). New tokens are signed with it at
+    once on every server; the old public key stays in the tenant's JWKS, and tokens it signed
+    stay valid, until they have all expired (the token lifetime, plus a minute)."""
+
+    async def work(db: Db) -> dict[str, Any]:
+        tenant = await tenant_admin.rotate_signing_key(db, audit.cli_actor(), tenant_id)
+        retired = tokens.retired_keys(tenant)
+        return {
+            "tenantId": tenant.id,
+            "keyId": tenant.signing_key_id,
+            "retiredKeys": [
+                {
+                    "keyId": key.key_id,
+                    "retireAfter": datetime.fromtimestamp(key.retire_after, UTC).isoformat(),
+                }
+                for key in retired
+            ],
+        }
+
+    rotated = _database.run(database_url, work)
+    if as_json:
+        _output.print_json(rotated)
+        return
+    typer.echo(f"tenant {rotated['tenantId']} signs new tokens with key {rotated['keyId']}")
+    for key in rotated["retiredKeys"]:
+        typer.echo(f"old key {key['keyId']} stays in the JWKS until {key['retireAfter']}")
 
 
 def _new_key(variable: str | None, from_file: bool) -> MasterKey:

@@ -133,7 +133,17 @@ async def _resolve(request: Request, db: Database, *, cached: bool) -> ClientCal
             cached=cached,
         )
         try:
-            claims = tokens.decode_token(tenant, token)
+            try:
+                claims = tokens.decode_token(tenant, token)
+            except tokens.UnknownSigningKey:
+                if not cached:
+                    raise
+                # Signed with a key newer than this process's copy of the tenant (a rotation
+                # elsewhere): read the tenant again and check once more.
+                tenant = await _tenant(
+                    request, db, tenant.id, "invalid_token", "The token is not valid."
+                )
+                claims = tokens.decode_token(tenant, token)
         except InvalidToken as exc:
             raise Unauthorized(exc.description, error_code=exc.error_code) from exc
         return ClientCaller(tenant, claims, token)

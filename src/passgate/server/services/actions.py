@@ -366,7 +366,15 @@ async def validate(
     One statement when it is redeemed: the conditional UPDATE, which also checks the secret
     key; the other answers read the action (and check the key) once more to say why."""
     tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
-    claims = tokens.decode_token(tenant, token)
+    try:
+        claims = tokens.decode_token(tenant, token)
+    except tokens.UnknownSigningKey:
+        if key.tenant is None:
+            raise
+        # Perhaps signed with a key newer than this process's copy of the tenant (a signing
+        # key rotation elsewhere): read the tenant again and check once more.
+        tenant = await tenants.authenticate_hash(db, key.key_hash)
+        claims = tokens.decode_token(tenant, token)
     if not claims.action_code or not claims.idempotency_key:
         await tenants.authenticate_hash(db, key.key_hash)
         return Validation(is_valid=False, action=None, error="The token is not bound to an action.")

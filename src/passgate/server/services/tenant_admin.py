@@ -19,6 +19,7 @@ from passgate.server.services import (
     enrolment,
     passkey_policy,
     tenants,
+    tokens,
     well_known,
 )
 from passgate.server.services.enums import ActionOutcome
@@ -44,6 +45,8 @@ class TenantOverview:
     # While a rotated secret key's predecessor still works.
     previous_key_expires_at: datetime | None
     previous_webhook_secret_expires_at: datetime | None
+    # Signing keys a rotation replaced, still in the JWKS: (key id, until when).
+    retired_signing_keys: Sequence[tuple[str, datetime]] = ()
 
 
 async def overview(db: Db, tenant_id: str) -> TenantOverview:
@@ -64,6 +67,10 @@ async def overview(db: Db, tenant_id: str) -> TenantOverview:
             if webhook_expiry and webhook_expiry > now.timestamp()
             else None
         ),
+        retired_signing_keys=[
+            (key.key_id, datetime.fromtimestamp(key.retire_after, UTC))
+            for key in tokens.retired_keys(tenant)
+        ],
     )
 
 
@@ -278,6 +285,17 @@ async def rotate_secret_key(db: Db, actor: audit.Actor, tenant_id: str, grace: t
     details = {"graceSeconds": int(grace.total_seconds())}
     await _record(db, actor, "tenant.secret_key.rotated", tenant_id, details)
     return secret_key
+
+
+async def rotate_signing_key(db: Db, actor: audit.Actor, tenant_id: str) -> TenantRow:
+    """A new token signing key; the old one's public half stays in the JWKS, and tokens it
+    signed stay valid, until they have all expired (`tenants.rotate_signing_key`)."""
+    tenant, old_key_id = await tenants.rotate_signing_key(db, tenant_id)
+    retired = tokens.retired_keys(tenant)
+    until = next((key.retire_after for key in retired if key.key_id == old_key_id), None)
+    details = {"from": old_key_id, "to": tenant.signing_key_id, "oldKeyRetireAfter": until}
+    await _record(db, actor, "tenant.signing_key.rotated", tenant_id, details)
+    return tenant
 
 
 async def rotate_webhook_secret(

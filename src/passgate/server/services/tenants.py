@@ -13,7 +13,7 @@ from typing import Any
 
 from passgate.server import limits
 from passgate.server.services import origins as origin_rules
-from passgate.server.services import secrets_box
+from passgate.server.services import secrets_box, tokens
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import (
     UNAUTHORIZED_SECRET_KEY,
@@ -236,6 +236,32 @@ async def rotate_secret_key(db: Db, tenant_id: str, *, grace: timedelta = timede
     )
     forget(tenant_id)
     return secret_key
+
+
+async def rotate_signing_key(db: Db, tenant_id: str) -> tuple[TenantRow, str]:
+    """Give the tenant a new token signing key (a new `kid`); return the tenant and the old
+    key's id. New tokens are signed with the new key at once, in every process (the tenant's
+    version changes, and each process reads the tenant again when it does); the old key's
+    public half stays in the JWKS, and tokens it signed stay valid, until they have all
+    expired (services/tokens.py). The row is locked first, so two rotations at once keep
+    each other's keys."""
+    locked = await store.update_tenant(db, tenant_id, {})
+    if locked is None:
+        raise NotFound(f"no tenant with id {tenant_id!r}")
+    key_id, pem, retired = tokens.rotated_keys(locked, int(utcnow().timestamp()))
+    await secrets_box.ready(db)
+    rotated = await _updated(
+        db,
+        tenant_id,
+        {
+            "signing_key_id": key_id,
+            "signing_private_key": secrets_box.seal(
+                pem, tenant_id=tenant_id, field=secrets_box.SIGNING_KEY
+            ),
+            "retired_signing_keys": retired,
+        },
+    )
+    return rotated, locked.signing_key_id
 
 
 async def authenticate(db: Db, secret_key: str | None) -> TenantRow:

@@ -2,13 +2,20 @@
 (docs/wire.md#tokens). Current SDKs never verify tokens themselves (they call `/validate`);
 the public key is served as a JWKS for anyone who wants to. SDKs from before 2024 that
 verified tokens locally expected HS256 (keyed with the secret key) or RS256, and cannot
-verify these."""
+verify these.
+
+Signing keys rotate (`rotated_keys`, `passgate keys rotate-signing`): new tokens are signed
+with the new key, whose `kid` differs, and the old key's public half is kept in the tenant's
+`retired_signing_keys` until every token it signed has expired (the tenant's token lifetime
+after the rotation, plus `RETIRE_MARGIN`). Until then the JWKS lists it and `decode_token`
+accepts tokens it signed; after, neither does."""
 
 from __future__ import annotations
 
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -20,6 +27,15 @@ from passgate.server.services.errors import ExpiredToken, InvalidToken
 from passgate.server.store.tenants import TenantRow
 
 ALGORITHM = "ES256"
+# Added to a retired key's time: a token the old key signed in a request that read the tenant
+# just before the rotation committed may be issued a moment after it.
+RETIRE_MARGIN = 60
+
+
+class UnknownSigningKey(InvalidToken):
+    """The token names a signing key this tenant row does not hold (or no longer accepts): one
+    made by a rotation newer than the row (read the tenant again and retry), a retired key past
+    its time, or none of the tenant's."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,6 +74,76 @@ def generate_signing_key() -> tuple[str, str]:
         serialization.NoEncryption(),
     ).decode()
     return secrets.token_hex(8), pem
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetiredKey:
+    """The public half of a signing key a rotation replaced, and when it stops counting."""
+
+    key_id: str
+    jwk: dict[str, Any]
+    retire_after: int  # Unix seconds
+
+    def stored(self) -> dict[str, Any]:
+        return {"kid": self.key_id, "jwk": self.jwk, "retireAfter": self.retire_after}
+
+
+def retired_keys(tenant: TenantRow, now: int | None = None) -> list[RetiredKey]:
+    """The tenant's retired keys whose time has not passed at `now` (default: now)."""
+    current = int(time.time()) if now is None else now
+    found = []
+    for entry in tenant.retired_signing_keys or ():
+        retired = RetiredKey(
+            key_id=str(entry["kid"]), jwk=dict(entry["jwk"]), retire_after=int(entry["retireAfter"])
+        )
+        if retired.retire_after > current:
+            found.append(retired)
+    return found
+
+
+def rotated_keys(tenant: TenantRow, now: int) -> tuple[str, str, list[dict[str, Any]]]:
+    """A rotation's new values: the new key id, its private key (PEM: seal it as
+    `generate_signing_key` says) and what `retired_signing_keys` becomes: the current key's
+    public half, kept until every token it signed has expired, and the earlier retired keys
+    still within their time."""
+    current = _signing_key(tenant)
+    retiring = RetiredKey(
+        key_id=current.key_id,
+        jwk=_public_jwk(current.public_key),
+        retire_after=now + tenant.token_lifetime_seconds + RETIRE_MARGIN,
+    )
+    kept = [key for key in retired_keys(tenant, now) if key.key_id != current.key_id]
+    key_id, pem = generate_signing_key()
+    return key_id, pem, [retiring.stored(), *(key.stored() for key in kept)]
+
+
+def _public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
+    jwk: dict[str, Any] = jwt.algorithms.ECAlgorithm.to_jwk(public_key, as_dict=True)
+    return {name: jwk[name] for name in ("kty", "crv", "x", "y")}
+
+
+@lru_cache(maxsize=256)
+def _parsed_public_key(crv: str, x: str, y: str) -> ec.EllipticCurvePublicKey:
+    key = jwt.algorithms.ECAlgorithm.from_jwk({"kty": "EC", "crv": crv, "x": x, "y": y})
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return key
+
+
+def _verifying_key(tenant: TenantRow, token: str) -> ec.EllipticCurvePublicKey:
+    """The public key that must have signed `token`, chosen by its `kid`: the current key,
+    or a retired one within its time."""
+    try:
+        key_id = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError as exc:
+        raise InvalidToken(f"The token is not valid: {exc}.") from exc
+    current = _signing_key(tenant)
+    if key_id is None or key_id == current.key_id:
+        return current.public_key
+    for retired in retired_keys(tenant):
+        if retired.key_id == key_id:
+            jwk = retired.jwk
+            return _parsed_public_key(str(jwk["crv"]), str(jwk["x"]), str(jwk["y"]))
+    raise UnknownSigningKey("The token is not valid: it is not signed with a key of this tenant.")
 
 
 def _signing_key(tenant: TenantRow) -> _SigningKey:
@@ -106,12 +192,14 @@ def issue_token(
 
 
 def decode_token(tenant: TenantRow, token: str) -> TokenClaims:
-    """Check a token was signed by this tenant and has not expired; raise otherwise."""
-    key = _signing_key(tenant)
+    """Check a token was signed by this tenant (with its current key, or a retired one within
+    its time) and has not expired; raise otherwise (`UnknownSigningKey` when the token names
+    a key this row does not accept)."""
+    key = _verifying_key(tenant, token)
     try:
         claims = jwt.decode(
             token,
-            key.public_key,
+            key,
             algorithms=[ALGORITHM],
             audience=tenant.id,
             options={"require": ["exp", "iat", "sub", "aud"]},
@@ -138,7 +226,8 @@ def decode_token(tenant: TenantRow, token: str) -> TokenClaims:
 
 
 def public_jwks(tenant: TenantRow) -> dict[str, Any]:
+    """The current key, then the retired keys still within their time, newest first."""
     key = _signing_key(tenant)
-    jwk: dict[str, Any] = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key, as_dict=True)
-    jwk.update(kid=key.key_id, use="sig", alg=ALGORITHM)
-    return {"keys": [jwk]}
+    listed = [(key.key_id, _public_jwk(key.public_key))]
+    listed += [(retired.key_id, retired.jwk) for retired in retired_keys(tenant)]
+    return {"keys": [{**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM} for kid, jwk in listed]}

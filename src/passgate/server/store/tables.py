@@ -83,6 +83,10 @@ class Tenant(Base):
     # After a rotation the old secret key keeps working until this time (a grace period).
     previous_secret_key_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     previous_secret_key_expires_at: Mapped[datetime | None] = mapped_column()
+    # Signing keys a rotation replaced, public halves only, kept while tokens they signed may
+    # still be unexpired: [{"kid": ..., "jwk": {...}, "retireAfter": Unix seconds}]
+    # (services/tokens.py). NULL: none.
+    retired_signing_keys: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class User(Base):

@@ -35,6 +35,8 @@ class TenantRow:
     updated_at: datetime
     previous_secret_key_hash: str | None
     previous_secret_key_expires_at: datetime | None
+    # Public halves of rotated-out signing keys still accepted (services/tokens.py).
+    retired_signing_keys: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_attributes(cls, obj: Any) -> TenantRow:

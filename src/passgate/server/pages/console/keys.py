@@ -1,6 +1,8 @@
 """Rotating a tenant's secret key and webhook secret, each with a grace period during which
 the old one keeps working (the old key authenticates; webhooks carry both signatures). A new
-secret is shown once, on the page the rotation answers with."""
+secret is shown once, on the page the rotation answers with. And rotating its token signing
+key, as `passgate keys rotate-signing` does (the old public key stays in the JWKS until the
+tokens it signed have expired); nothing secret is shown."""
 
 from __future__ import annotations
 
@@ -81,6 +83,17 @@ async def rotate_webhook_secret(
     if secret is None:
         return await _keys_page(request, db, tenant_id, refusal=refusal, form="webhook")
     return await _rotated_page(request, db, tenant_id, "webhook secret", secret)
+
+
+@router.post("/tenants/{tenant_id}/keys/signing")
+async def rotate_signing_key(
+    request: Request,
+    tenant_id: str,
+    signed_in: web.CheckedForm,
+    db: Database,
+) -> Response:
+    await tenant_admin.rotate_signing_key(db, web.actor(request, signed_in), tenant_id)
+    return await _keys_page(request, db, tenant_id)
 
 
 async def _rotated_page(
