@@ -16,7 +16,9 @@ from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.push import create_hub
 from passgate.server.services import secrets_box
 from passgate.server.services.origins import OriginIndex
+from passgate.server.services.outbox import WEBHOOK, Outbox
 from passgate.server.services.pruning import Pruner
+from passgate.server.services.push.webhooks import WebhookSender
 from passgate.server.settings import Settings
 from passgate.server.store.database import (
     create_engine,
@@ -46,7 +48,13 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
             raise
         await push_hub.start()
         pruner = Pruner(app.state.engines, settings).start()
+        outbox = Outbox(
+            app.state.engines, settings, {WEBHOOK: WebhookSender(app.state.engines, push_http)}
+        ).start()
+        if push_hub.deliverer is not None:
+            push_hub.deliverer.outbox = outbox
         yield
+        await outbox.aclose()
         await pruner.aclose()
         await push_hub.aclose()
         await push_http.aclose()

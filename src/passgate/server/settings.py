@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     log_json: bool = Field(default=False, description="Log as JSON lines instead of console.")
     push_webhook_retry_delays: list[float] = Field(
         default=[1.0, 5.0, 30.0, 120.0],
-        description="Seconds to wait before each retry of a push webhook that did not get a 2xx.",
+        description="No longer used: webhooks go through the outbox, retried on the schedule "
+        "of outbox_retry_base_seconds, outbox_retry_max_seconds and outbox_max_attempts.",
     )
     push_delivery_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of one webhook, APNs or FCM call."
@@ -144,6 +145,38 @@ class Settings(BaseSettings):
         description="How often each server process deletes expired rows (challenges, nonces, "
         "rate-limit windows, console links and sessions, old actions). 0: never in the "
         "server; run `passgate db prune` from cron instead.",
+    )
+    outbox_poll_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How often each server process looks for outbox messages (webhooks) that "
+        "are due: retries, and messages another process enqueued or left behind. A message "
+        "enqueued in this process is sent at once. 0: this process sends none.",
+    )
+    outbox_retry_base_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="The first retry of an outbox message waits about this long; each later "
+        "one twice as long as the one before (with jitter), up to outbox_retry_max_seconds.",
+    )
+    outbox_retry_max_seconds: float = Field(
+        default=900.0, gt=0, description="The longest wait between two tries of a message."
+    )
+    outbox_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="Tries before a message is given up (marked failed, logged and audited).",
+    )
+    outbox_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a process holds a message it is sending; if it dies, another "
+        "process sends the message after this. Keep it above push_delivery_timeout_seconds.",
+    )
+    outbox_retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="Delivered and failed outbox messages are pruned after this many days.",
     )
 
     @field_validator("public_url")

@@ -17,12 +17,15 @@ pruning the database grows for ever. What goes, and when:
 - every other action once its state has not changed for the retention period
   (`PASSGATE_ACTION_RETENTION_DAYS`, 90 days by default; 0 keeps them), with its push
   challenges; REVIEW_REQUIRED actions wait for their reviewer however old;
+- outbox messages delivered or given up, `PASSGATE_OUTBOX_RETENTION_DAYS` after they were made;
 - audit events: never.
 
-Each server process runs `prune` every `PASSGATE_PRUNE_INTERVAL_SECONDS` (jittered, so workers
-spread out), and `passgate db prune` runs it once. Rows go in batches, each its own short
-transaction; several processes pruning at once is harmless (a row deleted twice is deleted
-once). A run that deleted anything records a "system.pruned" audit event with its counts."""
+Every server process has a `Pruner`, but of all of them only one prunes per
+`PASSGATE_PRUNE_INTERVAL_SECONDS`: the one that takes the job's lease row (store/jobs.py); the
+others wake again when it is next due (jittered, so they do not all ask at once). `passgate db
+prune` runs it once, lease or not. Rows go in batches, each its own short transaction; two
+passes at once would still be harmless (a row deleted twice is deleted once). A run that
+deleted anything records a "system.pruned" audit event with its counts."""
 
 from __future__ import annotations
 
@@ -35,7 +38,9 @@ import structlog
 
 from passgate.server.services import audit
 from passgate.server.services.enums import ActionState
+from passgate.server.services.outbox import process_name
 from passgate.server.settings import Settings
+from passgate.server.store import jobs
 from passgate.server.store import pruning as store
 from passgate.server.store.db import Engines
 from passgate.server.store.tables import utcnow
@@ -57,6 +62,7 @@ async def prune(
     engines: Engines,
     *,
     action_retention_days: int,
+    outbox_retention_days: int = 7,
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> dict[str, int]:
@@ -66,6 +72,7 @@ async def prune(
         expired=now - GRACE,
         client_action=now - CLIENT_ACTION_LIFETIME,
         action=now - timedelta(days=action_retention_days) if action_retention_days else None,
+        outbox=now - timedelta(days=outbox_retention_days),
     )
     kinds = store.targets(
         cutoffs, pending=ActionState.CHALLENGE_REQUIRED, review=ActionState.REVIEW_REQUIRED
@@ -93,14 +100,20 @@ async def _prune(engines: Engines, target: store.Target, batch_size: int) -> int
     return total
 
 
-class Pruner:
-    """The background task of one server process: `prune` every interval until closed. A
-    failed run is logged and tried again at the next interval; it never stops the server."""
+JOB = "prune"
 
-    def __init__(self, engines: Engines, settings: Settings) -> None:
+
+class Pruner:
+    """The background task of one server process: `prune` each interval that this process
+    takes the job's lease (see the module docstring), until closed. A failed run is logged and
+    tried again at the next interval; it never stops the server."""
+
+    def __init__(self, engines: Engines, settings: Settings, *, owner: str | None = None) -> None:
         self._engines = engines
         self._interval = settings.prune_interval_seconds
         self._retention_days = settings.action_retention_days
+        self._outbox_retention_days = settings.outbox_retention_days
+        self._owner = (owner or process_name())[:64]
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> Pruner:
@@ -116,13 +129,44 @@ class Pruner:
             self._task = None
 
     async def _run(self) -> None:
+        # Half to one and a half intervals: processes started together drift apart.
+        pause = self._interval * _JITTER.uniform(0.5, 1.5)
         while True:
-            # Half to one and a half intervals: processes started together drift apart.
-            await asyncio.sleep(self._interval * _JITTER.uniform(0.5, 1.5))
+            await asyncio.sleep(pause)
+            pause = self._interval * _JITTER.uniform(0.9, 1.1)
             try:
-                counts = await prune(self._engines, action_retention_days=self._retention_days)
+                ran = await self.run_once()
             except Exception:
                 log.exception("pruning failed; trying again at the next interval")
                 continue
-            if any(counts.values()):
-                log.info("pruned", **counts)
+            if ran is None:
+                # Another process took this interval's pass: look again once it is due.
+                pause = await self._until_due() + self._interval * _JITTER.uniform(0.0, 0.1)
+            elif any(ran.values()):
+                log.info("pruned", **ran)
+
+    async def run_once(self) -> dict[str, int] | None:
+        """Prune if this process takes the job (its counts), or None if it was not due."""
+        now = utcnow()
+        async with self._engines.transaction() as db:
+            taken = await jobs.take(
+                db,
+                JOB,
+                owner=self._owner,
+                now=now,
+                next_due_at=now + timedelta(seconds=self._interval),
+            )
+        if not taken:
+            return None
+        return await prune(
+            self._engines,
+            action_retention_days=self._retention_days,
+            outbox_retention_days=self._outbox_retention_days,
+        )
+
+    async def _until_due(self) -> float:
+        async with self._engines.transaction(read_only=True) as db:
+            due_at = await jobs.due_at(db, JOB)
+        if due_at is None:
+            return self._interval
+        return min(max((due_at - utcnow()).total_seconds(), 0.0), self._interval * 2)

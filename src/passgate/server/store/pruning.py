@@ -18,6 +18,7 @@ from passgate.server.store.tables import (
     AdminChallenge,
     AdminLink,
     AdminSession,
+    OutboxMessage,
     PasskeyChallenge,
     PushUsedNonce,
     RateLimitWindow,
@@ -32,6 +33,7 @@ _SPENT_CHALLENGES = cast(Table, SpentChallenge.__table__).c
 _ADMIN_CHALLENGES = cast(Table, AdminChallenge.__table__).c
 _ADMIN_LINKS = cast(Table, AdminLink.__table__).c
 _ADMIN_SESSIONS = cast(Table, AdminSession.__table__).c
+_OUTBOX = cast(Table, OutboxMessage.__table__).c
 PUSH_USED_NONCES = cast(Table, PushUsedNonce.__table__)
 
 # Spent push messages that have expired: only a valid device signature adds one, so there
@@ -53,11 +55,13 @@ class Target:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Cutoffs:
     """Rows that expired before `expired`, pending client-made actions created before
-    `client_action`, and actions unchanged since `action` (None: kept forever)."""
+    `client_action`, actions unchanged since `action` (None: kept forever), and outbox
+    messages delivered or given up that were made before `outbox`."""
 
     expired: datetime
     client_action: datetime
     action: datetime | None
+    outbox: datetime
 
 
 def targets(cutoffs: Cutoffs, *, pending: str, review: str) -> list[Target]:
@@ -101,6 +105,13 @@ def targets(cutoffs: Cutoffs, *, pending: str, review: str) -> list[Target]:
             & (_ACTIONS.state == pending)
             # A pending action's state was set when it was made.
             & (_ACTIONS.state_updated_at < cutoffs.client_action),
+        ),
+        # Sent (or given up) outbox messages; the ones still to send stay however old.
+        Target(
+            "outboxMessages",
+            _OUTBOX.id,
+            (_OUTBOX.created_at < cutoffs.outbox)
+            & (_OUTBOX.delivered_at.is_not(None) | _OUTBOX.failed_at.is_not(None)),
         ),
     ]
     if cutoffs.action is not None:

@@ -139,7 +139,7 @@ async def start(
         # Only a tenant that delivers anywhere reads the devices (their push tokens).
         found = await push_store.find_devices(db, tenant.id, action.user_id, now)
         targets = [d for d in found if authenticator_id in (None, d.id)]
-        planned = hub.deliverer.plan(tenant.id, settings, challenge, action, targets)
+        planned = await hub.deliverer.plan(db, tenant.id, settings, challenge, action, targets)
     hub.after_commit(db, tenant.id, action.user_id, planned)
     return Started(challenge=challenge)
 

@@ -1,19 +1,24 @@
 """Choosing how to tell a user's devices about a new challenge: the tenant's webhook, and APNs
-or FCM for each device that registered a push token. Each becomes a background task."""
+or FCM for each device that registered a push token. The webhook goes into the outbox in the
+challenge's transaction (services/outbox.py: sent at least once, retries survive a restart);
+APNs and FCM calls become background tasks."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from passgate.server.services.outbox import WEBHOOK, Outbox, enqueue
 from passgate.server.services.push import webhooks
 from passgate.server.services.push.hub import Delivery
 from passgate.server.services.push.senders import Senders
 from passgate.server.services.push.settings import PushSettings
 from passgate.server.store.actions import ActionRow as Action
+from passgate.server.store.db import Db
 from passgate.server.store.push import PushChallengeRow as PushChallenge
 from passgate.server.store.push import PushDeviceRow as PushDevice
 
@@ -26,26 +31,35 @@ class Deliverer:
 
     http: httpx.AsyncClient
     senders: Senders
-    webhook_retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 120.0)
+    # Unused since webhooks go through the outbox (its retry settings); still accepted.
+    webhook_retry_delays: Sequence[float] = ()
     source: str = "passgate"
+    # This process's outbox deliverer (set at start-up), woken when a webhook commits.
+    outbox: Outbox | None = None
 
-    def plan(
+    async def plan(
         self,
+        db: Db,
         tenant_id: str,
         settings: PushSettings,
         challenge: PushChallenge,
         action: Action,
         devices: Sequence[PushDevice],
     ) -> list[Delivery]:
+        """Enqueue the webhook in `db`'s transaction; the APNs and FCM calls to start once it
+        has committed."""
         planned: list[Delivery] = []
         if settings.webhook_url and settings.webhook_secret:
-            url, secrets = settings.webhook_url, settings.signing_secrets()
             event = webhooks.push_created(tenant_id, challenge, action, devices, self.source)
-
-            async def webhook() -> None:
-                await webhooks.deliver(self.http, url, secrets, event, self.webhook_retry_delays)
-
-            planned.append(webhook)
+            await enqueue(
+                db,
+                id=event["id"],
+                tenant_id=tenant_id,
+                kind=WEBHOOK,
+                destination=settings.webhook_url,
+                payload=json.dumps(event, separators=(",", ":")),
+                wake=self.outbox.wake if self.outbox is not None else None,
+            )
         for device in devices:
             if not device.push_token:
                 continue

@@ -1,29 +1,34 @@
 """`push.created` webhooks, signed as Authsignal signs them (docs/wire.md#webhooks), so
-Authsignal's `Webhook(secret).construct_event(body, header)` verifies them unchanged."""
+Authsignal's `Webhook(secret).construct_event(body, header)` verifies them unchanged. They go
+through the outbox (services/outbox.py): enqueued with the challenge, sent at least once."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import structlog
 
+from passgate.server.services.outbox import DeliveryFailed
+from passgate.server.services.push.settings import push_settings
+from passgate.server.store import tenants
 from passgate.server.store.actions import ActionRow as Action
+from passgate.server.store.db import Engines
+from passgate.server.store.outbox import OutboxRow
 from passgate.server.store.push import PushChallengeRow as PushChallenge
 from passgate.server.store.push import PushDeviceRow as PushDevice
 from passgate.server.store.tables import utcnow
 
-log = structlog.get_logger("passgate.push.webhook")
-
 SIGNATURE_HEADER = "x-signature-v2"
+# The event id (the body's `id`), the same on every try: receivers deduplicate on it.
+EVENT_ID_HEADER = "x-passgate-event-id"
+# Which try this is, from 1.
+ATTEMPT_HEADER = "x-passgate-attempt"
 
 
 def signature_header(secrets: str | Sequence[str], body: str, timestamp: int | None = None) -> str:
@@ -74,29 +79,35 @@ def push_created(
     }
 
 
-async def deliver(
-    client: httpx.AsyncClient,
-    url: str,
-    secrets: str | Sequence[str],
-    event: dict[str, Any],
-    retry_delays: Sequence[float],
-) -> bool:
-    """POST the event until the receiver answers 2xx, waiting `retry_delays` between tries.
-    Each try is signed afresh, so a late retry is not refused as stale."""
-    body = json.dumps(event, separators=(",", ":"))
-    for attempt, delay in enumerate([0.0, *retry_delays], start=1):
-        await asyncio.sleep(delay)
+class WebhookSender:
+    """Sends one `webhook` outbox message (services/outbox.py): the stored body as it is,
+    signed afresh with the tenant's current secrets at each try (so a late retry is not
+    refused as stale, and a rotated secret is used at once), with the event id in
+    `X-Passgate-Event-Id` (it is the body's `id` too) and the try's number."""
+
+    def __init__(self, engines: Engines, http: httpx.AsyncClient) -> None:
+        self._engines = engines
+        self._http = http
+
+    async def __call__(self, message: OutboxRow) -> None:
+        async with self._engines.transaction(read_only=True) as db:
+            tenant = await tenants.get_tenant(db, message.tenant_id)
+        if tenant is None:
+            raise DeliveryFailed("the tenant no longer exists", permanent=True)
+        secrets = push_settings(tenant).signing_secrets()
+        if not secrets:
+            raise DeliveryFailed("the tenant has no webhook secret any more", permanent=True)
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature_header(secrets, body),
+            SIGNATURE_HEADER: signature_header(secrets, message.payload),
+            EVENT_ID_HEADER: message.id,
+            ATTEMPT_HEADER: str(message.attempts),
         }
         try:
-            response = await client.post(url, content=body, headers=headers)
+            response = await self._http.post(
+                message.destination, content=message.payload, headers=headers
+            )
         except httpx.HTTPError as exc:
-            log.warning("webhook unreachable", url=url, attempt=attempt, error=str(exc))
-            continue
-        if response.is_success:
-            return True
-        log.warning("webhook refused", url=url, attempt=attempt, status=response.status_code)
-    log.error("webhook given up", url=url, event_id=event["id"])
-    return False
+            raise DeliveryFailed(f"unreachable: {type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            raise DeliveryFailed(f"answered HTTP {response.status_code}")
