@@ -1,9 +1,10 @@
 """What happens after a challenge is committed: waiting long-polls wake up, and the device is
 told (webhook, APNs, FCM) in background tasks that never hold up the request.
 
-Wake-ups reach this process's long-polls directly, and other workers' through Redis when it is
-configured (`wakeups`); without Redis a long-poll served by another worker notices a new
-challenge at its next database recheck (every `recheck_seconds`)."""
+Wake-ups reach this process's long-polls directly, and other processes' through `wakeups`
+(services/push/wakeups.py: Redis pub/sub, PostgreSQL LISTEN/NOTIFY, or both); without them
+(SQLite) a long-poll served by another process notices a new challenge at its next database
+recheck (every `recheck_seconds`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from passgate.server.store.db import Db
 
 if TYPE_CHECKING:
     from passgate.server.services.push.delivery import Deliverer
-    from passgate.server.services.push.wakeups import RedisWakeups
+    from passgate.server.services.push.wakeups import Wakeups
 
 log = structlog.get_logger("passgate.push")
 
@@ -34,7 +35,7 @@ class PushHub:
         self,
         deliverer: Deliverer | None = None,
         *,
-        wakeups: RedisWakeups | None = None,
+        wakeups: Wakeups | None = None,
         recheck_seconds: float = 5.0,
     ) -> None:
         self.deliverer = deliverer
@@ -99,6 +100,12 @@ class PushHub:
         for wake in self._waiters.get((tenant_id, user_id), ()):
             wake.set()
 
+    def wake_all(self) -> None:
+        """Every waiter looks in the database again (wake-ups may have been missed)."""
+        for waiters in self._waiters.values():
+            for wake in waiters:
+                wake.set()
+
     def after_commit(
         self, db: Db, tenant_id: str, user_id: str, deliveries: list[Delivery]
     ) -> None:
@@ -108,12 +115,15 @@ class PushHub:
         def committed() -> None:
             self.wake(tenant_id, user_id)
             if self.wakeups is not None:
-                wakeups = self.wakeups
-                self.spawn(lambda: wakeups.publish(tenant_id, user_id))
+                self.spawn(lambda: self._publish(tenant_id, user_id))
             for delivery in deliveries:
                 self.spawn(delivery)
 
         db.after_commit(committed)
+
+    async def _publish(self, tenant_id: str, user_id: str) -> None:
+        if self.wakeups is not None:
+            await self.wakeups.publish(tenant_id, user_id)
 
     def spawn(self, delivery: Delivery) -> None:
         task = asyncio.get_running_loop().create_task(self._run(delivery))
@@ -128,7 +138,7 @@ class PushHub:
 
     async def start(self) -> None:
         if self.wakeups is not None:
-            await self.wakeups.start(self.wake)
+            await self.wakeups.start(self.wake, self.wake_all)
 
     async def aclose(self) -> None:
         await self.drain()

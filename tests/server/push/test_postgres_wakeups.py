@@ -1,0 +1,102 @@
+"""Two servers (each its own app, hub, engines and event loop, as two worker processes have)
+on one PostgreSQL database: a challenge created through one wakes a long-poll waiting in the
+other through PostgreSQL's LISTEN/NOTIFY, without Redis, and with a Redis that is down; the
+database recheck is set to 30 s, so an answer within a second can only come from the
+notification."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from authsignal.client import AuthsignalClient
+
+from passgate import AuthsignalSync
+from passgate.authenticators import DeviceKeyStore
+from passgate.server.services.push.wakeups import APPLICATION_NAME
+from tests.live_server import LiveServer
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(params=["no redis", "redis down"])
+def workers(database_url: str, request: pytest.FixtureRequest) -> Iterator[list[LiveServer]]:
+    settings: dict[str, Any] = {"push_recheck_seconds": 30}
+    if request.param == "redis down":
+        settings["redis_url"] = f"redis://127.0.0.1:{closed_port()}/0"
+    servers = [LiveServer(database_url, **settings).start() for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def long_poll_woken_by_other_worker(
+    first: LiveServer, second: LiveServer, key_file: Path, user_id: str
+) -> float:
+    """Seconds from a track through `second` to the answer of a long-poll on `first`."""
+    tenant = first.create_tenant()
+    backend = AuthsignalClient(api_secret_key=tenant.secret_key, api_url=second.api_url)
+    device = AuthsignalSync(tenant.id, first.api_url, device_keys=DeviceKeyStore(key_file))
+    try:
+        token = backend.track(user_id, "enroll", {"scope": "add:authenticators"})["token"]
+        assert device.push.add_credential(token).ok
+        seen: list[Any] = []
+        waiter = threading.Thread(target=lambda: seen.append(device.push.get_challenge(wait=25)))
+        waiter.start()
+        time.sleep(0.5)  # the long-poll is waiting in the first server
+        started = time.monotonic()
+        tracked = backend.track(user_id, "signIn")
+        waiter.join(timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        device.close()
+        backend.session.close()
+    assert seen and seen[0].data is not None
+    assert seen[0].data.challenge_id == tracked["challenge_id"]
+    return elapsed
+
+
+def test_a_track_on_one_worker_wakes_a_long_poll_in_the_other(
+    workers: list[LiveServer], tmp_path: Path
+) -> None:
+    first, second = workers
+    assert long_poll_woken_by_other_worker(first, second, tmp_path / "k", "zoe") < 1
+
+
+def test_the_listener_comes_back_after_its_connection_is_killed(
+    workers: list[LiveServer], database_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL ends every listening connection (a restart, a failover, an idle timeout):
+    each server connects again and is woken as before."""
+
+    async def terminate_listeners() -> int:
+        connection = await asyncpg.connect(database_url)
+        try:
+            listeners = await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = $1",
+                APPLICATION_NAME,
+            )
+            for row in listeners:
+                await connection.execute("SELECT pg_terminate_backend($1)", row["pid"])
+            return len(listeners)
+        finally:
+            await connection.close()
+
+    assert asyncio.run(terminate_listeners()) >= 2
+    time.sleep(2.5)  # RETRY_SECONDS, and a margin for a busy machine
+    first, second = workers
+    assert long_poll_woken_by_other_worker(second, first, tmp_path / "k", "yan") < 1
