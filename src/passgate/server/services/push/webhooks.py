@@ -108,6 +108,7 @@ class WebhookSender:
                 message.destination, content=message.payload, headers=headers
             )
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"unreachable: {type(exc).__name__}: {exc}") from exc
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise DeliveryFailed(f"unreachable: {reason}") from exc
         if not response.is_success:
             raise DeliveryFailed(f"answered HTTP {response.status_code}")
