@@ -14,6 +14,7 @@ hands the token to nobody else; and Authsignal's own Python SDK test suite track
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from passgate.server.services.errors import InvalidRequest
@@ -22,6 +23,8 @@ from passgate.server.services.origins import host_of, is_loopback_host, normaliz
 FIELD = "redirectUrl"
 
 
+# Pure, and an app tracks with the same few URLs: parsed once each.
+@lru_cache(maxsize=1024)
 def redirect_origin(url: str) -> str | None:
     """The origin of an absolute http(s) URL as a browser spells it, or None when `url` is
     not one a browser would follow to that origin unambiguously (relative, another scheme,

@@ -11,7 +11,6 @@ from typing import Any, cast
 from sqlalchemy import (
     CTE,
     Boolean,
-    RowMapping,
     String,
     Table,
     and_,
@@ -195,7 +194,7 @@ def _along(statement: Any, along: AlongWith | None) -> Any:
     return built
 
 
-def _row(row: RowMapping | None) -> ActionRow | None:
+def _row(row: Mapping[str, Any] | None) -> ActionRow | None:
     return None if row is None else ActionRow.of(row)
 
 

@@ -14,17 +14,20 @@ the writer; any write there is refused (store/database.py)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, CursorResult, Engine, RowMapping
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
+
+from passgate.server.store.prepared import Prepared, PreparedStatements
 
 T = TypeVar("T")
 
@@ -37,7 +40,16 @@ class Engines:
     loop's thread (see `Db`), with this process's writers taking turns (`write_turn`, first
     come first served, waiting at most `pool_timeout` like a pooled connection)."""
 
-    __slots__ = ("_write_turn", "inline", "lock_timeout", "pool_timeout", "read", "write")
+    __slots__ = (
+        "_write_turn",
+        "_writer",
+        "inline",
+        "lock_timeout",
+        "pool_timeout",
+        "prepared",
+        "read",
+        "write",
+    )
 
     def __init__(
         self,
@@ -51,9 +63,16 @@ class Engines:
         self.write = write
         self.read = read or write.execution_options(passgate_read_only=True)
         self.inline = inline
+        # Inline SQLite runs the statements it sees again and again through the driver
+        # directly (store/prepared.py).
+        self.prepared = PreparedStatements(inline[0].dialect) if inline is not None else None
         self.pool_timeout = pool_timeout
         self.lock_timeout = lock_timeout
         self._write_turn: asyncio.Lock | None = None
+        # Inline SQLite's one write connection, kept between units of work: only the holder
+        # of `write_turn` uses it (checking it out of the pool per unit of work cost more
+        # than the statement it ran).
+        self._writer: Connection | None = None
 
     @property
     def write_turn(self) -> asyncio.Lock:
@@ -61,7 +80,21 @@ class Engines:
             self._write_turn = asyncio.Lock()
         return self._write_turn
 
+    def writer(self) -> Connection:
+        """Inline SQLite's write connection (the caller holds `write_turn`)."""
+        assert self.inline is not None
+        if self._writer is None or self._writer.invalidated or self._writer.closed:
+            self._writer = self.inline[0].connect()
+        return self._writer
+
+    def drop_writer(self) -> None:
+        """Close the write connection (after an error that may have left it unusable)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
     async def dispose(self) -> None:
+        self.drop_writer()
         if self.inline is not None:
             for engine in self.inline:
                 engine.dispose()
@@ -132,7 +165,7 @@ class Db:
                     raise PoolTimeout("waited too long for this process's turn to write") from None
                 self._turn = True
             try:
-                self._sync = inline[1 if self._read_only else 0].connect()
+                self._sync = inline[1].connect() if self._read_only else self._engines.writer()
             except BaseException:
                 self._release_turn()
                 raise
@@ -199,22 +232,81 @@ class Db:
         connection = await self.connection()
         await connection.execute(statement, list(parameters))
 
+    async def _prepared(
+        self, statement: Executable, parameters: Mapping[str, Any] | None
+    ) -> tuple[Prepared, sqlite3.Cursor] | None:
+        """Run `statement` through the driver when it is prepared (store/prepared.py): inline
+        SQLite only. None when it is to go through SQLAlchemy instead."""
+        prepared_statements = self._engines.prepared
+        inline = self._engines.inline
+        if prepared_statements is None or inline is None:
+            return None
+        prepared = prepared_statements.get(statement, parameters)
+        if prepared is None:
+            return None
+        sync = await self._inline(inline)
+        if not sync.in_transaction():
+            if self._turn:
+                await self._begin_inline(sync)
+            else:
+                sync.begin()
+        values = prepared.parameters(parameters)
+        cursor = sync.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        # The engine's listeners (the read-only guard, statement counters) see every
+        # statement, as they do on SQLAlchemy's path; the prepared statement stands in for
+        # the execution context.
+        for listener in sync.dispatch.before_cursor_execute:
+            listener(sync, cursor, prepared.sql, values, prepared, False)
+        try:
+            cursor.execute(prepared.sql, values)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(
+                prepared.sql, values, exc, sqlite3.Error, dialect=sync.dialect
+            ) from exc
+        return prepared, cursor
+
     async def first(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
-    ) -> RowMapping | None:
+    ) -> Mapping[str, Any] | None:
         """The first row (as a mapping), or None."""
+        ran = await self._prepared(statement, parameters)
+        if ran is not None:
+            prepared, cursor = ran
+            try:
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+            return None if found is None else prepared.row(found)
         result = await self.execute(statement, parameters)
-        return result.mappings().first()
+        return cast(Mapping[str, Any] | None, result.mappings().first())
 
     async def all(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
-    ) -> Sequence[RowMapping]:
+    ) -> Sequence[Mapping[str, Any]]:
+        ran = await self._prepared(statement, parameters)
+        if ran is not None:
+            prepared, cursor = ran
+            try:
+                return [prepared.row(found) for found in cursor.fetchall()]
+            finally:
+                cursor.close()
         result = await self.execute(statement, parameters)
-        return result.mappings().all()
+        return cast(Sequence[Mapping[str, Any]], result.mappings().all())
 
     async def scalar(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Any:
+        ran = await self._prepared(statement, parameters)
+        if ran is not None:
+            prepared, cursor = ran
+            try:
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+            if found is None:
+                return None
+            process = prepared.results[0]
+            return found[0] if process is None or found[0] is None else process(found[0])
         result = await self.execute(statement, parameters)
         return result.scalar()
 
@@ -222,6 +314,15 @@ class Db:
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> int:
         """How many rows a write touched."""
+        ran = await self._prepared(statement, parameters)
+        if ran is not None:
+            prepared, cursor = ran
+            try:
+                if prepared.keys:
+                    cursor.fetchall()
+                return int(cursor.rowcount)
+            finally:
+                cursor.close()
         result = await self.execute(statement, parameters)
         return int(result.rowcount)
 
@@ -271,8 +372,13 @@ class Db:
     def _release_sync(self) -> None:
         connection, self._sync = self._sync, None
         try:
-            if connection is not None:
+            if connection is None:
+                pass
+            elif not self._turn:
                 connection.close()
+            elif connection.in_transaction():
+                # Neither committed nor rolled back (an error in either): do not keep it.
+                self._engines.drop_writer()
         finally:
             self._release_turn()
 
