@@ -111,8 +111,17 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description="redis://host:port/db: wakes long-polls in every worker process when a "
-        "push challenge is created. Without it, other workers notice within "
+        "push challenge is created. Without it, PostgreSQL's LISTEN/NOTIFY does (and takes "
+        "over while Redis is down); on SQLite other processes notice within "
         "push_recheck_seconds.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="Comma-separated addresses and networks (10.0.0.0/8) of the reverse "
+        "proxies whose X-Forwarded-For is believed, or * for any peer; the client IP is then "
+        "the right-most address in it that is not one of them. Other peers' header is "
+        "ignored. The default trusts a proxy on the same host. See "
+        "docs/configuration.md#behind-a-reverse-proxy.",
     )
     push_fcm_url: str = Field(
         default="https://fcm.googleapis.com", description="FCM HTTP v1 endpoint (tests only)."
@@ -178,6 +187,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Delivered and failed outbox messages are pruned after this many days.",
     )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _forwarded_allow_ips(cls, value: str) -> str:
+        from passgate.server.forwarded import TrustedProxies
+
+        TrustedProxies.parse(value)  # names the entry that is wrong
+        return value
 
     @field_validator("public_url")
     @classmethod

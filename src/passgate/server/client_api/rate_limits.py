@@ -13,8 +13,8 @@ lock is held for one more statement's time, which costs less than a second trans
 Client API's auth (the same dependency the route uses, resolved once), so it reads no tenant
 of its own, and the 429 goes to the tenant's origins like any other answer (see cors.py).
 
-The client IP is the ASGI peer address. Behind a reverse proxy every client shares the
-proxy's address; trusting `X-Forwarded-For` from configured proxies is not done yet."""
+The client IP is the peer's address, or behind a trusted reverse proxy the address it forwards
+(server/forwarded.py, `PASSGATE_FORWARDED_ALLOW_IPS`)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from fastapi import Depends, HTTPException, Request
 
 from passgate.server.client_api.auth import CachedAnyCaller
 from passgate.server.database import Database
+from passgate.server.forwarded import client_ip
 from passgate.server.services import rate_limits
 from passgate.server.services.rate_limits import ClientLimits
 
@@ -36,7 +37,7 @@ async def _limit_client_writes(request: Request, caller: CachedAnyCaller, db: Da
         db,
         limits,
         tenant_id=caller.tenant.id,
-        client_ip=request.client.host if request.client else "unknown",
+        client_ip=client_ip(request) or "unknown",
     )
     if refusal is not None:
         # The count stands although the call is refused: commit it before the 429 (the

@@ -20,7 +20,7 @@ from fastapi import Depends, Form, Request, Response
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, RedirectResponse
 
-from passgate.server import binding_cookies
+from passgate.server import binding_cookies, forwarded
 from passgate.server.database import Database, undo_writes
 from passgate.server.errors import error_response
 from passgate.server.pages.rendering import render
@@ -129,7 +129,7 @@ def limits(request: Request) -> sessions.SessionLimits:
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    return forwarded.client_ip(request)
 
 
 def actor(request: Request, signed_in: sessions.SignedIn) -> audit.Actor:
