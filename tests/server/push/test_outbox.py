@@ -25,13 +25,14 @@ import asyncpg
 import pytest
 from authsignal.client import AuthsignalClient
 
-from passgate.server.services import audit
+from passgate.server.services import audit, tenants
 from passgate.server.services import outbox as service
 from passgate.server.services.pruning import Pruner, prune
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import Settings
 from passgate.server.store import outbox as store
-from passgate.server.store.db import Db
+from passgate.server.store.database import create_engine
+from passgate.server.store.db import Db, Engines
 from passgate.server.store.outbox import OutboxRow
 from passgate.server.store.tables import utcnow
 from tests.conftest import IN_CI, PATIENT_DATABASE, POSTGRES_ADMIN_URL, _postgres
@@ -266,8 +267,6 @@ def test_a_message_enqueued_while_the_receiver_is_down_is_delivered_after_a_rest
 
 def row_after_stop(server: LiveServer, event_id: str) -> OutboxRow:
     """A stopped server's loop is gone: read with a fresh engine on this thread's own loop."""
-    from passgate.server.store.database import create_engine
-    from passgate.server.store.db import Engines
 
     async def read() -> OutboxRow:
         engine = create_engine(server.database_url)
@@ -420,3 +419,79 @@ def test_retries_back_off_exponentially_with_jitter() -> None:
         ]
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
         assert max(delays) - min(delays) > ceiling / 4  # jittered, not one fixed value
+
+
+async def _in_database(database_url: str, work: Callable[[Db], Coroutine[Any, Any, T]]) -> T:
+    """`work` in one transaction on an engine of the test's own (no server in this process)."""
+    engine = create_engine(database_url)
+    try:
+        async with Engines(engine).transaction() as db:
+            return await work(db)
+    finally:
+        await engine.dispose()
+
+
+def test_a_killed_process_leaves_its_message_to_another(
+    own_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real `passgate serve` processes: the first is killed (SIGKILL) while its try hangs at
+    the receiver, holding the message's lease; a second process sends the message once the
+    lease has run out: the same event id, the next try's number, delivered once accepted."""
+    from tests.server.test_crash import ServerProcess
+
+    for name, value in {
+        "PASSGATE_OUTBOX_POLL_SECONDS": "0.2",
+        "PASSGATE_OUTBOX_LEASE_SECONDS": "2",
+        "PASSGATE_OUTBOX_RETRY_BASE_SECONDS": "0.05",
+        "PASSGATE_PRUNE_INTERVAL_SECONDS": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    hang = threading.Event()
+    arrived: list[float] = []
+
+    def answer(_event_id: str, tries: int) -> int:
+        arrived.append(time.monotonic())
+        if tries == 1:
+            hang.wait(30)  # the first try never gets its answer before the kill
+        return 200
+
+    receiver = Receiver(answer)
+    processes: list[ServerProcess] = []
+    try:
+        for name in ("first", "second"):
+            (tmp_path / name).mkdir()
+            processes.append(ServerProcess(own_database, tmp_path / name))
+        first, second = processes
+        first.start()
+
+        async def setup(db: Db) -> str:
+            tenant, _ = await tenants.create_tenant(db, name="outbox", rp_id="localhost")
+            await push_settings.configure(db, tenant.id, webhook_url=receiver.url)
+            event_id: str = await webhook_event(
+                db, Tenant(tenant.id, "", "localhost"), receiver.url, None
+            )
+            return event_id
+
+        event_id = asyncio.run(_in_database(own_database, setup))
+        eventually(lambda: len(arrived) == 1)
+        first.kill()
+        second.start()
+
+        async def read(db: Db) -> OutboxRow | None:
+            return await store.get(db, event_id)
+
+        def delivered() -> bool:
+            found = asyncio.run(_in_database(own_database, read))
+            return found is not None and found.delivered_at is not None
+
+        eventually(delivered, timeout=30)
+        assert receiver.ids() == Counter({event_id: 2})
+        assert [headers[ATTEMPT] for headers, _ in receiver.requests] == ["1", "2"]
+        assert arrived[1] - arrived[0] > 1.0  # not before the 2 s lease had run out
+        found = asyncio.run(_in_database(own_database, read))
+        assert found is not None and found.attempts == 2
+    finally:
+        hang.set()
+        for process in processes:
+            process.close()
+        receiver.close()

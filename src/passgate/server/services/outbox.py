@@ -221,7 +221,7 @@ class Outbox:
 
     async def _give_up(self, message: OutboxRow, error: str) -> None:
         async with self._engines.transaction() as db:
-            if await store.mark_failed(db, message.id, now=utcnow(), error=error):
+            if await store.mark_failed(db, message.id, owner=self.owner, now=utcnow(), error=error):
                 await audit.record(
                     db,
                     audit.Actor(type="system", id=audit.SYSTEM),

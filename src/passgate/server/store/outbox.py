@@ -95,7 +95,7 @@ RESCHEDULE = (
 )
 MARK_FAILED = (
     update(OUTBOX)
-    .where(_c.id == bindparam("b_id"), _OPEN)
+    .where(_c.id == bindparam("b_id"), _c.leased_by == bindparam("owner"), _OPEN)
     .values(failed_at=_NOW, lease_until=None, last_error=bindparam("error"))
 )
 # At shutdown: give back what this process claimed and has not finished, so another process
@@ -164,10 +164,10 @@ async def reschedule(db: Db, id: str, *, owner: str, next_attempt_at: datetime, 
     return await db.rowcount(RESCHEDULE, {**params, "error": error[:ERROR_LENGTH]}) == 1
 
 
-async def mark_failed(db: Db, id: str, *, now: datetime, error: str) -> bool:
-    return (
-        await db.rowcount(MARK_FAILED, {"b_id": id, "now": now, "error": error[:ERROR_LENGTH]}) == 1
-    )
+async def mark_failed(db: Db, id: str, *, owner: str, now: datetime, error: str) -> bool:
+    """Give the message up, if `owner` still holds it."""
+    params = {"b_id": id, "owner": owner, "now": now, "error": error[:ERROR_LENGTH]}
+    return await db.rowcount(MARK_FAILED, params) == 1
 
 
 async def release(db: Db, *, owner: str, now: datetime) -> int:

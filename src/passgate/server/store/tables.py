@@ -506,7 +506,7 @@ class OutboxMessage(Base):
     # The body to send, as JSON text, exactly as it goes out.
     payload: Mapped[str] = mapped_column(Text)
     # Where it goes: the webhook URL (an address or number for email and SMS).
-    destination: Mapped[str] = mapped_column(String(2048))
+    destination: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column()
     # A process that claimed the row sends it until then; after that any process may.

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("destination", sa.String(length=2048), nullable=False),
+        sa.Column("destination", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
