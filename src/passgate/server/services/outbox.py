@@ -40,7 +40,7 @@ log = structlog.get_logger("passgate.outbox")
 
 WEBHOOK = "webhook"
 FAILED = "system.outbox.failed"
-# Messages claimed by one statement; a full batch is followed at once by the next.
+# At most this many sends in flight per process, and claimed by one statement.
 BATCH_SIZE = 50
 _JITTER = random.Random()
 
@@ -122,6 +122,7 @@ class Outbox:
         self._woken: asyncio.Event | None = None
         # The earliest retry this process scheduled: it looks again then, not a poll later.
         self._next_due: datetime | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     def start(self) -> Outbox:
         if self._poll > 0:
@@ -134,15 +135,21 @@ class Outbox:
         if self._woken is not None:
             self._woken.set()
 
-    async def aclose(self) -> None:
-        """Stop, and give back the leases of messages not finished, so another process can
-        send them at once (a message cut off mid-send may then reach its receiver twice)."""
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Stop: let sends in flight finish for up to `timeout` seconds, cancel the rest, and
+        give back the leases of messages not finished, so another process can send them at
+        once (a message cut off mid-send may then reach its receiver twice)."""
         if self._task is None:
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._sending:
+            _, pending = await asyncio.wait(set(self._sending), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         try:
             async with self._engines.transaction() as db:
                 await store.release(db, owner=self.owner, now=utcnow())
@@ -154,12 +161,12 @@ class Outbox:
         while True:
             self._woken.clear()
             try:
-                sent = await self.run_once()
+                claimed, room = await self._claim()
             except Exception:
                 log.exception("outbox pass failed; trying again at the next poll")
-                sent = 0
-            if sent >= self._batch_size:
-                continue
+                claimed, room = 0, 1
+            if room and claimed >= room:
+                continue  # a full batch: more may be due
             timeout = self._poll
             if self._next_due is not None:
                 until = (self._next_due - utcnow()).total_seconds()
@@ -167,26 +174,42 @@ class Outbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), timeout)
 
-    async def run_once(self) -> int:
-        """Claim the messages due now and send them; how many were claimed."""
+    async def _claim(self) -> tuple[int, int]:
+        """Claim what is due, as many as there is room for beside the sends in flight, and
+        start sending each in its own task (a slow receiver holds up nobody else's messages).
+        Returns how many were claimed and how many there was room for."""
+        room = self._batch_size - len(self._sending)
+        if room <= 0:
+            return 0, 0  # a send that finishes wakes the loop
         now = utcnow()
         if self._next_due is not None and self._next_due <= now:
             self._next_due = None
         # A read first: an idle poll takes no lock (nor, on SQLite, the write lock).
         async with self._engines.transaction(read_only=True) as db:
             if not await store.any_due(db, now):
-                return 0
+                return 0, room
         async with self._engines.transaction() as db:
             claimed = await store.claim(
-                db, owner=self.owner, now=now, lease_until=now + self._lease, limit=self._batch_size
+                db, owner=self.owner, now=now, lease_until=now + self._lease, limit=room
             )
-        results = await asyncio.gather(
-            *(self._deliver(message) for message in claimed), return_exceptions=True
-        )
-        for message, result in zip(claimed, results, strict=True):
-            if isinstance(result, Exception):
-                log.error("outbox message left to its lease", id=message.id, error=repr(result))
-        return len(claimed)
+        for message in claimed:
+            task = asyncio.get_running_loop().create_task(self._send(message))
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+        return len(claimed), room
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        full = len(self._sending) >= self._batch_size
+        self._sending.discard(task)
+        if full:
+            self.wake()
+
+    async def _send(self, message: OutboxRow) -> None:
+        try:
+            await self._deliver(message)
+        except Exception as exc:
+            # The database failed us: the lease runs out and the message is sent again.
+            log.error("outbox message left to its lease", id=message.id, error=repr(exc))
 
     async def _deliver(self, message: OutboxRow) -> None:
         sender = self._senders.get(message.kind)
