@@ -9,6 +9,7 @@ Every other method writes (BEGIN IMMEDIATE on SQLite, see `store.database`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -16,7 +17,15 @@ from fastapi import Depends, Request
 from passgate.server.services.errors import PassgateError
 from passgate.server.store.db import Db
 
-__all__ = ["READ_METHODS", "Database", "Db", "reads_only", "undo_writes", "writes"]
+__all__ = [
+    "READ_METHODS",
+    "Database",
+    "Db",
+    "reads_only",
+    "undo_writes",
+    "unit_of_work",
+    "writes",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,11 +50,13 @@ def reads_only(request: Request) -> bool:
     )
 
 
-async def _request_db(request: Request) -> AsyncIterator[Db]:
+@asynccontextmanager
+async def unit_of_work(request: Request) -> AsyncIterator[Db]:
     """Commit when the route returns, roll back when it raises (unless the domain error says
     its writes must stand). Routes and services never commit; a 200 therefore always means
     the transaction is durable. The connection is taken at the first statement, so a request
-    answered without the database costs none."""
+    answered without the database costs none. (The `Database` dependency, and the hot
+    routes that skip FastAPI's dependency solving, server/fast_routes.py.)"""
     db = request.app.state.engines.db(read_only=reads_only(request))
     # A route class that turns errors into responses itself (the console's) runs before
     # this dependency exits, so it must undo the writes itself: see `undo_writes`.
@@ -62,6 +73,11 @@ async def _request_db(request: Request) -> AsyncIterator[Db]:
         await db.commit()
     finally:
         await db.close()
+
+
+async def _request_db(request: Request) -> AsyncIterator[Db]:
+    async with unit_of_work(request) as db:
+        yield db
 
 
 async def undo_writes(request: Request, exc: PassgateError) -> None:

@@ -15,6 +15,7 @@ Two things here keep a busy or stalled database from turning into slow 500s:
 from __future__ import annotations
 
 import functools
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     create_async_engine,
@@ -164,7 +166,7 @@ def create_inline_sqlite_engines(
             pool_timeout=limits.pool_timeout,
         )
         event.listen(sync, "connect", functools.partial(_sqlite_pragmas, busy_ms))
-        event.listen(sync, "begin", _sqlite_begin)
+        event.listen(sync, "begin", _sqlite_begin_inline)
         event.listen(sync, "before_cursor_execute", _refuse_writes_when_read_only)
         built.append(sync)
     write, read = built
@@ -196,6 +198,19 @@ def _sqlite_begin(connection: Any) -> None:
     locked" when another writer got in first. A read-only one takes no lock at all."""
     read_only = connection.get_execution_options().get(READ_ONLY, False)
     connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _sqlite_begin_inline(connection: Any) -> None:
+    """`_sqlite_begin` for the inline engines, straight to the driver: the same statement,
+    without the cost of a SQLAlchemy execution (which a BEGIN, never counted nor guarded,
+    does not need). Errors are raised as SQLAlchemy raises the driver's (`OperationalError`
+    for a busy database), which `store.db.Db` retries."""
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    statement = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+    try:
+        connection.connection.driver_connection.execute(statement)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
 def _refuse_writes_when_read_only(

@@ -159,10 +159,16 @@ class Db:
         if self._sync is None:
             if not self._read_only:
                 turn = self._engines.write_turn
-                try:
-                    await asyncio.wait_for(turn.acquire(), self._engines.pool_timeout)
-                except TimeoutError:
-                    raise PoolTimeout("waited too long for this process's turn to write") from None
+                if turn.locked():
+                    try:
+                        await asyncio.wait_for(turn.acquire(), self._engines.pool_timeout)
+                    except TimeoutError:
+                        raise PoolTimeout(
+                            "waited too long for this process's turn to write"
+                        ) from None
+                else:
+                    # Free: taken at once (wait_for's task would cost more than the write).
+                    await turn.acquire()
                 self._turn = True
             try:
                 self._sync = inline[1].connect() if self._read_only else self._engines.writer()
