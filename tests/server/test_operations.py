@@ -17,7 +17,7 @@ def test_metrics_count_requests_by_route_template(server: LiveServer, http: http
     http.post("/users/metrics-user-1/actions/signIn", json={})
     http.get("/users/metrics-user-1/actions/signIn/no-such-key")
     text = httpx.get(f"{server.url}/metrics").text
-    assert 'route="/users/{userId}/actions/{action}",status="200"' in text
-    assert 'route="/users/{userId}/actions/{action}/{idempotencyKey}",status="404"' in text
+    assert 'route="/v1/users/{userId}/actions/{action}",status="200"' in text
+    assert 'route="/v1/users/{userId}/actions/{action}/{idempotencyKey}",status="404"' in text
     assert "passgate_http_request_duration_seconds_bucket" in text
     assert "metrics-user-1" not in text

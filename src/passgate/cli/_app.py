@@ -21,7 +21,7 @@ from passgate.server.services import audit, branding, enrolment, tenant_admin, t
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import PassgateError
 from passgate.server.services.push import settings as push_settings
-from passgate.server.settings import DEFAULT_DATABASE_URL
+from passgate.server.settings import DEFAULT_DATABASE_URL, Settings
 from passgate.server.store.db import Db
 from passgate.server.store.migrate import upgrade
 from passgate.server.store.tenants import TenantRow
@@ -83,24 +83,51 @@ def serve(
             "server (http://localhost:5173). Repeatable."
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=256,
+            envvar="PASSGATE_WORKERS",
+            help="Worker processes sharing the port (PostgreSQL only; SQLite runs one). "
+            "Each has its own database pool: see docs/configuration.md#pool-sizing.",
+        ),
+    ] = 1,
+    migrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--migrate/--no-migrate",
+            help="Apply pending migrations before serving (default: PASSGATE_MIGRATE_ON_START, "
+            "true). --no-migrate: run `passgate db upgrade` as its own deploy step.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Apply migrations, then serve the Client API, the Server API, the hosted challenge
-    pages and the admin console."""
-    import uvicorn
+    """Apply migrations (unless told not to), then serve the Client API, the Server API, the
+    hosted challenge pages and the admin console."""
+    import os
 
-    from passgate.server.app import create_app
     from passgate.server.observability import configure_logging
+    from passgate.server.store.database import async_url, is_sqlite
 
     if origin and not dev:
         raise _database.CommandError("--origin needs --dev (for other tenants: tenant origins)")
     settings = _database.load_settings(database_url=database_url)
+    if workers > 1 and _database.translate_errors(lambda: is_sqlite(async_url(database_url))):
+        raise _database.ConfigError(
+            f"--workers {workers} needs PostgreSQL: SQLite lets one process write at a time, "
+            "so serve it with one worker (or move to postgresql://)"
+        )
     if settings.public_url is None:
         # The hosted pages and the console run on this origin; in dev, the listen address.
         settings = settings.model_copy(update={"public_url": f"http://localhost:{port}"})
     configure_logging(json_lines=settings.log_json)
     if settings.redis_url:
         _database.check_redis(settings.redis_url)
-    _database.translate_errors(lambda: asyncio.run(upgrade(database_url)))
+    if settings.migrate_on_start if migrate is None else migrate:
+        _database.translate_errors(lambda: asyncio.run(upgrade(database_url)))
+    else:
+        _check_migrated(database_url)
     check_master_key(settings)
     if dev:
         credentials = ensure_dev_tenant(database_url, port, origin or [])
@@ -122,7 +149,100 @@ def serve(
                 "First admin: passgate admin create --email YOU@EXAMPLE.COM "
                 f"--url {settings.public_url}"
             )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    if workers == 1:
+        _serve_one(settings, host, port)
+        return
+    # Workers are new processes that read their settings from the environment: hand them
+    # what this command decided.
+    os.environ["PASSGATE_DATABASE_URL"] = database_url
+    os.environ["PASSGATE_PUBLIC_URL"] = str(settings.public_url)
+    status = _serve_workers(settings, host, port, workers)
+    if status:
+        raise typer.Exit(status)
+
+
+def _check_migrated(database_url: str) -> None:
+    """Under --no-migrate: refuse a database that is behind this version (one line, exit 2).
+    One that is ahead (a newer version migrated it during a rolling upgrade) is served:
+    migrations add before they take away (docs/deployment.md), so old code still works."""
+    from alembic.script import ScriptDirectory
+
+    from passgate.server.store.migrate import alembic_config, current_revision
+
+    found = _database.translate_errors(lambda: asyncio.run(current_revision(database_url)))
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    if found == head:
+        return
+    known = {revision.revision for revision in script.walk_revisions()}
+    if found is None or found in known:
+        raise _database.ConfigError(
+            f"the database is at migration {found or 'none'}, this version needs {head}: "
+            "run `passgate db upgrade` first (or serve without --no-migrate)"
+        )
+    typer.echo(
+        f"note: the database is at migration {found}, newer than this version's {head} "
+        "(a rolling upgrade); serving",
+        err=True,
+    )
+
+
+def _serve_one(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from passgate.server.app import create_app
+    from passgate.server.serving import GracefulServer
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+    )
+    GracefulServer(config).run()
+
+
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
+    """N worker processes; Prometheus metrics shared through PROMETHEUS_MULTIPROC_DIR (a
+    temporary directory, removed afterwards, unless the operator names one)."""
+    import os
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from passgate.server.serving import WORKER_APP, supervise
+
+    made = None
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir:
+        directory = Path(metrics_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):  # a previous run's figures would be added in
+            stale.unlink()
+    else:
+        made = tempfile.mkdtemp(prefix="passgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    from prometheus_client import multiprocess
+
+    config = uvicorn.Config(
+        WORKER_APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+    )
+    try:
+        return supervise(config, workers, on_exit=multiprocess.mark_process_dead)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 @db_app.command("upgrade")

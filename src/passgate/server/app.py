@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate import __version__
 from passgate.server import client_api, errors, pages, server_api, statement_count, well_known
+from passgate.server import health as health_checks
 from passgate.server.cors import ClientApiCors
 from passgate.server.middleware import BodySizeLimit, RefuseUnreadableUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseUnreadableUrl)
     metrics = Metrics()
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, log_requests=settings.log_requests)
     # Outermost of ours: its headers go on every Client API response, errors included.
     app.add_middleware(
         ClientApiCors, index=app.state.origin_index, max_age=settings.cors_max_age_seconds
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    # For load balancers: live = the process answers; ready = its database answers too.
+    app.add_api_route("/health/live", health_checks.live, include_in_schema=False)
+    app.add_api_route("/health/ready", health_checks.ready, include_in_schema=False)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.include_router(server_api.router, prefix="/v1")
     app.include_router(client_api.router, prefix="/v1")

@@ -1,15 +1,25 @@
-"""Logs (structlog) and metrics (Prometheus at `/metrics`), set up once per process or app."""
+"""Logs (structlog) and metrics (Prometheus at `/metrics`), set up once per process or app.
+
+Metrics add up across worker processes when `PROMETHEUS_MULTIPROC_DIR` is set (`passgate serve
+--workers N` sets it): each process writes its figures to files there and /metrics, whichever
+process answers, reports the sum (prometheus-client's multiprocess mode). docs/observability.md
+lists the metrics."""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
+import weakref
+from typing import Any
 
 import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -21,7 +31,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
     """Route structlog and the standard library (uvicorn, SQLAlchemy) through one renderer."""
     renderer = (
-        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json_lines
+        # Colour codes only for a person at a terminal, never into files or journald.
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -50,6 +63,20 @@ def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Alembic says which database backend it found on every run; Passgate logs one line of
+    # its own when it applies migrations (store/migrate.py).
+    logging.getLogger("alembic.runtime.migration").setLevel(max(level, logging.WARNING))
+
+
+# The push long-poll (the device's GET of its pending challenge): its requests in flight are
+# the long-polls waiting.
+LONG_POLL_PATH = "/v1/client/user-authenticators/push/challenge"
+# Where a request's tenant id goes once it is known (request.state), for its log line.
+TENANT_ID = "passgate_tenant_id"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class Metrics:
@@ -70,15 +97,38 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60),
             registry=self.registry,
         )
+        self.long_polls = Gauge(
+            "passgate_push_long_polls_waiting",
+            "Push long-polls (device GETs of a pending challenge) in progress",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
 
     async def endpoint(self, _request: Request) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = self.registry
+        if multiprocess_dir() is not None:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+request_log = logging.getLogger("passgate.request")
+_request_log = structlog.get_logger("passgate.request")
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    """Counts and times every request by route template and, with `log_requests`, logs one
+    line for it: method, route template (never the raw path: it carries user ids), status,
+    duration, tenant id when the request's auth found one, and client IP. Never headers,
+    bodies or query strings, where credentials and tokens travel. A pure ASGI middleware: it
+    is on every request's path."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.log_requests = log_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,10 +143,66 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        long_poll = scope["path"] == LONG_POLL_PATH and scope["method"] == "GET"
+        if long_poll:
+            self.metrics.long_polls.inc()
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            if long_poll:
+                self.metrics.long_polls.dec()
+            route = route_template(scope)
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            if self.log_requests and request_log.isEnabledFor(logging.INFO):
+                log_request(scope, method, route, status, elapsed)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full template (`/v1/users/{userId}`), never the raw path. FastAPI
+    keeps included routers apart, so the route object's own path lacks their prefixes: the
+    full one is on the routing context it records in the scope."""
+    fastapi_scope = scope.get("fastapi")
+    if fastapi_scope:
+        context = fastapi_scope.get("effective_route_context")
+        path = getattr(getattr(context, "starlette_route", None), "path_format", None)
+        if isinstance(path, str) and path:
+            return path
+        path = getattr(context, "path_format", None)
+        if isinstance(path, str) and path:
+            return path
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
+    # A plain Starlette route among FastAPI's (server/fast_routes.py, /metrics): the router
+    # records only its endpoint; find the route that has it (a few top-level routes, once).
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return "unmatched"
+    found = _ENDPOINT_PATHS.get(endpoint)
+    if found is None:
+        routes = getattr(scope.get("app"), "routes", ())
+        found = next(
+            (r.path for r in routes if getattr(r, "endpoint", None) is endpoint), "unmatched"
+        )
+        _ENDPOINT_PATHS[endpoint] = found
+    return found
+
+
+_ENDPOINT_PATHS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def log_request(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:
+    client = scope.get("client")
+    state = scope.get("state")
+    (_request_log.error if status >= 500 else _request_log.info)(
+        "request",
+        method=method,
+        route=route,
+        status=status,
+        duration_ms=round(elapsed * 1000, 2),
+        tenant_id=state.get(TENANT_ID) if state else None,
+        client_ip=client[0] if client else None,
+    )

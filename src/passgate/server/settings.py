@@ -94,6 +94,24 @@ class Settings(BaseSettings):
         "request answered 503.",
     )
     log_json: bool = Field(default=False, description="Log as JSON lines instead of console.")
+    log_requests: bool = Field(
+        default=True,
+        description="Log one line per request (method, route template, status, duration, "
+        "tenant, client IP; never credentials or query strings). See docs/observability.md.",
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="`passgate serve` applies pending migrations before it listens (under a "
+        "database lock, so many processes may start at once). False: run `passgate db "
+        "upgrade` as its own deploy step; serve then refuses a database that is behind.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="On SIGTERM, how long requests in flight may take to finish before they "
+        "are cut off (waiting long-polls answer at once).",
+    )
     push_webhook_retry_delays: list[float] = Field(
         default=[1.0, 5.0, 30.0, 120.0],
         description="No longer used: webhooks go through the outbox, retried on the schedule "

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 
 from passgate.server.cors import TENANT_ORIGINS
 from passgate.server.database import Database
+from passgate.server.observability import TENANT_ID
 from passgate.server.services import tenants, tokens
 from passgate.server.services.errors import InvalidToken, Unauthorized
 from passgate.server.services.tenants import TenantRow
@@ -108,6 +109,7 @@ async def _tenant(
         raise Unauthorized(message, error_code=code)
     # From here on, even an error (an expired token, say) is readable by the tenant's origins.
     setattr(request.state, TENANT_ORIGINS, tenant.origins)
+    setattr(request.state, TENANT_ID, tenant.id)  # for the request's log line
     return tenant
 
 

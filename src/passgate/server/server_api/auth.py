@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from passgate.server.database import Database
+from passgate.server.observability import TENANT_ID
 from passgate.server.services import tenants
 from passgate.server.services.tenants import TenantRow
 
@@ -28,7 +29,9 @@ def basic_username(authorization: str | None) -> str | None:
 
 
 async def _secret_key_tenant(request: Request, db: Database) -> TenantRow:
-    return await tenants.authenticate(db, basic_username(request.headers.get("authorization")))
+    tenant = await tenants.authenticate(db, basic_username(request.headers.get("authorization")))
+    setattr(request.state, TENANT_ID, tenant.id)  # for the request's log line
+    return tenant
 
 
 SecretKeyTenant = Annotated[TenantRow, Depends(_secret_key_tenant)]

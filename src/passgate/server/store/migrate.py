@@ -9,9 +9,9 @@ them the same way. Nothing pending: nothing is run and nothing is logged."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -27,7 +27,9 @@ MIGRATION_LOCK_KEY = -0x6D51_9A07_7308_8BD0
 # How long an upgrade waits for another process's upgrade to finish.
 MIGRATION_LOCK_WAIT = "600s"
 
-log = structlog.get_logger("passgate.migrate")
+# The standard library's logger: a command that configured no logging (its output may be JSON
+# for scripts) prints nothing; `passgate serve` routes it through its own log format.
+log = logging.getLogger("passgate.migrate")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -72,7 +74,7 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
     finally:
         await engine.dispose()
     if before != after:
-        log.info("database migrated", from_revision=before, to_revision=after)
+        log.info("database migrated from %s to %s", before or "nothing", after)
 
 
 async def current_revision(database_url: str) -> str | None:
