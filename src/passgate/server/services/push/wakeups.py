@@ -197,8 +197,10 @@ class PostgresWakeups:
         connection.add_termination_listener(lambda _connection: self._lost.set())
         self._connection = connection
 
-    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        if self._wake is not None:
+    def _notified(self, connection: Any, pid: int, _channel: str, payload: str) -> None:
+        # Our own messages come back too (sent on this connection): this process has woken
+        # its waiters already.
+        if self._wake is not None and pid != connection.get_server_pid():
             _deliver(payload, self._wake)
 
     async def _supervise(self, wake_all: WakeAll) -> None:
