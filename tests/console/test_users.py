@@ -75,7 +75,11 @@ def test_find_a_user_and_manage_their_passkeys(
     ceremony.close()
 
     actions = [(e.action, e.target_id) for e in audit_events(server, tenant_id=tenant.id)]
-    assert actions == [("user.passkey.deleted", user_id), ("user.passkey.renamed", user_id)]
+    assert actions == [
+        ("user.passkey.deleted", user_id),
+        ("user.passkey.renamed", user_id),
+        ("user.passkey.added", user_id),  # by the user's browser, at C3
+    ]
 
 
 def test_push_devices_and_deleting_the_user(

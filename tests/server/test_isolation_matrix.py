@@ -372,6 +372,23 @@ def query_users(a: Attacker, b: Victim, expect: Expect) -> None:
         expect.refused(a.client.server("GET", "/users", params={"token": token}))
 
 
+def audit_events(a: Attacker, b: Victim, expect: Expect) -> None:
+    """A's key reads A's log only. B's log holds B's authenticator ids and user ids, so a
+    missing tenant filter would show them; B's own cursor pages A's log, nothing else."""
+    b_log = b.client.server("GET", "/audit-events", params={"limit": 200})
+    assert b.device_authenticator_id in b_log.text, b_log.text
+    b_cursor = b.client.server("GET", "/audit-events", params={"limit": 1}).json()["nextCursor"]
+    a.key()  # one event of A's own: its device enrolment
+    for params in ({"limit": 200}, {"limit": 1, "before": b_cursor}):
+        response = a.client.server("GET", "/audit-events", params=params)
+        expect.own(response)
+        assert all(event["targetId"] == a.user for event in response.json()["events"])
+    response = a.client.server("GET", "/audit-events", params={"limit": 200})
+    assert [event["action"] for event in response.json()["events"]] == [
+        "user.authenticator.added"
+    ], response.text
+
+
 def get_authenticators(a: Attacker, b: Victim, expect: Expect) -> None:
     for user in (b.shared_user, b.own_user):
         response = a.client.server("GET", f"/users/{user}/authenticators")
@@ -609,6 +626,7 @@ CASES: dict[str, Probe] = {
     "POST /v1/users/{userId}/authenticators": enroll_authenticator,
     "DELETE /v1/users/{userId}/authenticators/{userAuthenticatorId}": delete_authenticator,
     "POST /v1/validate": validate,
+    "GET /v1/audit-events": audit_events,
     f"GET {V1}/public/{{tenantId}}/.well-known/jwks": jwks,
     f"POST {V1}/challenge": _c1("/challenge"),
     f"POST {V1}/challenge/web": _c1("/challenge/web"),

@@ -41,8 +41,10 @@ BUDGETS: dict[str, int] = {
     "passkey_sign_in": 3,
     # Passkey sign-up, C2 (options: the user, their passkeys, the token's action, in one
     # read) + C3 (spend the challenge; the enrolment rule, its use-up and the action's
-    # settlement in one conditional UPDATE; the authenticator and credential rows).
-    # PostgreSQL: 1 + 3 = 4; SQLite: 1 + 4 = 5 (the two rows are two INSERTs there).
+    # settlement in one conditional UPDATE; the authenticator and credential rows; the
+    # audit event `user.passkey.added`, which the audit log must hold for every added
+    # authenticator). PostgreSQL: 1 + 4 = 5; SQLite: 1 + 5 = 6 (the two rows are two
+    # INSERTs there).
     "passkey_sign_up": 6,
     # P4 alone, a sub-budget of the round trip below (which includes it): one read of the
     # device and the count of its spent messages (the message itself is computed, not stored).

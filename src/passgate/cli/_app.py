@@ -11,6 +11,7 @@ import typer
 
 from passgate.cli import _bench, _database, _output, _passkeys, _prune
 from passgate.cli._admin import admin_app
+from passgate.cli._audit import audit_app
 from passgate.cli._backup import db_backup
 from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
@@ -40,6 +41,7 @@ app.add_typer(device_app, name="device")
 app.add_typer(admin_app, name="admin")
 db_app.command("prune")(_prune.db_prune)
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
 app.command("wellknown")(_passkeys.wellknown)
 app.command("doctor")(_passkeys.doctor)

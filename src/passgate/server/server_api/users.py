@@ -19,7 +19,7 @@ from passgate.server.schemas import (
 )
 from passgate.server.server_api.auth import SecretKeyTenant
 from passgate.server.server_api.paths import UserId
-from passgate.server.services import tokens, users
+from passgate.server.services import audit, tokens, users
 from passgate.server.services.users import UserProfile, UserRow
 from passgate.server.views import authenticator_response
 
@@ -56,7 +56,7 @@ async def update_user(
 
 @router.delete("/users/{userId}")
 async def delete_user(user_id: UserId, tenant: SecretKeyTenant, db: Database) -> dict[str, str]:
-    await users.delete_user(db, tenant, user_id)
+    await users.delete_user(db, tenant, user_id, actor=audit.api_actor())
     return {}
 
 
@@ -129,6 +129,7 @@ async def enroll_verified_authenticator(
         email=body.email,
         phone_number=body.phone_number,
         is_default=bool(body.is_default),
+        actor=audit.api_actor(),
     )
     return EnrollAuthenticatorResponse(authenticator=authenticator_response(authenticator))
 
@@ -140,5 +141,5 @@ async def delete_authenticator(
     tenant: SecretKeyTenant,
     db: Database,
 ) -> dict[str, str]:
-    await users.delete_authenticator(db, tenant, user_id, authenticator_id)
+    await users.delete_authenticator(db, tenant, user_id, authenticator_id, actor=audit.api_actor())
     return {}

@@ -9,10 +9,11 @@ secrets are recorded as "rotated", not by value."""
 from __future__ import annotations
 
 import getpass
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +36,14 @@ RATE_LIMITED = "security.rate_limited"
 # A pruning run that deleted something (services/pruning.py): how many rows of each kind.
 PRUNED = "system.pruned"
 SYSTEM = "passgate"
+# Authenticators added and removed, by anyone: the user's app (Client API), the tenant's
+# backend (Server API) or an admin (console). Details: authenticatorId, verificationMethod.
+PASSKEY_ADDED = "user.passkey.added"
+AUTHENTICATOR_ADDED = "user.authenticator.added"
+PASSKEY_DELETED = "user.passkey.deleted"
+AUTHENTICATOR_DELETED = "user.authenticator.deleted"
+PASSKEY = "PASSKEY"
+_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,6 +62,16 @@ def cli_actor() -> Actor:
     except (OSError, KeyError):  # no login name in some containers
         login = None
     return Actor(type="admin", id=login, source="cli")
+
+
+def api_actor() -> Actor:
+    """The tenant's backend, calling the Server API with its secret key."""
+    return Actor(type="api", id=None)
+
+
+def user_actor(user_id: str) -> Actor:
+    """A user, through their app or browser (the Client API, with a token or a device key)."""
+    return Actor(type="user", id=user_id)
 
 
 async def record(
@@ -110,6 +129,34 @@ async def security_event(
         await record(own, actor, action, tenant_id=tenant_id, details=details)
 
 
+async def authenticator_changed(
+    db: Db,
+    actor: Actor,
+    *,
+    added: bool,
+    tenant_id: str,
+    user_id: str,
+    authenticator_id: str,
+    verification_method: str | None,
+) -> None:
+    """An authenticator added to or removed from a user (`PASSKEY_ADDED`, ...), in the
+    change's transaction."""
+    passkey = verification_method == PASSKEY
+    if added:
+        action = PASSKEY_ADDED if passkey else AUTHENTICATOR_ADDED
+    else:
+        action = PASSKEY_DELETED if passkey else AUTHENTICATOR_DELETED
+    await record(
+        db,
+        actor,
+        action,
+        target_type="user",
+        target_id=user_id,
+        tenant_id=tenant_id,
+        details={"authenticatorId": authenticator_id, "verificationMethod": verification_method},
+    )
+
+
 def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
     """`{name: {"from": old, "to": new}}` for each value that differs: what an event's details
     say about a settings change."""
@@ -118,6 +165,16 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, An
         for name, value in after.items()
         if before.get(name) != value
     }
+
+
+async def tenant_events(
+    db: Db, tenant_id: str, *, before: str | None = None, limit: int = 50
+) -> EventPage:
+    """A page of one tenant's events, newest first: what the Server API and
+    `passgate audit list` show."""
+    if not tenant_id:
+        raise InvalidRequest("a tenant id is needed")
+    return await list_events(db, tenant_id=tenant_id, before=before, limit=limit)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,12 +186,16 @@ class EventPage:
 
 def _parse_cursor(cursor: str) -> tuple[datetime, str]:
     occurred, _, event_id = cursor.partition("|")
+    refusal = InvalidRequest("not a cursor of the audit log: pass a nextCursor as it was returned")
     try:
         when = datetime.fromisoformat(occurred)
-    except ValueError as exc:
-        raise InvalidRequest(f"{cursor!r} is not a cursor of the audit log") from exc
-    if when.tzinfo is None or not event_id:
-        raise InvalidRequest(f"{cursor!r} is not a cursor of the audit log")
+        if when.tzinfo is None:
+            raise refusal
+        when = when.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise refusal from exc
+    if not _EVENT_ID.fullmatch(event_id):
+        raise refusal
     return when, event_id
 
 
@@ -161,4 +222,6 @@ async def list_events(
     if len(found) <= limit:
         return EventPage(events=found, next_cursor=None)
     last = found[limit - 1]
-    return EventPage(events=found[:limit], next_cursor=f"{last.occurred_at.isoformat()}|{last.id}")
+    # UTC written as "Z": no "+" for a hand-built URL to turn into a space.
+    occurred = last.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return EventPage(events=found[:limit], next_cursor=f"{occurred}|{last.id}")

@@ -23,6 +23,7 @@ from passgate.server.services import (
     audit,
     challenges,
     enrolment,
+    metrics,
     relying_party,
     single_use,
 )
@@ -117,6 +118,7 @@ async def create_challenge(
 
 
 def _issue(tenant: TenantRow, purpose: Purpose, **bound: str | None) -> Challenge:
+    metrics.challenge(metrics.PASSKEY, "started")
     return challenges.issue(tenant, purpose, CHALLENGE_LIFETIME, utcnow(), **bound)
 
 
@@ -127,6 +129,7 @@ def _parse(tenant: TenantRow, purpose: Purpose, challenge_id: str) -> Challenge:
         return challenges.parse(tenant, purpose, challenge_id, utcnow())
     except ChallengeRefused as exc:
         if exc.reason == Refusal.EXPIRED:
+            metrics.challenge(metrics.PASSKEY, "expired")
             raise InvalidRequest(
                 "The challenge has expired.", error_code="challenge_expired"
             ) from None
@@ -292,6 +295,15 @@ async def add_passkey(
                 "This passkey is already registered.", error_code="credential_already_registered"
             )
         authenticator, row = added
+        await audit.authenticator_changed(
+            db,
+            audit.user_actor(claims.user_id),
+            added=True,
+            tenant_id=tenant.id,
+            user_id=claims.user_id,
+            authenticator_id=authenticator.id,
+            verification_method=VerificationMethod.PASSKEY.value,
+        )
     return Verified(
         token=token,
         user_id=claims.user_id,
@@ -368,7 +380,7 @@ async def verify(
         tenant, claims = await recheck(found.tenant_version)
     try:
         async with single_use.refusal_burns_challenge(db, challenge.id, tenant.id):
-            return await _sign_in(
+            verified = await _sign_in(
                 db,
                 tenant,
                 claims,
@@ -378,7 +390,10 @@ async def verify(
                 device_id=device_id,
                 hosted_origin=hosted_origin,
             )
+        metrics.challenge(metrics.PASSKEY, "approved", db)
+        return verified
     except SignCountRegressed:
+        metrics.challenge(metrics.PASSKEY, "rejected", db)
         # A copy of the key may exist: flag it. Written after the refusal's savepoint is
         # undone, so it is committed along with the burnt challenge.
         assert credential_id is not None
@@ -388,6 +403,10 @@ async def verify(
         if user_id is not None:
             details = {"credentialId": credential_id, "userId": user_id}
             await single_use.security_event(db, tenant.id, audit.SIGN_COUNT_REGRESSED, details)
+        raise
+    except CeremonyRefused:
+        # Committed with the burnt challenge: the refusal stands (single_use).
+        metrics.challenge(metrics.PASSKEY, "rejected", db)
         raise
 
 

@@ -271,11 +271,16 @@ async def configure_push(
     **changes: Any,
 ) -> push.PushSettings:
     """Push settings (see `push.settings.configure`)."""
-    before = _public_push(push.push_settings(await tenants.get_tenant(db, tenant_id)))
+    current = push.push_settings(await tenants.get_tenant(db, tenant_id))
+    before = _public_push(current)
     updated = await push.configure(db, tenant_id, clear=clear, **changes)
     changed = audit.changes(before, _public_push(updated))
     if changed:
         await _record(db, actor, "tenant.push.changed", tenant_id, changed)
+    if current.webhook_secret and updated.webhook_secret not in (None, current.webhook_secret):
+        # `passgate tenant update --rotate-webhook-secret`: replaced at once, no grace.
+        details = {"graceSeconds": 0}
+        await _record(db, actor, "tenant.webhook_secret.rotated", tenant_id, details)
     return updated
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from passgate.server.services import audit
 from passgate.server.services.enums import (
     DEFAULT_ALLOWED_METHODS,
     DIRECTLY_ENROLLABLE,
@@ -80,8 +81,16 @@ async def update_user(db: Db, tenant: TenantRow, user_id: str, changes: dict[str
     return await user_store.update_user(db, tenant.id, user_id, values)
 
 
-async def delete_user(db: Db, tenant: TenantRow, user_id: str) -> None:
-    await user_store.delete_user(db, tenant.id, user_id)
+async def delete_user(
+    db: Db, tenant: TenantRow, user_id: str, *, actor: audit.Actor | None = None
+) -> None:
+    """Delete a user with their authenticators and actions; with an `actor`, record it in the
+    audit log when there was such a user (callers that record it themselves pass none)."""
+    deleted = await user_store.delete_user(db, tenant.id, user_id)
+    if deleted and actor is not None:
+        await audit.record(
+            db, actor, "user.deleted", target_type="user", target_id=user_id, tenant_id=tenant.id
+        )
 
 
 async def query_users(
@@ -129,8 +138,10 @@ async def enroll_verified_authenticator(
     email: str | None,
     phone_number: str | None,
     is_default: bool,
+    actor: audit.Actor,
 ) -> AuthenticatorRow:
-    """Enroll an email or phone authenticator the backend has already verified itself."""
+    """Enroll an email or phone authenticator the backend has already verified itself
+    (recorded in the audit log as `actor`'s)."""
     contact_field = DIRECTLY_ENROLLABLE.get(method)
     if contact_field is None:
         names = ", ".join(sorted(DIRECTLY_ENROLLABLE))
@@ -144,7 +155,7 @@ async def enroll_verified_authenticator(
             f"{method.value} needs {'email' if contact_field == 'email' else 'phoneNumber'}"
         )
     user = await user_store.ensure_user(db, tenant.id, user_id)
-    return await authenticator_store.insert_authenticator(
+    added = await authenticator_store.insert_authenticator(
         db,
         {
             "tenant_id": tenant.id,
@@ -158,13 +169,44 @@ async def enroll_verified_authenticator(
             "verified_at": utcnow(),
         },
     )
+    await audit.authenticator_changed(
+        db,
+        actor,
+        added=True,
+        tenant_id=tenant.id,
+        user_id=user_id,
+        authenticator_id=added.id,
+        verification_method=added.verification_method,
+    )
+    return added
 
 
 async def delete_authenticator(
-    db: Db, tenant: TenantRow, user_id: str, authenticator_id: str
+    db: Db,
+    tenant: TenantRow,
+    user_id: str,
+    authenticator_id: str,
+    *,
+    actor: audit.Actor | None = None,
 ) -> None:
+    """Remove one of the user's authenticators; with an `actor`, record it in the audit log
+    (callers that record the change themselves pass none)."""
+    method = None
+    if actor is not None:
+        listed = await authenticator_store.find_authenticators(db, tenant.id, user_id)
+        method = next((a.verification_method for a in listed if a.id == authenticator_id), None)
     deleted = await authenticator_store.delete_authenticator(
         db, tenant.id, user_id, authenticator_id
     )
     if not deleted:
         raise NotFound(f"user {user_id!r} has no authenticator {authenticator_id!r}")
+    if actor is not None:
+        await audit.authenticator_changed(
+            db,
+            actor,
+            added=False,
+            tenant_id=tenant.id,
+            user_id=user_id,
+            authenticator_id=authenticator_id,
+            verification_method=method,
+        )

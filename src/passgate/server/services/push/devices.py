@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from passgate.server.services import enrolment
+from passgate.server.services import audit, enrolment
+from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import Conflict
 from passgate.server.services.push import keys, nonces
 from passgate.server.services.push.errors import (
@@ -116,6 +117,15 @@ async def enroll(
     except IntegrityError as exc:
         raise Conflict("This device key was enrolled by a concurrent request.") from exc
     await enrolment.use_up(db, grant)
+    await audit.authenticator_changed(
+        db,
+        audit.user_actor(claims.user_id),
+        added=True,
+        tenant_id=tenant.id,
+        user_id=claims.user_id,
+        authenticator_id=added.device.id,
+        verification_method=VerificationMethod.PUSH.value,
+    )
     remember(added.device)
     return added
 
@@ -139,6 +149,15 @@ async def remove(db: Db, tenant: TenantRow, public_key: str, signature: str) -> 
     ):
         raise BadSignature("The signature does not sign the current time window with this key.")
     await push_store.delete_device(db, tenant.id, found.device.id)
+    await audit.authenticator_changed(
+        db,
+        audit.user_actor(found.device.user_id),
+        added=False,
+        tenant_id=tenant.id,
+        user_id=found.device.user_id,
+        authenticator_id=found.device.id,
+        verification_method=VerificationMethod.PUSH.value,
+    )
     forget(tenant.id, found.device.public_key)
     return found.device.id
 
