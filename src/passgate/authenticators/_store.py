@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import os
 import secrets
 from dataclasses import dataclass, field, fields
@@ -40,12 +41,7 @@ class StoredCredential:
 
 
 _FIELDS = tuple(item.name for item in fields(StoredCredential))
-
-
-def _as_dict(credential: StoredCredential) -> dict[str, Any]:
-    """`dataclasses.asdict` without its deep copy (every field is a str, int, float or None);
-    same keys in the same order, so the file's JSON is unchanged."""
-    return {name: getattr(credential, name) for name in _FIELDS}
+_values_of = operator.attrgetter(*_FIELDS)  # a credential's fields, in order, as a tuple
 
 
 @dataclass(kw_only=True, slots=True)
@@ -75,6 +71,10 @@ class CredentialFile:
         self._passphrase = passphrase
         self._salt: bytes | None = None
         self._key: tuple[bytes, Fernet] | None = None  # (salt, the key derived with it)
+        # Each credential's JSON as last written, by credential id, with the field values it
+        # was made from: a write re-encodes only the credentials that changed.
+        self._encoded: dict[str, tuple[tuple[Any, ...], str]] = {}
+        self._directory_made = False
 
     def _fernet(self, salt: bytes) -> Fernet:
         if self._key is not None and self._key[0] == salt:
@@ -115,14 +115,32 @@ class CredentialFile:
     def save(self, vault: Vault) -> None:
         salt = self._salt or secrets.token_bytes(16)
         self._salt = salt
-        plain = json.dumps(
-            {"aaguid": vault.aaguid, "credentials": [_as_dict(c) for c in vault.credentials]}
-        )
-        envelope = {
+        token = self._fernet(salt).encrypt(self._plain(vault).encode())
+        # json.dumps of {"format", "kdf", "salt", "data"}, written out: the token is
+        # URL-safe base64, which JSON needs no escapes for, and it is the bulk of the file.
+        head = {
             "format": FORMAT,
             "kdf": "scrypt" if self._passphrase is not None else "keyfile",
             "salt": base64.b64encode(salt).decode(),
-            "data": self._fernet(salt).encrypt(plain.encode()).decode(),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(self.path, json.dumps(envelope).encode())
+        envelope = json.dumps(head)[:-1].encode() + b', "data": "' + token + b'"}'
+        if not self._directory_made:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._directory_made = True
+        _write_private(self.path, envelope)
+
+    def _plain(self, vault: Vault) -> str:
+        """The vault as json.dumps writes {"aaguid": ..., "credentials": [{field: value}, ...]}
+        (fields in declaration order, default separators), from the credentials' cached JSON."""
+        encoded: dict[str, tuple[tuple[Any, ...], str]] = {}
+        parts = []
+        for credential in vault.credentials:
+            values = _values_of(credential)
+            cached = self._encoded.get(credential.credential_id)
+            if cached is None or cached[0] != values:
+                cached = (values, json.dumps(dict(zip(_FIELDS, values, strict=True))))
+            encoded[credential.credential_id] = cached
+            parts.append(cached[1])
+        self._encoded = encoded
+        aaguid = json.dumps(vault.aaguid)
+        return '{"aaguid": ' + aaguid + ', "credentials": [' + ", ".join(parts) + "]}"
