@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import struct
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from threading import Event, Lock
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
@@ -21,7 +22,7 @@ from fido2 import cbor
 from fido2.cose import ES256, ES384, ES512, MLDSA44, MLDSA65, MLDSA87, PS256, RS256, CoseKey, EdDSA
 from fido2.ctap import STATUS, CtapDevice, CtapError
 from fido2.hid import CAPABILITY, CTAPHID
-from fido2.webauthn import AttestedCredentialData, AuthenticatorData
+from fido2.webauthn import AuthenticatorData
 
 from passgate.authenticators._store import CredentialFile, StoredCredential, Vault
 
@@ -177,12 +178,12 @@ class SoftwareCtapDevice(CtapDevice):
             10: [{"type": "public-key", "alg": alg} for alg in self._algorithms],
         }
 
-    def _flags(self, options: Mapping[str, Any], *extra: int) -> FLAG:
+    def _flags(self, options: Mapping[str, Any], *extra: int) -> int:
         flags = self._backup_flags | (FLAG.UP if options.get("up", True) else 0)
         flags |= FLAG.UV if options.get("uv") else 0
         for value in extra:
             flags |= value
-        return FLAG(flags)
+        return int(flags)
 
     def _matching(self, rp_id: str, descriptors: Sequence[Any] | None) -> list[StoredCredential]:
         mine = [c for c in self._vault.credentials if c.rp_id == rp_id]
@@ -193,31 +194,98 @@ class SoftwareCtapDevice(CtapDevice):
 
     def _make_credential(self, request: Mapping[int, Any]) -> dict[int, Any]:
         client_data_hash, rp, user = request[1], request[2], request[3]
-        options = request.get(7) or {}
         if request.get(5) and self._matching(rp["id"], request[5]):
             raise CtapError(CtapError.ERR.CREDENTIAL_EXCLUDED)
         offered = [p["alg"] for p in request[4] if p.get("type") == "public-key"]
-        algorithm = next((alg for alg in self._algorithms if alg in offered), None)
+        algorithm = self.choose_algorithm(offered)
         if algorithm is None:
             raise CtapError(CtapError.ERR.UNSUPPORTED_ALGORITHM)
+        made = self.make(
+            client_data_hash,
+            rp["id"],
+            bytes(user["id"]),
+            user.get("name"),
+            user.get("displayName"),
+            algorithm,
+            request.get(7) or {},
+        )
+        return {1: "packed", 2: made.auth_data, 3: {"alg": algorithm, "sig": made.signature}}
+
+    def _get_assertion(self, request: Mapping[int, Any]) -> dict[int, Any]:
+        rp_id, client_data_hash = request[1], request[2]
+        found = self._matching(rp_id, request.get(3))
+        if not found:
+            raise CtapError(CtapError.ERR.NO_CREDENTIALS)
+        credential = found[0]  # the newest: this device shows no account chooser
+        auth_data, signature = self.assert_with(credential, client_data_hash, request.get(5) or {})
+        response: dict[int, Any] = {
+            1: {"type": "public-key", "id": _id_bytes(credential.credential_id)},
+            2: auth_data,
+            3: signature,
+        }
+        if not request.get(3):  # discoverable: say whose credential it is
+            response[4] = {"id": _id_bytes(credential.user_id)}
+        return response
+
+    # The commands' work, on plain values: the CTAP handlers above and
+    # `SoftwareAuthenticator`'s direct path both call these, holding `lock`.
+
+    @property
+    def lock(self) -> Lock:
+        return self._lock
+
+    def choose_algorithm(self, offered: Sequence[int]) -> int | None:
+        """The first of this device's algorithms that the relying party offers."""
+        return next((alg for alg in self._algorithms if alg in offered), None)
+
+    def newest(self, rp_id: str) -> StoredCredential | None:
+        """The credential a discoverable request gets: the newest for `rp_id`."""
+        newest: StoredCredential | None = None
+        for credential in self._vault.credentials:
+            if credential.rp_id == rp_id and (
+                newest is None or credential.created_at > newest.created_at
+            ):
+                newest = credential
+        return newest
+
+    def held(self, rp_id: str, credential_ids: Sequence[bytes]) -> StoredCredential | None:
+        """The first of `credential_ids` this device holds for `rp_id`, in their order (what
+        fido2's client settles on for an allow list: it tries the ids one at a time)."""
+        mine = {c.credential_id: c for c in self._vault.credentials if c.rp_id == rp_id}
+        for credential_id in credential_ids:
+            credential = mine.get(_b64url(credential_id))
+            if credential is not None:
+                return credential
+        return None
+
+    def make(
+        self,
+        client_data_hash: bytes,
+        rp_id: str,
+        user_id: bytes,
+        user_name: str | None,
+        display_name: str | None,
+        algorithm: int,
+        options: Mapping[str, Any],
+    ) -> Made:
+        """Create and store a credential; its authenticatorData and packed self-attestation."""
         key = _new_key(algorithm)
         credential_id = secrets.token_bytes(32)
-        attested = AttestedCredentialData.create(
-            bytes.fromhex(self._vault.aaguid), credential_id, _cose_key(algorithm, key)
-        )
-        auth_data = AuthenticatorData.create(
-            hashlib.sha256(rp["id"].encode()).digest(),
+        auth_data = authenticator_data(
+            hashlib.sha256(rp_id.encode()).digest(),
             self._flags({"uv": True, **options}, FLAG.AT),
             0,
-            attested,
+            attested_credential_data(
+                bytes.fromhex(self._vault.aaguid), credential_id, cose_key(algorithm, key)
+            ),
         )
         self._vault.credentials.append(
             StoredCredential(
                 credential_id=_b64url(credential_id),
-                rp_id=rp["id"],
-                user_id=_b64url(bytes(user["id"])),
-                user_name=user.get("name"),
-                display_name=user.get("displayName"),
+                rp_id=rp_id,
+                user_id=_b64url(user_id),
+                user_name=user_name,
+                display_name=display_name,
                 algorithm=algorithm,
                 private_key=key.private_bytes(
                     serialization.Encoding.PEM,
@@ -229,36 +297,62 @@ class SoftwareCtapDevice(CtapDevice):
         )
         self._store.save(self._vault)
         self._keys[_b64url(credential_id)] = key
-        signature = _sign(key, algorithm, bytes(auth_data) + client_data_hash)
-        return {1: "packed", 2: bytes(auth_data), 3: {"alg": algorithm, "sig": signature}}
+        signature = _sign(key, algorithm, auth_data + client_data_hash)
+        return Made(credential_id, auth_data, signature)
 
-    def _get_assertion(self, request: Mapping[int, Any]) -> dict[int, Any]:
-        rp_id, client_data_hash = request[1], request[2]
-        options = request.get(5) or {}
-        found = self._matching(rp_id, request.get(3))
-        if not found:
-            raise CtapError(CtapError.ERR.NO_CREDENTIALS)
-        credential = found[0]  # the newest: this device shows no account chooser
+    def assert_with(
+        self, credential: StoredCredential, client_data_hash: bytes, options: Mapping[str, Any]
+    ) -> tuple[bytes, bytes]:
+        """Sign an assertion with `credential`: its authenticatorData and signature. The sign
+        count moves (and the file is written) unless the device is synced or `up` is off."""
         if not self._synced and options.get("up", True):
             credential.sign_count += 1
             self._store.save(self._vault)
-        auth_data = AuthenticatorData.create(
-            hashlib.sha256(rp_id.encode()).digest(),
+        auth_data = authenticator_data(
+            hashlib.sha256(credential.rp_id.encode()).digest(),
             self._flags({"uv": True, **options}),
             0 if self._synced else credential.sign_count,
         )
         key = self._keys.get(credential.credential_id)
         if key is None:
             key = self._keys[credential.credential_id] = _load_key(credential.private_key)
-        signature = _sign(key, credential.algorithm, bytes(auth_data) + client_data_hash)
-        response: dict[int, Any] = {
-            1: {"type": "public-key", "id": _id_bytes(credential.credential_id)},
-            2: bytes(auth_data),
-            3: signature,
-        }
-        if not request.get(3):  # discoverable: say whose credential it is
-            response[4] = {"id": _id_bytes(credential.user_id)}
-        return response
+        return auth_data, _sign(key, credential.algorithm, auth_data + client_data_hash)
+
+
+class Made(NamedTuple):
+    credential_id: bytes
+    auth_data: bytes
+    signature: bytes
+
+
+def authenticator_data(
+    rp_id_hash: bytes, flags: int, counter: int, attested_credential: bytes = b""
+) -> bytes:
+    """WebAuthn authenticatorData: rpIdHash, flags, signCount (big-endian), then the attested
+    credential data when the AT flag is set (no extensions: this device has none)."""
+    return rp_id_hash + _FLAGS_AND_COUNTER.pack(flags, counter) + attested_credential
+
+
+def attested_credential_data(aaguid: bytes, credential_id: bytes, public_key: bytes) -> bytes:
+    """aaguid, credentialIdLength (big-endian), credentialId, COSE_Key."""
+    return aaguid + len(credential_id).to_bytes(2, "big") + credential_id + public_key
+
+
+_FLAGS_AND_COUNTER = struct.Struct(">BI")
+# The CTAP2 canonical CBOR of an EC2 P-256 COSE_Key, as fido2's ES256 key encodes it:
+# {1 (kty): 2 (EC2), 3 (alg): -7 (ES256), -1 (crv): 1 (P-256), -2 (x): 32 bytes, -3 (y): 32 bytes}
+_ES256_KEY_HEAD = bytes.fromhex("a5010203262001215820")
+_ES256_Y_HEAD = bytes.fromhex("225820")
+
+
+def cose_key(algorithm: int, key: PrivateKey) -> bytes:
+    """The credential public key as CBOR COSE_Key bytes."""
+    if algorithm == ES256.ALGORITHM and isinstance(key, ec.EllipticCurvePrivateKey):
+        point = key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )  # 0x04 || x || y
+        return _ES256_KEY_HEAD + point[1:33] + _ES256_Y_HEAD + point[33:65]
+    return cbor.encode(_cose_key(algorithm, key))
 
 
 def _b64url(data: bytes) -> str:

@@ -1,6 +1,9 @@
-"""The one code path for every authenticator: fido2's WebAuthn client (`Fido2Client` over a
+"""The code path for every authenticator: fido2's WebAuthn client (`Fido2Client` over a
 CTAP device, or `WindowsClient` over webauthn.dll), fed the server's JSON options and giving
-back the browser's JSON result. fido2 errors are translated here, and only here."""
+back the browser's JSON result. fido2 errors are translated here, and only here.
+
+`SoftwareAuthenticator` answers the plain ceremony without it (passgate.authenticators._direct,
+same bytes out) and comes here for everything else."""
 
 from __future__ import annotations
 

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fido2.client import WebAuthnClient
 from fido2.ctap import CtapDevice
 
+from passgate.authenticators import _direct
 from passgate.authenticators._device import SoftwareCtapDevice
-from passgate.authenticators._fido2 import Fido2Authenticator
+from passgate.authenticators._fido2 import Fido2Authenticator, _origin_may_use
 from passgate.authenticators._store import CredentialFile
 
 
 class SoftwareAuthenticator(Fido2Authenticator):
     """A CTAP2 authenticator whose credentials live encrypted in the file at `path` and
-    survive restarts. It is driven by fido2's `Fido2Client`, the same code that drives a USB
-    security key, and answers like a platform passkey: discoverable credentials, user
-    verification, `packed` self-attestation.
+    survive restarts. It answers like a platform passkey: discoverable credentials, user
+    verification, `packed` self-attestation. A plain ceremony (no extensions, nothing to
+    refuse) is answered directly by the device, giving the bytes fido2's `Fido2Client` would;
+    anything else is driven by `Fido2Client`, the same code that drives a USB security key.
 
     - `passphrase`: derives the file's encryption key (scrypt); without one, a random key is
       kept in `<path>.key`.
@@ -58,6 +61,14 @@ class SoftwareAuthenticator(Fido2Authenticator):
         if client is None:
             client = self._clients[origin] = super()._client(origin)
         return client
+
+    def create(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        made = _direct.create(self.device, options, self._origin_for, _origin_may_use)
+        return super().create(options) if made is None else made
+
+    def get(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        asserted = _direct.get(self.device, options, self._origin_for, _origin_may_use)
+        return super().get(options) if asserted is None else asserted
 
     def credential_ids(self) -> list[str]:
         credentials = sorted(self.device.vault.credentials, key=lambda c: -c.created_at)
