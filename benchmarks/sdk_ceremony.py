@@ -15,6 +15,13 @@ typical clientDataJSON, the least any software authenticator must do per ceremon
     .venv/bin/python benchmarks/sdk_ceremony.py                  # 100 ceremonies, 5 rounds
     .venv/bin/python benchmarks/sdk_ceremony.py --ceremonies 300 --rounds 3 --passphrase pw
     .venv/bin/python benchmarks/sdk_ceremony.py --profile        # cProfile, one round
+    .venv/bin/python benchmarks/sdk_ceremony.py --sdk            # also the SDK, over HTTP
+
+`--sdk` also measures the whole SDK call, `client.passkey.sign_up()` and `sign_in()`
+(discoverable) with the sync and the async client: two HTTP requests, their JSON and the
+authenticator. It starts `passgate serve` (SQLite, a loopback port) in a child process, so
+only the client's CPU is counted; the backend's track calls for the sign-ups' tokens are made
+before the clock starts.
 
 The first results are checked with py_webauthn (the server's verifier) before anything is
 measured. Figures are printed, never asserted: the machine is shared and noisy; compare the
@@ -159,6 +166,103 @@ def one_round(workdir: Path, ceremonies: int, passphrase: str | None) -> dict[st
     return figures
 
 
+def sdk_rounds(workdir: Path, ceremonies: int, rounds: int) -> list[dict[str, float]]:
+    """The SDK's sign-up and sign-in against a real server in a child process."""
+    import asyncio
+
+    import httpx
+
+    from passgate import Authsignal, AuthsignalSync
+    from passgate.bench.harness import passgate, running_server
+
+    database_url = f"sqlite+aiosqlite:///{workdir / 'sdk.db'}"
+    environment = {
+        **os.environ,
+        "PASSGATE_DATA_DIR": str(workdir / "data"),
+        # Every call comes from 127.0.0.1: keep the per-IP and per-tenant limits out of reach.
+        "PASSGATE_CLIENT_RATE_LIMIT_PER_IP": "1000000000",
+        "PASSGATE_CLIENT_RATE_LIMIT_PER_TENANT": "1000000000",
+    }
+    passgate(environment, "db", "upgrade", "--database-url", database_url)
+    created = passgate(
+        environment,
+        *("tenant", "create", "--name", "sdk", "--rp-id", RP_ID),
+        *("--database-url", database_url, "--json"),
+    )
+    tenant = json.loads(created)
+    results = []
+    with running_server(database_url, environment, workdir) as server:
+        api = f"http://127.0.0.1:{server.port}/v1"
+        backend = httpx.Client(base_url=api, auth=(tenant["secretKey"], ""), timeout=30)
+
+        def tokens(prefix: str) -> list[str]:
+            return [
+                backend.post(f"/users/{prefix}-{i}/actions/signUp", json={}).json()["token"]
+                for i in range(ceremonies)
+            ]
+
+        for number in range(rounds):
+            figures = {"floor": floor_us()}
+            # What the two HTTP requests of a ceremony cost on their own: httpx, and the
+            # kernel's loopback TCP, much of which runs in the sending process.
+            with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as http:
+                http.get("/health")
+                figures["2 httpx GET /health"] = 2 * cpu_per_call(
+                    [partial(http.get, "/health")] * ceremonies
+                )
+            device = SoftwareAuthenticator(workdir / f"sdk-{number}.bin")
+            client = AuthsignalSync(tenant["tenantId"], api, passkey_authenticator=device)
+            warm = backend.post(f"/users/warm-{number}/actions/signUp", json={}).json()["token"]
+            assert client.passkey.sign_up(warm).ok and client.passkey.sign_in().ok
+            signed = tokens(f"sync{number}")
+            figures["SDK sign-up, sync"] = cpu_per_call(
+                [partial(client.passkey.sign_up, token) for token in signed]
+            )
+            figures["SDK sign-in, sync"] = cpu_per_call([client.passkey.sign_in] * ceremonies)
+            client.close()
+            signed = tokens(f"async{number}")
+
+            async def run_async(
+                device: SoftwareAuthenticator, signed: list[str], figures: dict[str, float]
+            ) -> None:
+                async with Authsignal(
+                    tenant["tenantId"], api, passkey_authenticator=device
+                ) as client:
+                    assert (await client.passkey.sign_in()).ok  # warm
+                    started = time.process_time()
+                    for token in signed:
+                        assert (await client.passkey.sign_up(token)).ok
+                    middle = time.process_time()
+                    for _ in range(ceremonies):
+                        assert (await client.passkey.sign_in()).ok
+                    ended = time.process_time()
+                figures["SDK sign-up, async"] = (middle - started) / ceremonies * 1e6
+                figures["SDK sign-in, async"] = (ended - middle) / ceremonies * 1e6
+
+            asyncio.run(run_async(device, signed, figures))
+            results.append(figures)
+        backend.close()
+    return results
+
+
+def report(rounds: list[dict[str, float]]) -> None:
+    width = 28
+    header = "".join(f"{'round ' + str(i + 1):>10}" for i in range(len(rounds)))
+    print(f"{'µs of CPU per ceremony':<{width}}{header}{'median':>10}{'x floor':>9}")
+    for name in rounds[0]:
+        values = [r[name] for r in rounds]
+        median = statistics.median(values)
+        ratio = statistics.median(r[name] / r["floor"] for r in rounds)
+        print(
+            f"{name:<{width}}"
+            + "".join(f"{value:>10.0f}" for value in values)
+            + f"{median:>10.0f}{ratio:>8.1f}x"
+        )
+    floor = statistics.median(r["floor"] for r in rounds)
+    print(f"floor = one ES256 signature + one SHA-256 of clientDataJSON, {floor:.0f} µs here")
+    sys.stdout.flush()
+
+
 def profile(workdir: Path, ceremonies: int, passphrase: str | None) -> None:
     device = SoftwareAuthenticator(workdir / "profile.bin", passphrase)
     check(device)
@@ -180,6 +284,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--passphrase", help="encrypt the file under a passphrase (scrypt)")
     parser.add_argument("--profile", action="store_true", help="cProfile one round instead")
+    parser.add_argument("--sdk", action="store_true", help="also the SDK against a server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
@@ -191,24 +296,10 @@ def main() -> None:
             f"{os.cpu_count()} CPUs, {args.ceremonies} ceremonies of each kind per round, "
             f"{'passphrase' if args.passphrase else 'key file'}"
         )
-        rounds = [one_round(workdir, args.ceremonies, args.passphrase) for _ in range(args.rounds)]
-    print(
-        f"{'µs of CPU per ceremony':<28}"
-        + "".join(f"{'round ' + str(i + 1):>10}" for i in range(len(rounds)))
-        + f"{'median':>10}{'x floor':>9}"
-    )
-    floor = statistics.median(r["floor"] for r in rounds)
-    for name in rounds[0]:
-        values = [r[name] for r in rounds]
-        median = statistics.median(values)
-        ratio = statistics.median(r[name] / r["floor"] for r in rounds)
-        print(
-            f"{name:<28}"
-            + "".join(f"{value:>10.0f}" for value in values)
-            + f"{median:>10.0f}{ratio:>8.1f}x"
-        )
-    print(f"floor = one ES256 signature + one SHA-256 of clientDataJSON, {floor:.0f} µs here")
-    sys.stdout.flush()
+        report([one_round(workdir, args.ceremonies, args.passphrase) for _ in range(args.rounds)])
+        if args.sdk:
+            print("\nThe SDK (HTTP to a loopback server in a child process, key file):")
+            report(sdk_rounds(workdir, args.ceremonies, args.rounds))
 
 
 if __name__ == "__main__":
