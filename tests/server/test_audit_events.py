@@ -23,9 +23,11 @@ from passgate.sdk._push_protocol import removal_message, sign
 from passgate.server.services import audit, tenant_admin
 from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
+from tests.raw_database import fresh_database_url
 from tests.tenant_client import PUSH_PATH, TenantClient, device_public_key, new_device_key
 
 PASSGATE = [sys.executable, "-m", "passgate.cli"]
+__all__ = ["fresh_database_url"]
 
 
 def passgate(server: LiveServer, *args: str) -> str:
@@ -166,16 +168,36 @@ def test_keys_rotated_and_settings_changed(server: LiveServer, tenant: Tenant) -
     assert "pg_whsec_" not in shown and "pg_sk_" not in shown and "PRIVATE KEY" not in shown
 
 
-def test_master_key_rotation_is_in_the_operators_log(server: LiveServer, tenant: Tenant) -> None:
-    """A master key rotation concerns every tenant: `passgate audit list` without a tenant
-    shows it; no tenant's Server API feed does."""
-    # Reads only: rotating the session's master key would change it under every other test.
-    listed = json.loads(passgate(server, "audit", "list", "--json", "--limit", "5"))
-    assert isinstance(listed["events"], list)
-    with TenantClient(server.api_url, tenant) as client:
-        assert all(
-            event["action"] != "master_key.rotated" for event in api_events(client)["events"]
+def test_master_key_rotation_is_in_the_operators_log(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    """A master key rotation concerns every tenant and belongs to none: `passgate audit list`
+    without a tenant shows it; a tenant's Server API feed does not. On a database and data
+    directory of its own (rotating the session's key would change it under every test)."""
+    env = {
+        **os.environ,
+        "PASSGATE_DATABASE_URL": fresh_database_url,
+        "PASSGATE_DATA_DIR": str(tmp_path / "data"),
+        "COLUMNS": "250",
+    }
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [*PASSGATE, *args], capture_output=True, text=True, timeout=60, env=env
         )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    created = json.loads(run("tenant", "create", "--name", "t", "--rp-id", "localhost", "--json"))
+    before = json.loads(run("keys", "status", "--json"))["keyId"]
+    run("keys", "rotate-master")
+    after = json.loads(run("keys", "status", "--json"))["keyId"]
+    events = json.loads(run("audit", "list", "--json"))["events"]
+    assert [event["action"] for event in events] == ["master_key.rotated", "tenant.created"]
+    assert events[0]["details"]["from"] == before and events[0]["details"]["to"] == after
+    assert events[0]["actorType"] == "admin" and events[0]["source"] == "cli"
+    own = json.loads(run("audit", "list", created["tenantId"], "--json"))["events"]
+    assert [event["action"] for event in own] == ["tenant.created"]
 
 
 def test_pages_and_refusals(server: LiveServer, tenant: Tenant, other_tenant: Tenant) -> None:
