@@ -20,6 +20,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
@@ -405,9 +406,16 @@ def _device_type(parsed: AuthenticatorData) -> str:
 
 def _credential_key(cose: bytes) -> cose_algorithms.CredentialKey:
     try:
-        return cose_algorithms.decode_key(cose)
+        return _decoded_key(cose)
     except cose_algorithms.CoseKeyError as exc:
         raise CeremonyRefused(str(exc), error_code="verification_failed") from exc
+
+
+# A stored key is parsed once per process, not at every sign-in (the key object is
+# immutable; a key that does not parse is not cached and fails each time).
+@lru_cache(maxsize=4096)
+def _decoded_key(cose: bytes) -> cose_algorithms.CredentialKey:
+    return cose_algorithms.decode_key(cose)
 
 
 def _check_algorithm(policy: PasskeyPolicy, algorithm: int) -> None:
