@@ -9,7 +9,15 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from passgate import __version__
-from passgate.server import client_api, errors, pages, server_api, statement_count, well_known
+from passgate.server import (
+    client_api,
+    errors,
+    fast_routes,
+    pages,
+    server_api,
+    statement_count,
+    well_known,
+)
 from passgate.server import health as health_checks
 from passgate.server.cors import ClientApiCors
 from passgate.server.middleware import BodySizeLimit, RefuseUnreadableUrl
@@ -108,6 +116,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.include_router(client_api.router, prefix="/v1")
     app.include_router(well_known.router)
     pages.install(app, settings)
+    # Track and validate without FastAPI's dependency solving (FastAPI keeps the rest).
+    fast_routes.install(app)
     # Opt-in, for benchmarks.
     statement_count.install(app, engine, read_engine, *(inline or ()))
 

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
-from passgate.server.database import Database
+from passgate.server.database import Database, Db
+from passgate.server.observability import TENANT_ID
 from passgate.server.push import Hub
 from passgate.server.schemas import (
     ActionResponse,
@@ -17,10 +18,11 @@ from passgate.server.schemas import (
 )
 from passgate.server.server_api.auth import SecretKey, SecretKeyTenant
 from passgate.server.server_api.paths import ActionCode, IdempotencyKey, UserId
-from passgate.server.services import actions
+from passgate.server.services import actions, tenants
 from passgate.server.services.actions import ActionRow
 from passgate.server.services.enums import ActionState
 from passgate.server.services.push import challenges as push_challenges
+from passgate.server.services.push.hub import PushHub
 
 router = APIRouter(tags=["actions"])
 
@@ -44,6 +46,20 @@ async def track(
     hub: Hub,
     attributes: TrackAttributes | None = None,
 ) -> TrackResponse:
+    # Well-formed requests are answered by server/fast_routes.py, which calls `tracked`
+    # without FastAPI's dependency solving; this route answers the rest (and documents it).
+    return await tracked(request, db, key, hub, user_id, action_code, attributes)
+
+
+async def tracked(
+    request: Request,
+    db: Db,
+    key: tenants.SecretKey,
+    hub: PushHub,
+    user_id: str,
+    action_code: str,
+    attributes: TrackAttributes | None,
+) -> TrackResponse:
     given = attributes or TrackAttributes()
     track_request = actions.TrackRequest(
         idempotency_key=given.idempotency_key,
@@ -59,6 +75,7 @@ async def track(
         locale=given.locale,
     )
     tracked = await actions.track(db, key, user_id, action_code, track_request)
+    setattr(request.state, TENANT_ID, tracked.tenant.id)  # for the request's log line
     challenge = await push_challenges.start_on_track(db, tracked, hub)
     return TrackResponse(
         idempotency_key=tracked.action.idempotency_key,

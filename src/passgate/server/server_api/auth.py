@@ -37,8 +37,16 @@ async def _secret_key_tenant(request: Request, db: Database) -> TenantRow:
 SecretKeyTenant = Annotated[TenantRow, Depends(_secret_key_tenant)]
 
 
+def request_secret_key(request: Request) -> tenants.SecretKey:
+    """The caller's secret key, not yet checked (`Unauthorized` when there is none)."""
+    key = tenants.secret_key(basic_username(request.headers.get("authorization")))
+    if key.tenant is not None:  # the tenant this key last opened, for the request's log line
+        setattr(request.state, TENANT_ID, key.tenant.id)
+    return key
+
+
 async def _secret_key(request: Request) -> tenants.SecretKey:
-    return tenants.secret_key(basic_username(request.headers.get("authorization")))
+    return request_secret_key(request)
 
 
 # The caller's secret key, not yet checked: for routes whose own statement checks it (track,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from passgate.server.database import Database
+from passgate.server.database import Database, Db
 from passgate.server.schemas import ValidateRequest, ValidateResponse
 from passgate.server.server_api.auth import SecretKey
-from passgate.server.services import actions
+from passgate.server.services import actions, tenants
 from passgate.server.services.enums import ActionState
 
 router = APIRouter(tags=["validate"])
@@ -16,6 +16,12 @@ router = APIRouter(tags=["validate"])
 
 @router.post("/validate", response_model_exclude_none=True)
 async def validate(body: ValidateRequest, key: SecretKey, db: Database) -> ValidateResponse:
+    # Well-formed requests are answered by server/fast_routes.py, which calls `validated`
+    # without FastAPI's dependency solving; this route answers the rest (and documents it).
+    return await validated(db, key, body)
+
+
+async def validated(db: Db, key: tenants.SecretKey, body: ValidateRequest) -> ValidateResponse:
     result = await actions.validate(
         db, key, body.token, user_id=body.user_id, action_code=body.action
     )
