@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -105,13 +106,17 @@ class Metrics:
         )
 
     async def endpoint(self, _request: Request) -> Response:
-        registry = self.registry
+        """This app's request metrics and the process-wide ones (services/metrics.py, the
+        process collector); with PROMETHEUS_MULTIPROC_DIR, every worker's, summed."""
         if multiprocess_dir() is not None:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+            body = generate_latest(registry)
+        else:
+            body = generate_latest(self.registry) + generate_latest(REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 request_log = logging.getLogger("passgate.request")

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from passgate.server.services import metrics
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import InvalidRequest, NotFound
 from passgate.server.services.push import devices, keys, nonces
@@ -134,6 +135,7 @@ async def start(
     if challenge.state == ChallengeState.REFUSED:
         log.warning("push rate limit", tenant_id=tenant.id, user_id=action.user_id)
         return Started(challenge=None, refused=True)
+    metrics.challenge(metrics.PUSH, "started", db)
     planned = []
     if hub.deliverer is not None and (settings.webhook_url or settings.apns or settings.fcm):
         # Only a tenant that delivers anywhere reads the devices (their push tokens).
@@ -354,9 +356,12 @@ async def answer(
         if decided.state == ChallengeState.APPROVED:
             await push_store.mark_verified(db, device_id, now)
     if not approved:
+        metrics.challenge(metrics.PUSH, "rejected", db)
         return Answer(is_verified=False, failure_reason="REJECTED")
     if decided.state == ChallengeState.FAILED:
+        metrics.challenge(metrics.PUSH, "failed", db)
         return Answer(is_verified=False, failure_reason="VERIFICATION_CODE_MISMATCH")
+    metrics.challenge(metrics.PUSH, "approved", db)
     if not settled:
         return Answer(is_verified=False, failure_reason="ACTION_ALREADY_SETTLED")
     return Answer(is_verified=True)
@@ -378,6 +383,7 @@ async def _why_not_decided(db: Db, tenant: TenantRow, key: str, challenge_id: st
     if challenge.state != ChallengeState.PENDING:
         return ChallengeAnswered("This challenge has already been answered.")
     if challenge.expires_at <= utcnow():
+        metrics.challenge(metrics.PUSH, "expired")
         return ChallengeExpired("This challenge has expired.")
     return ChallengeAnswered("This challenge has already been answered (or just expired).")
 

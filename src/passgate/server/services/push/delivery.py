@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from passgate.server.services import metrics
 from passgate.server.services.outbox import WEBHOOK, Outbox, enqueue
 from passgate.server.services.push import webhooks
 from passgate.server.services.push.hub import Delivery
@@ -79,7 +80,13 @@ class Deliverer:
         challenge: PushChallenge,
         action: Action,
     ) -> Delivery:
+        channel = "apns" if device.device_platform == "ios" else "fcm"
+
         async def run() -> None:
-            await send(config, device, challenge, action)
+            ok = False
+            try:
+                ok = await send(config, device, challenge, action)
+            finally:
+                metrics.delivery(channel, ok)
 
         return run

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from passgate.server.services import metrics
 from passgate.server.services.outbox import DeliveryFailed
 from passgate.server.services.push.settings import push_settings
 from passgate.server.store import tenants
@@ -93,9 +94,11 @@ class WebhookSender:
         async with self._engines.transaction(read_only=True) as db:
             tenant = await tenants.get_tenant(db, message.tenant_id)
         if tenant is None:
+            metrics.webhook_failed("tenant_gone")
             raise DeliveryFailed("the tenant no longer exists", permanent=True)
         secrets = push_settings(tenant).signing_secrets()
         if not secrets:
+            metrics.webhook_failed("no_secret")
             raise DeliveryFailed("the tenant has no webhook secret any more", permanent=True)
         headers = {
             "Content-Type": "application/json",
@@ -109,6 +112,9 @@ class WebhookSender:
             )
         except httpx.HTTPError as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            metrics.webhook_failed("unreachable")
             raise DeliveryFailed(f"unreachable: {reason}") from exc
         if not response.is_success:
+            metrics.webhook_failed(f"http_{response.status_code // 100}xx")
             raise DeliveryFailed(f"answered HTTP {response.status_code}")
+        metrics.delivery("webhook", True)
