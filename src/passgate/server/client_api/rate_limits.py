@@ -6,10 +6,11 @@ It runs after the Client API's auth, as the first write of the request's one tra
 (server/database.py): a call within the limits commits its count with its own writes (a call
 that then fails rolls its count back with the rest: it wrote nothing); a refused call commits
 the count (and the security event of the first refusal)
-before the 429 goes out, so the count stands. The per-tenant bucket's row stays locked on
-PostgreSQL until the request commits: a C1 or C4 writes one more row after the count, so the
-lock is held for one more statement's time, which costs less than a second transaction
-(its own BEGIN, COMMIT and connection checkout) on every call. It takes the caller from the
+before the 429 goes out, so the count stands. The rows it counts in stay locked on PostgreSQL
+until the request commits, which costs less than a second transaction (its own BEGIN, COMMIT
+and connection checkout) on every call: the address's row, which only that address's calls
+share, and one of the tenant's shards, picked at random, so the calls of a busy tenant do not
+all queue on one row (services/rate_limits.py). It takes the caller from the
 Client API's auth (the same dependency the route uses, resolved once), so it reads no tenant
 of its own, and the 429 goes to the tenant's origins like any other answer (see cors.py).
 
