@@ -1,6 +1,8 @@
 """Two servers (each its own app, hub, engines and event loop, as two worker processes have)
 on one PostgreSQL database: a challenge created through one wakes a long-poll waiting in the
-other through PostgreSQL's LISTEN/NOTIFY, without Redis, and with a Redis that is down; the
+other, and a device's answer given through one wakes the requesting page waiting in the other
+(W2 with `wait`), through PostgreSQL's LISTEN/NOTIFY, without Redis and with a Redis that is
+down; the
 database recheck is set to 30 s, so an answer within a second can only come from the
 notification."""
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from authsignal.client import AuthsignalClient
 
@@ -22,6 +25,7 @@ from passgate import AuthsignalSync
 from passgate.authenticators import DeviceKeyStore
 from passgate.server.services.push.wakeups import APPLICATION_NAME
 from tests.live_server import LiveServer
+from tests.tenant_client import TenantClient, new_device_key
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -100,3 +104,61 @@ def test_the_listener_comes_back_after_its_connection_is_killed(
     time.sleep(2.5)  # RETRY_SECONDS, and a margin for a busy machine
     first, second = workers
     assert long_poll_woken_by_other_worker(second, first, tmp_path / "k", "yan") < 1
+
+
+def test_a_waiting_page_on_one_worker_hears_an_answer_given_through_the_other(
+    workers: list[LiveServer],
+) -> None:
+    """W2 with `wait`: the requesting page waits in the first server; the device answers
+    through the second; the page has its answer (and the token for /validate) at once."""
+    first, second = workers
+    tenant = first.create_tenant()
+    key = new_device_key()
+    with TenantClient(first.api_url, tenant) as page, TenantClient(second.api_url, tenant) as app:
+        app.add_device(key, "wes")
+        tracked = page.track("wes", "signIn").json()
+        answers: list[httpx.Response] = []
+
+        def wait() -> None:
+            answers.append(
+                page.client(
+                    "POST",
+                    "/verify/push",
+                    token=tracked["token"],
+                    params={"wait": 25},
+                    json={"challengeId": tracked["challengeId"]},
+                    timeout=40,
+                )
+            )
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.5)  # the page is waiting in the first server
+        started = time.monotonic()
+        answered = app.answer(key, tracked["challengeId"], code=tracked["verificationCode"])
+        waiter.join(timeout=40)
+        elapsed = time.monotonic() - started
+        assert answered.json() == {"isVerified": True}
+        assert answers[0].status_code == 200, answers[0].text
+        body = answers[0].json()
+        assert (body["isVerified"], body["isConsumed"]) == (True, True)
+        assert page.validate(body["accessToken"]).json()["isValid"] is True
+    assert elapsed < 1
+
+
+def test_a_waiting_page_hears_nothing_until_its_wait_runs_out(workers: list[LiveServer]) -> None:
+    first, _ = workers
+    tenant = first.create_tenant()
+    with TenantClient(first.api_url, tenant) as page:
+        page.add_device(new_device_key(), "xia")
+        tracked = page.track("xia", "signIn").json()
+        started = time.monotonic()
+        pending = page.client(
+            "POST",
+            "/verify/push",
+            token=tracked["token"],
+            params={"wait": 1},
+            json={"challengeId": tracked["challengeId"]},
+        )
+    assert 1 <= time.monotonic() - started < 5
+    assert pending.json() == {"isVerified": False, "isConsumed": False}

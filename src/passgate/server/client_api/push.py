@@ -121,7 +121,7 @@ async def get_challenge(
 
 @router.post("/challenge", response_model_exclude_none=True)
 async def update_challenge(
-    body: UpdateChallengeRequest, caller: CachedAnyCaller, db: Database
+    body: UpdateChallengeRequest, caller: CachedAnyCaller, db: Database, hub: Hub
 ) -> UpdateChallengeResponse:
     answer = await challenges.answer(
         db,
@@ -132,6 +132,7 @@ async def update_challenge(
         approved=body.approved,
         verification_code=body.verification_code,
         recheck=caller.recheck(db),
+        hub=hub,
     )
     return UpdateChallengeResponse(
         is_verified=answer.is_verified, failure_reason=answer.failure_reason

@@ -1,9 +1,11 @@
-"""The requesting page's side of push: start a challenge, poll its outcome
+"""The requesting page's side of push: start a challenge, poll its outcome, or wait for it
 (docs/wire.md#push-routes)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from starlette.responses import JSONResponse
 
 from passgate.server.client_api.auth import TokenCaller
@@ -18,6 +20,7 @@ from passgate.server.errors import error_response
 from passgate.server.push import Hub
 from passgate.server.services import actions
 from passgate.server.services.push import challenges
+from passgate.server.services.push.challenges import MAX_WAIT_SECONDS
 from passgate.server.services.push.errors import TooManyRequests
 
 router = APIRouter(tags=["push"])
@@ -50,9 +53,18 @@ async def start_challenge(
 
 
 @router.post("/verify/push", response_model_exclude_none=True)
-async def verify(body: VerifyRequest, caller: TokenCaller, db: Database) -> VerifyResponse:
+async def verify(
+    body: VerifyRequest,
+    caller: TokenCaller,
+    db: Database,
+    hub: Hub,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+) -> VerifyResponse:
+    """W2; with `wait` (a Passgate extension) it answers as soon as the challenge is consumed."""
     assert caller.claims is not None
-    status = await challenges.status(db, caller.tenant, caller.claims, body.challenge_id)
+    status = await challenges.status(
+        db, caller.tenant, caller.claims, body.challenge_id, hub=hub, wait=wait
+    )
     token = (
         None
         if status.action is None

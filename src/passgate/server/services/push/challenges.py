@@ -8,7 +8,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -320,6 +320,7 @@ async def answer(
     approved: bool,
     verification_code: str | None,
     recheck: Recheck | None = None,
+    hub: PushHub | None = None,
 ) -> Answer:
     """P6: the device's one decision. Approving needs the number the requester shows; a wrong
     number fails the challenge. Of concurrent answers exactly one is taken, and only while the
@@ -347,6 +348,8 @@ async def answer(
         raise await _why_not_decided(db, tenant, key, challenge_id)
     if recheck is not None:
         await recheck(decided.tenant_version)  # a tenant gone meanwhile is refused
+    if hub is not None:  # the requesting page may be waiting (W2 with `wait`), in any process
+        hub.after_commit(db, tenant.id, user_id, [])
     settled = decided.settled
     if settled is None:
         # The backend may have settled the action meanwhile (update_action); its word stands.
@@ -388,8 +391,38 @@ async def _why_not_decided(db: Db, tenant: TenantRow, key: str, challenge_id: st
     return ChallengeAnswered("This challenge has already been answered (or just expired).")
 
 
-async def status(db: Db, tenant: TenantRow, claims: TokenClaims, challenge_id: str) -> Status:
-    """W2: what became of the token's challenge; once approved, a token for `/validate`."""
+async def status(
+    db: Db,
+    tenant: TenantRow,
+    claims: TokenClaims,
+    challenge_id: str,
+    *,
+    hub: PushHub | None = None,
+    wait: float = 0,
+) -> Status:
+    """W2: what became of the token's challenge; once approved, a token for `/validate`. With
+    `wait` (and the hub), return as soon as the challenge is consumed (answered, or expired),
+    up to `wait` seconds, holding no database connection meanwhile: the device's answer wakes
+    the waiting page in whichever process it waits (`answer`, docs/push.md)."""
+    current, expires_at = await _status(db, tenant, claims, challenge_id)
+    if current.is_consumed or wait <= 0 or hub is None:
+        return current
+
+    async def look() -> Status | None:
+        found, _ = await _status(db, tenant, claims, challenge_id)
+        return found if found.is_consumed else None
+
+    # Past its expiry the challenge is consumed: no need to wait longer than that.
+    until_expiry = (expires_at - utcnow()).total_seconds() + 0.01
+    waited = await hub.wait_for(
+        db, tenant.id, claims.user_id, look, min(wait, MAX_WAIT_SECONDS, until_expiry)
+    )
+    return waited or (await _status(db, tenant, claims, challenge_id))[0]
+
+
+async def _status(
+    db: Db, tenant: TenantRow, claims: TokenClaims, challenge_id: str
+) -> tuple[Status, datetime]:
     found = await push_store.get_challenge(db, tenant.id, challenge_id)
     if (
         found is None
@@ -402,7 +435,8 @@ async def status(db: Db, tenant: TenantRow, claims: TokenClaims, challenge_id: s
     challenge, action = found
     verified = challenge.state == ChallengeState.APPROVED
     consumed = challenge.state != ChallengeState.PENDING or challenge.expires_at <= utcnow()
-    return Status(is_verified=verified, is_consumed=consumed, action=action if verified else None)
+    status = Status(is_verified=verified, is_consumed=consumed, action=action if verified else None)
+    return status, challenge.expires_at
 
 
 async def verification_code(db: Db, action: ActionRow) -> str | None:
