@@ -67,11 +67,19 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def package_files() -> set[str]:
-    """Every file of the package in the source tree, as a wheel names it."""
+    """Every file of the package in the source tree, as a wheel names it: what git tracks or
+    would track (the build, like git, leaves out what .gitignore names)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "src/passgate"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     return {
-        path.relative_to(PACKAGE.parent).as_posix()
-        for path in PACKAGE.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        Path(name).relative_to("src").as_posix()
+        for name in listed
+        if (ROOT / name).is_file()  # not a file deleted in the work tree but still in the index
     }
 
 
