@@ -305,3 +305,30 @@ def test_the_file_is_what_json_dumps_wrote(tmp_path: Path) -> None:
     assert [c.sign_count for c in again.device.vault.credentials] == [0, 1, 1]
     pem = again.device.vault.credentials[0].private_key.encode()
     assert serialization.load_pem_private_key(pem, password=None) is not None
+
+
+@pytest.mark.parametrize("user_verification", ["preferred", "discouraged", None])
+def test_user_verification_and_resident_key_wishes_change_nothing(
+    tmp_path: Path, user_verification: str | None
+) -> None:
+    """fido2's client asks this device for uv whatever the request says (it has built-in
+    verification), and the device makes every credential discoverable: both paths set the
+    same flags for every wish."""
+    device = SoftwareAuthenticator(tmp_path / "uv.bin")
+    selection = {"residentKey": "discouraged", "userVerification": user_verification}
+    selection = {k: v for k, v in selection.items() if v is not None}
+    flags = set()
+    for create in (through_fido2_create, SoftwareAuthenticator.create):
+        made = create(device, creation_options(authenticatorSelection=selection))
+        flags.add(
+            AttestationObject(unb64url(made["response"]["attestationObject"])).auth_data.flags
+        )
+    for get in (through_fido2_get, SoftwareAuthenticator.get):
+        options = request_options(userVerification=user_verification)
+        if user_verification is None:
+            del options["userVerification"]
+        asserted = get(device, options)
+        flags.add(
+            AuthenticatorData(unb64url(asserted["response"]["authenticatorData"])).flags | FLAG.AT
+        )
+    assert flags == {FLAG.UP | FLAG.UV | FLAG.AT}
