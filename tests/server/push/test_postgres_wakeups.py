@@ -23,7 +23,7 @@ from authsignal.client import AuthsignalClient
 
 from passgate import AuthsignalSync
 from passgate.authenticators import DeviceKeyStore
-from passgate.server.services.push.wakeups import APPLICATION_NAME
+from passgate.server.services.push.wakeups import APPLICATION_NAME, PUBLISH_SECONDS
 from tests.live_server import LiveServer
 from tests.tenant_client import TenantClient, new_device_key
 
@@ -162,3 +162,27 @@ def test_a_waiting_page_hears_nothing_until_its_wait_runs_out(workers: list[Live
         )
     assert 1 <= time.monotonic() - started < 5
     assert pending.json() == {"isVerified": False, "isConsumed": False}
+
+
+def test_a_redis_that_stopped_answering_hands_wake_ups_to_postgresql(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A Redis that accepts connections and never answers (hung, or its packets dropped):
+    the first wake-up waits for its publish at most PUBLISH_SECONDS, then goes through
+    PostgreSQL; the next ones go there at once."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel completes connections; nobody reads them
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        servers = [
+            LiveServer(database_url, push_recheck_seconds=30, redis_url=url).start()
+            for _ in range(2)
+        ]
+        try:
+            first, second = servers
+            slowest = PUBLISH_SECONDS + 0.5
+            assert long_poll_woken_by_other_worker(first, second, tmp_path / "1", "ann") < slowest
+            assert long_poll_woken_by_other_worker(first, second, tmp_path / "2", "ben") < 1
+        finally:
+            for server in servers:
+                server.stop()

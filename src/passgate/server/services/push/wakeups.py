@@ -48,6 +48,11 @@ APPLICATION_NAME = "passgate wake-ups"
 # the connection is noticed within this time, not at TCP's keepalive hours later).
 RETRY_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
+# How long a Redis publish may take before the message goes to the fallback instead, and for
+# how long after a failed one the fallback takes every message without trying Redis first.
+PUBLISH_SECONDS = 0.5
+FAILING_SECONDS = 5.0
+CONNECT_SECONDS = 3.0
 
 # What a lost or failing PostgreSQL connection raises.
 PG_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -83,8 +88,9 @@ class RedisWakeups:
     """Every process subscribes to one Redis channel (`CHANNEL`)."""
 
     def __init__(self, url: str) -> None:
-        self._redis: Redis = Redis.from_url(url)
+        self._redis: Redis = Redis.from_url(url, socket_connect_timeout=CONNECT_SECONDS)
         self._listener: asyncio.Task[None] | None = None
+        self._failing_until = 0.0
 
     async def start(self, wake: Wake, wake_all: WakeAll, *, required: bool = True) -> None:
         """Subscribe and keep listening, resubscribing after a lost connection. Not
@@ -93,7 +99,7 @@ class RedisWakeups:
         pubsub: PubSub | None = None
         try:
             pubsub = await self._subscribe()
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, TimeoutError) as exc:
             if required:
                 raise
             log.warning("redis wake-ups not listening yet", error=str(exc))
@@ -104,7 +110,7 @@ class RedisWakeups:
     async def _subscribe(self) -> PubSub:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(CHANNEL)
+            await asyncio.wait_for(pubsub.subscribe(CHANNEL), CONNECT_SECONDS)
         except BaseException:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
             raise
@@ -127,15 +133,23 @@ class RedisWakeups:
             await asyncio.sleep(RETRY_SECONDS)
             try:
                 pubsub = await self._subscribe()
-            except (RedisError, OSError):
+            except (RedisError, OSError, TimeoutError):
                 continue
             wake_all()
 
     async def publish(self, tenant_id: str, user_id: str) -> bool:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._failing_until:
+            return False  # failed moments ago: the fallback takes it without waiting
         try:
-            await self._redis.publish(CHANNEL, _encode(tenant_id, user_id))
-        except (RedisError, OSError) as exc:
-            log.warning("redis wake-up not published", error=str(exc))
+            # Bounded: a Redis that stopped answering (not one that refuses connections) would
+            # otherwise hold the message, and PostgreSQL's fallback would never get it.
+            await asyncio.wait_for(
+                self._redis.publish(CHANNEL, _encode(tenant_id, user_id)), PUBLISH_SECONDS
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("redis wake-up not published", error=str(exc) or type(exc).__name__)
+            self._failing_until = loop.time() + FAILING_SECONDS
             return False
         return True
 
