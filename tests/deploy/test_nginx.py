@@ -16,11 +16,13 @@ answered within a second was woken by the other process."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -60,6 +62,16 @@ PER_IP = 2  # the Client API's per-address limit on the pair without Redis
 RACERS = 100
 # The client addresses of the client-IP test (Linux routes all of 127.0.0.0/8 to loopback).
 CLIENT, OTHER_CLIENT = "127.0.0.5", "127.0.0.6"
+
+
+_prctl = ctypes.CDLL(None).prctl  # looked up before any fork
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM when the test process dies, so that a killed test run
+    leaves no nginx or Passgate behind (Linux)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -143,7 +155,10 @@ class Nginx:
         if not start:
             return
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
 
     def wait_listening(self, ports: list[int]) -> None:
@@ -200,6 +215,7 @@ def launch(processes: list[Passgate], spec: Path) -> subprocess.Popen[str]:
         cwd=Path(__file__).parents[2],
         stdout=subprocess.DEVNULL,
         text=True,
+        preexec_fn=die_with_parent,
     )
 
 
