@@ -4,6 +4,7 @@ fix, with exit code 2, instead of being accepted and failing later (or with a tr
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from passgate.server.store.database import async_url
 from tests.cli.test_cli import passgate
 
 
@@ -108,3 +110,43 @@ def test_an_unreachable_redis_is_one_line_at_serve(sqlite_url: str) -> None:
 def test_a_bad_database_url_is_a_configuration_error() -> None:
     result = passgate("tenant", "list", "--database-url", "mysql://db/passgate")
     assert_config_error(result, "unsupported database 'mysql'", "--database-url")
+
+
+def test_a_database_a_newer_version_migrated_is_refused_in_one_line(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """An older Passgate (a rollback of the code without restoring the database) meets a
+    database with a migration it does not have: one line that says so, not alembic's
+    traceback, and nothing changed."""
+    assert passgate("db", "upgrade", "--database-url", sqlite_url).returncode == 0
+    path = tmp_path / "config.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    result = passgate("db", "upgrade", "--database-url", sqlite_url)
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "'9999_from_the_future'" in result.stderr and "newer version" in result.stderr
+    with sqlite3.connect(path) as connection:
+        (stored,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert stored == "9999_from_the_future"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@h/db?sslmode=verify-full", "ssl=verify-full"),
+        ("postgresql://u@h/db?ssl=require", "ssl=require"),
+        ("postgresql://u@h/db?sslmode=require&ssl=require", "ssl=require"),
+    ],
+)
+def test_libpq_sslmode_is_read_as_asyncpg_ssl(given: str, expected: str) -> None:
+    url = async_url(given)
+    assert url.drivername == "postgresql+asyncpg"
+    assert url.render_as_string().endswith(f"?{expected}")
+
+
+def test_two_different_tls_modes_are_refused() -> None:
+    result = passgate(
+        "db", "upgrade", "--database-url", "postgresql://u@127.0.0.1/db?ssl=require&sslmode=disable",
+    )  # fmt: skip
+    assert_config_error(result, "sslmode= or ssl=")

@@ -20,7 +20,7 @@ from passgate.server.store.database import (
     sqlite_path,
 )
 from passgate.server.store.db import Db, Engines
-from passgate.server.store.migrate import upgrade
+from passgate.server.store.migrate import UnknownRevision, upgrade
 
 T = TypeVar("T")
 
@@ -97,6 +97,8 @@ def translate_errors(call: Callable[[], T]) -> T:
         raise CommandError(exc.description) from exc
     except DatabaseUrlError as exc:
         raise ConfigError(f"{exc}: check --database-url (or PASSGATE_DATABASE_URL)") from exc
+    except UnknownRevision as exc:
+        raise CommandError(str(exc)) from exc
     except (DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise CommandError(f"cannot use the database: {reason}") from exc

@@ -62,7 +62,15 @@ def async_url(database_url: str) -> URL:
     if backend == "sqlite":
         return url.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres"):
-        return url.set(drivername="postgresql+asyncpg")
+        query = dict(url.query)
+        # libpq's `sslmode=` (what most PostgreSQL URLs carry) is asyncpg's `ssl=`, with the
+        # same mode names (disable, allow, prefer, require, verify-ca, verify-full).
+        if "sslmode" in query:
+            mode = query.pop("sslmode")
+            if "ssl" in query and query["ssl"] != mode:
+                raise DatabaseUrlError("give the TLS mode once: sslmode= or ssl=, not both")
+            query["ssl"] = mode
+        return url.set(drivername="postgresql+asyncpg", query=query)
     raise DatabaseUrlError(
         f"unsupported database {backend!r}: use sqlite:///path or postgresql://user@host/db"
     )

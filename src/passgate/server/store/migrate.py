@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import Connection, inspect, text
 
 from passgate.server.store.database import create_engine
@@ -52,8 +53,25 @@ def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | N
     target = script.get_current_head() if revision == "head" else revision
     if before is not None and before == target:
         return before, before
+    if before is not None and not _known(script, before):
+        raise UnknownRevision(
+            f"the database is at migration {before!r}, which this version of Passgate "
+            f"(whose newest is {script.get_current_head()!r}) does not have: it was upgraded "
+            "by a newer version; run that version, or restore a backup taken before the upgrade"
+        )
     command.upgrade(config, revision)
     return before, _stored_revision(connection)
+
+
+class UnknownRevision(Exception):
+    """The database was migrated by a newer Passgate than this one."""
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except AlembicError:
+        return False
 
 
 def _stored_revision(connection: Connection) -> str | None:
