@@ -22,7 +22,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 def db_prune(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJson = False) -> None:
     """Delete expired challenges, nonces, rate-limit windows, console links and sessions, and
-    actions past their retention (PASSGATE_ACTION_RETENTION_DAYS); print how many went."""
+    actions past their retention (PASSGATE_ACTION_RETENTION_DAYS), and sent or given-up outbox
+    messages past theirs (PASSGATE_OUTBOX_RETENTION_DAYS); print how many went."""
     settings = _database.load_settings(database_url=database_url)
 
     async def run() -> dict[str, int]:
@@ -30,7 +31,9 @@ def db_prune(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, as_json: AsJson =
         engines = Engines(create_engine(database_url))
         try:
             return await pruning.prune(
-                engines, action_retention_days=settings.action_retention_days
+                engines,
+                action_retention_days=settings.action_retention_days,
+                outbox_retention_days=settings.outbox_retention_days,
             )
         finally:
             await engines.dispose()
