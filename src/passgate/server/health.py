@@ -45,7 +45,13 @@ async def _database(request: Request) -> str:
     except TimeoutError:
         return "timeout"
     except Exception as exc:  # any failure to answer is "not ready", said in one word
-        return f"error: {type(exc).__name__}"
+        # The driver's own error says more than the wrappers around it.
+        cause: BaseException = exc
+        for _ in range(5):
+            if cause.__cause__ is None:
+                break
+            cause = cause.__cause__
+        return f"error: {type(cause).__name__}"
     return "ok"
 
 
