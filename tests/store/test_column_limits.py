@@ -245,6 +245,7 @@ NEVER_STORED: dict[Source, str] = {
     Param("phoneNumber"): "a lookup",
     Param("token"): "verified",
     Param("lastEvaluatedUserId"): "a page cursor",
+    Param("before"): "a page cursor (GET /v1/audit-events), parsed and checked",
     Param("credentialId"): "a lookup",
     Param("credentialIds"): "a lookup",
     Param("publicKey"): "a lookup, in canonical form",
