@@ -10,8 +10,8 @@ nginx runs with its own prefix, pid, temp and log paths in the test's directory,
 foreground under a subprocess, so the test needs no root paths and leaves nothing running.
 
 Two pairs: one without Redis (wake-ups through PostgreSQL's LISTEN/NOTIFY) and one with
-Redis; every process rechecks the database for long-polls only every 30 s, so a long-poll
-answered within a second was woken by the other process."""
+Redis; every process rechecks the database for long-polls (and waiting pages) only every 30 s,
+so a wait answered within a second was woken by the other process."""
 
 from __future__ import annotations
 
@@ -413,6 +413,42 @@ def test_a_long_poll_on_one_process_is_woken_by_a_track_on_the_other(
         waiter.join(timeout=40)
         elapsed = time.monotonic() - started
     assert answers and answers[0].json()["challengeId"] == tracked["challengeId"]
+    assert elapsed < 1, f"woken after {elapsed:.2f} s (the recheck is {RECHECK_SECONDS} s)"
+
+
+def test_a_page_waiting_on_one_process_hears_the_answer_given_through_the_other(
+    pairs: dict[str, Pair],
+) -> None:
+    """W2 with `wait` through nginx: the page waits in A, the device answers through B."""
+    pair = pairs["postgres"]
+    key = new_device_key()
+    answers: list[httpx.Response] = []
+    with TenantClient(pair.via_a, pair.tenant) as a, TenantClient(pair.via_b, pair.tenant) as b:
+        b.add_device(key, "eve")
+        tracked = a.track("eve", "signIn").json()
+
+        def wait() -> None:
+            answers.append(
+                a.client(
+                    "POST",
+                    "/verify/push",
+                    token=tracked["token"],
+                    params={"wait": 25},
+                    json={"challengeId": tracked["challengeId"]},
+                    timeout=40,
+                )
+            )
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.5)  # waiting in process A
+        started = time.monotonic()
+        assert b.answer(key, tracked["challengeId"], code=tracked["verificationCode"]).json() == {
+            "isVerified": True
+        }
+        waiter.join(timeout=40)
+        elapsed = time.monotonic() - started
+    assert answers and answers[0].json()["isConsumed"] is True
     assert elapsed < 1, f"woken after {elapsed:.2f} s (the recheck is {RECHECK_SECONDS} s)"
 
 
