@@ -52,7 +52,7 @@ def _json_object(request: Request, body: bytes) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return None
     return data if isinstance(data, dict) else None
 
@@ -60,7 +60,7 @@ def _json_object(request: Request, body: bytes) -> dict[str, Any] | None:
 def _model(model: type[BaseModel], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
-    except ValidationError:
+    except (ValidationError, RecursionError):
         return None
 
 
