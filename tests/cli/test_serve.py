@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.cli.serve_process import ServeProcess
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -96,3 +98,38 @@ def test_dev_server_prints_working_keys_and_keeps_them(tmp_path: Path) -> None:
         assert tracked["url"].startswith(f"http://localhost:{port}/challenge?token=")
     finally:
         stop(process)
+
+
+def test_serve_believes_forwarded_for_only_from_the_proxies_it_is_told(tmp_path: Path) -> None:
+    """uvicorn's own proxy-header handling (which trusts 127.0.0.1) is off under `passgate
+    serve`: with only 127.0.0.2 trusted, a client on 127.0.0.1 is counted by its own address
+    whatever X-Forwarded-For it sends, so its second call is over a per-address limit of 1."""
+    server = ServeProcess(
+        tmp_path,
+        "--dev",
+        env={
+            "PASSGATE_FORWARDED_ALLOW_IPS": "127.0.0.2",
+            "PASSGATE_CLIENT_RATE_LIMIT_PER_IP": "1",
+            "PASSGATE_CLIENT_RATE_LIMIT_PER_TENANT": "0",
+        },
+    ).wait_ready()
+    try:
+        tenant_id = server.printed("Dev tenant")
+
+        def statuses(peer: str, *forwarded_for: str) -> list[int]:
+            transport = httpx.HTTPTransport(local_address=peer)
+            with httpx.Client(
+                base_url=f"{server.url}/v1", auth=(tenant_id, ""), transport=transport
+            ) as api:
+                return [
+                    api.post(
+                        "/client/challenge", json={}, headers={"X-Forwarded-For": value}
+                    ).status_code
+                    for value in forwarded_for
+                ]
+
+        assert statuses("127.0.0.1", "203.0.113.1", "203.0.113.2") == [200, 429]
+        # The trusted proxy's clients are told apart by the address it forwards.
+        assert statuses("127.0.0.2", "203.0.113.3", "203.0.113.4") == [200, 200]
+    finally:
+        server.kill()

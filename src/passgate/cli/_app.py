@@ -201,6 +201,9 @@ def _serve_one(settings: Settings, host: str, port: int) -> None:
         port=port,
         log_config=None,
         access_log=False,
+        # Which proxies' X-Forwarded-For is believed is PASSGATE_FORWARDED_ALLOW_IPS's to
+        # say (server/forwarded.py), not uvicorn's: its own rewriting is off.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
     )
     GracefulServer(config).run()
@@ -237,6 +240,7 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> in
         workers=workers,
         log_config=None,
         access_log=False,
+        proxy_headers=False,  # as in _serve_one
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
     )
     try:
