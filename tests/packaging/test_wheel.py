@@ -99,13 +99,13 @@ def test_the_wheel_carries_migrations_templates_static_files_and_the_license(whe
     assert "License-Expression: Apache-2.0" in metadata
     for extra in ("device", "server", "test"):
         assert f"Provides-Extra: {extra}" in metadata
-    # The SDK's own requirements are three; the command line and server are extras.
+    # The SDK's own requirements are four; the command line and server are extras.
     base = [
         Requirement(line.removeprefix("Requires-Dist:")).name
         for line in metadata.splitlines()
         if line.startswith("Requires-Dist:") and "extra ==" not in line
     ]
-    assert sorted(base) == ["cryptography", "fido2", "httpx"]
+    assert sorted(base) == ["cryptography", "fido2", "httpx", "sniffio"]
 
 
 def free_port() -> int:
