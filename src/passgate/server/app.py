@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefuseUnreadableUrl)
     metrics = Metrics()
+    metrics.watch_pools(engine, read_engine)
     app.add_middleware(MetricsMiddleware, metrics=metrics, log_requests=settings.log_requests)
     # Outermost of ours: its headers go on every Client API response, errors included.
     app.add_middleware(

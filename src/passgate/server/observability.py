@@ -26,6 +26,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -108,6 +110,23 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.pool_in_use = Gauge(
+            "passgate_db_connections_in_use",
+            "Database connections checked out of the pools, summed over live processes",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+
+    def watch_pools(self, *engines: AsyncEngine) -> None:
+        """Count the engines' connections checked out of their pools (each pool once)."""
+        seen: set[int] = set()
+        for engine in engines:
+            pool = engine.sync_engine.pool
+            if id(pool) in seen:
+                continue
+            seen.add(id(pool))
+            event.listen(pool, "checkout", lambda *_: self.pool_in_use.inc())
+            event.listen(pool, "checkin", lambda *_: self.pool_in_use.dec())
 
     async def endpoint(self, _request: Request) -> Response:
         """This app's request metrics and the process-wide ones (services/metrics.py, the
