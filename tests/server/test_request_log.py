@@ -41,6 +41,9 @@ def test_one_json_line_per_request_without_secrets(tmp_path: Path) -> None:
             assert authenticators.status_code == 200, authenticators.text
             page = http.get(f"/challenge?token={token}")
             assert page.status_code == 200
+            # From the proxy on this host (trusted by default): the client it forwarded.
+            forwarded = http.get("/health/live", headers={"X-Forwarded-For": "203.0.113.9"})
+            assert forwarded.status_code == 200
             missing = http.get("/v1/no-such-route?token=query-secret-123")
             assert missing.status_code == 404
             refused = http.get(
@@ -63,6 +66,7 @@ def test_one_json_line_per_request_without_secrets(tmp_path: Path) -> None:
     client = by_route[("GET", "/v1/client/user-authenticators")]
     assert client["status"] == 200 and client["tenant_id"] == tenant_id
     assert by_route[("GET", "/challenge")]["status"] == 200
+    assert by_route[("GET", "/health/live")]["client_ip"] == "203.0.113.9"
     assert by_route[("GET", "unmatched")]["status"] == 404
     assert by_route[("GET", "/v1/users/{userId}")]["status"] == 401
     assert by_route[("GET", "/v1/users/{userId}")]["tenant_id"] is None

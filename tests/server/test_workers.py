@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,12 +87,31 @@ def test_sqlite_refuses_more_than_one_worker(tmp_path: Path) -> None:
     assert not (tmp_path / "passgate.db").exists()
 
 
-def test_no_migrate_refuses_a_database_that_is_behind(tmp_path: Path) -> None:
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    with fresh_postgres_database("passgate_behind") as url:
+        yield url
+
+
+@pytest.mark.postgres
+def test_no_migrate_refuses_a_database_that_is_behind(fresh_postgres_url: str) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "passgate.cli", "serve", "--no-migrate",
+         "--database-url", fresh_postgres_url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "the database is at migration none" in refused.stderr
+    assert "run `passgate db upgrade` first" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_no_migrate_does_not_make_an_sqlite_database(tmp_path: Path) -> None:
     refused = subprocess.run(
         [sys.executable, "-m", "passgate.cli", "serve", "--no-migrate",
          "--database-url", f"sqlite:///{tmp_path / 'passgate.db'}"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert refused.returncode == 2, refused.stderr
-    assert "run `passgate db upgrade` first" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    assert "`passgate db upgrade` creates a new one" in refused.stderr
+    assert not (tmp_path / "passgate.db").exists()

@@ -171,6 +171,7 @@ def _check_migrated(database_url: str) -> None:
 
     from passgate.server.store.migrate import alembic_config, current_revision
 
+    _database.require_existing(database_url)  # SQLite: do not make an empty one
     found = _database.translate_errors(lambda: asyncio.run(current_revision(database_url)))
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()

@@ -32,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from passgate.server.forwarded import resolve, trusted_proxies
+
 
 def configure_logging(*, json_lines: bool, level: int = logging.INFO) -> None:
     """Route structlog and the standard library (uvicorn, SQLAlchemy) through one renderer."""
@@ -222,8 +224,22 @@ def route_template(scope: Scope) -> str:
 _ENDPOINT_PATHS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
-def log_request(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:
+def client_ip(scope: Scope) -> str | None:
+    """The client's address as the rest of Passgate works it out: the peer, or behind a
+    trusted proxy the address it forwarded (server/forwarded.py)."""
     client = scope.get("client")
+    peer: str | None = client[0] if client else None
+    forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == FORWARDED]
+    settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+    if not forwarded or settings is None:
+        return peer
+    return resolve(peer, forwarded, trusted_proxies(settings.forwarded_allow_ips))
+
+
+FORWARDED = b"x-forwarded-for"
+
+
+def log_request(scope: Scope, method: str, route: str, status: int, elapsed: float) -> None:
     state = scope.get("state")
     fields: dict[str, Any] = {
         "method": method,
@@ -231,7 +247,7 @@ def log_request(scope: Scope, method: str, route: str, status: int, elapsed: flo
         "status": status,
         "duration_ms": round(elapsed * 1000, 2),
         "tenant_id": state.get(TENANT_ID) if state else None,
-        "client_ip": client[0] if client else None,
+        "client_ip": client_ip(scope),
     }
     level = "error" if status >= 500 else "info"
     if _request_sink is not None:
