@@ -4,6 +4,7 @@ refuses more than one worker; --no-migrate refuses a database that is behind."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -115,3 +116,26 @@ def test_no_migrate_does_not_make_an_sqlite_database(tmp_path: Path) -> None:
     assert refused.returncode == 2, refused.stderr
     assert "`passgate db upgrade` creates a new one" in refused.stderr
     assert not (tmp_path / "passgate.db").exists()
+
+
+@pytest.mark.postgres
+def test_workers_make_their_metrics_directory_and_remove_it(
+    fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    environment = {"TMPDIR": str(temporary)}
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # the test's own, not an operator's
+        environment["PROMETHEUS_MULTIPROC_DIR"] = ""
+    server = ServeProcess(
+        tmp_path, "--workers", "2", "--database-url", fresh_postgres_url, env=environment
+    ).wait_ready(workers=2)
+    try:
+        httpx.get(f"{server.url}/health")
+        made = list(temporary.glob("passgate-metrics-*"))
+        assert len(made) == 1 and list(made[0].glob("*.db")), server.output()
+    finally:
+        status = server.terminate()
+        server.kill()
+    assert status == 0, server.output()
+    assert not made[0].exists()
