@@ -68,9 +68,15 @@ class FlowError(Exception):
 class Http:
     """One keep-alive HTTP/1.1 connection to the server."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, source: str | None = None) -> None:
         self.host, self.port = host, port
-        self.connection = http.client.HTTPConnection(host, port, timeout=60)
+        self.source = None if source is None else (source, 0)
+        self.connection = self._connect()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(
+            self.host, self.port, timeout=60, source_address=self.source
+        )
 
     def call(
         self,
@@ -89,7 +95,7 @@ class Http:
             raw = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self.connection.close()
-            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            self.connection = self._connect()
             raise FlowError(step, 0, f"transport error: {exc!r}") from exc
         if response.status != 200:
             raise FlowError(step, response.status, raw.decode(errors="replace"))
@@ -132,7 +138,10 @@ class Client:
         preloaded_users: int,
         seed: int,
     ) -> None:
-        self.http = Http(host, port)
+        # Each client process calls from an address of its own, as an app's users do (the
+        # Client API counts calls per address: one shared address would be one hot row).
+        source = f"127.0.0.{10 + seed % 240}" if host == "127.0.0.1" else None
+        self.http = Http(host, port, source)
         self.tenant_id = tenant_id
         self.backend = _basic(secret_key)
         self.client = _basic(tenant_id)
