@@ -185,3 +185,14 @@ class TenantClient:
             "verificationCode": code,
         }
         return self.client("POST", f"{PUSH_PATH}/challenge", json=body)
+
+    def wait_for_verdict(self, tracked: dict[str, Any], wait: float = 25) -> httpx.Response:
+        """W2 with `?wait=`: the page holding the track's token waits for the device's answer."""
+        return self.client(
+            "POST",
+            "/verify/push",
+            token=tracked["token"],
+            params={"wait": wait},
+            json={"challengeId": tracked["challengeId"]},
+            timeout=wait + 15,
+        )

@@ -20,7 +20,6 @@ import ctypes
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -35,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 import redis
@@ -51,7 +49,8 @@ from passgate.server.services.push.settings import PushSettings
 from passgate.server.store.database import create_engine
 from passgate.server.store.db import Engines
 from passgate.server.store.migrate import upgrade
-from tests.conftest import IN_CI, PATIENT_DATABASE, POSTGRES_ADMIN_URL, _postgres
+from tests.conftest import IN_CI, PATIENT_DATABASE
+from tests.fresh_postgres import fresh_postgres_database
 from tests.live_server import Tenant
 from tests.tenant_client import PUSH_PATH, TenantClient, new_device_key
 
@@ -264,15 +263,8 @@ def redis_available() -> bool:
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
     """A PostgreSQL database of this module's (the processes share it; SQLite is one host)."""
-    name = f"passgate_nginx_{secrets.token_hex(4)}"
-    try:
-        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is required under CI: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {exc}")
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database("passgate_nginx") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -428,16 +420,7 @@ def test_a_page_waiting_on_one_process_hears_the_answer_given_through_the_other(
         tracked = a.track("eve", "signIn").json()
 
         def wait() -> None:
-            answers.append(
-                a.client(
-                    "POST",
-                    "/verify/push",
-                    token=tracked["token"],
-                    params={"wait": 25},
-                    json={"challengeId": tracked["challengeId"]},
-                    timeout=40,
-                )
-            )
+            answers.append(a.wait_for_verdict(tracked))
 
         waiter = threading.Thread(target=wait)
         waiter.start()

@@ -32,6 +32,9 @@ from passgate.server.store.tables import (
     utcnow,
 )
 from tests.live_server import LiveServer, Tenant, insert_rows
+from tests.raw_database import fresh_database_url
+
+__all__ = ["fresh_database_url"]
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
@@ -233,8 +236,11 @@ def test_action_retention_is_configurable(
     assert present(server, [old]) == [False]
 
 
-def test_each_server_prunes_in_the_background(database_url: str) -> None:
-    pruning = LiveServer(database_url, prune_interval_seconds=0.2).start()
+def test_a_server_prunes_in_the_background(fresh_database_url: str) -> None:
+    """On a database of its own: servers take turns at pruning (one pass per interval across
+    processes, by a lease row), so on the session's database another server's longer interval
+    would decide when the next pass is due."""
+    pruning = LiveServer(fresh_database_url, prune_interval_seconds=0.2).start()
     try:
         tenant = pruning.create_tenant(name="pruned")
         rows = Rows(pruning, tenant)

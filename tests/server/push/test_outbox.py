@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from authsignal.client import AuthsignalClient
 
@@ -35,7 +34,8 @@ from passgate.server.store.database import create_engine
 from passgate.server.store.db import Db, Engines
 from passgate.server.store.outbox import OutboxRow
 from passgate.server.store.tables import utcnow
-from tests.conftest import IN_CI, PATIENT_DATABASE, POSTGRES_ADMIN_URL, _postgres
+from tests.conftest import PATIENT_DATABASE
+from tests.fresh_postgres import fresh_postgres_database
 from tests.live_server import LiveServer, Tenant
 from tests.server.push.conftest import Device
 from tests.server.push.test_delivery import construct_event
@@ -178,15 +178,8 @@ def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'outbox.db'}"
         return
-    name = f"passgate_outbox_{uuid.uuid4().hex[:8]}"
-    try:
-        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is required under CI: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {exc}")
-    yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database("passgate_outbox") as url:
+        yield url
 
 
 @pytest.fixture

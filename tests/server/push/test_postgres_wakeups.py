@@ -120,16 +120,7 @@ def test_a_waiting_page_on_one_worker_hears_an_answer_given_through_the_other(
         answers: list[httpx.Response] = []
 
         def wait() -> None:
-            answers.append(
-                page.client(
-                    "POST",
-                    "/verify/push",
-                    token=tracked["token"],
-                    params={"wait": 25},
-                    json={"challengeId": tracked["challengeId"]},
-                    timeout=40,
-                )
-            )
+            answers.append(page.wait_for_verdict(tracked))
 
         waiter = threading.Thread(target=wait)
         waiter.start()

@@ -277,11 +277,7 @@ class Db:
         """The first row (as a mapping), or None."""
         ran = await self._prepared(statement, parameters)
         if ran is not None:
-            prepared, cursor = ran
-            try:
-                found = cursor.fetchone()
-            finally:
-                cursor.close()
+            prepared, found = _first_of(ran)
             return None if found is None else prepared.row(found)
         result = await self.execute(statement, parameters)
         return cast(Mapping[str, Any] | None, result.mappings().first())
@@ -304,11 +300,7 @@ class Db:
     ) -> Any:
         ran = await self._prepared(statement, parameters)
         if ran is not None:
-            prepared, cursor = ran
-            try:
-                found = cursor.fetchone()
-            finally:
-                cursor.close()
+            prepared, found = _first_of(ran)
             if found is None:
                 return None
             process = prepared.results[0]
@@ -415,6 +407,15 @@ class Db:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
+
+
+def _first_of(ran: tuple[Prepared, sqlite3.Cursor]) -> tuple[Prepared, Any]:
+    """The prepared statement and the first row its cursor holds (None: no row)."""
+    prepared, cursor = ran
+    try:
+        return prepared, cursor.fetchone()
+    finally:
+        cursor.close()
 
 
 class Statements(Generic[T]):
