@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 
 from passgate.server.app import create_app
 from passgate.server.services import tenants as tenant_service
@@ -154,6 +154,8 @@ def test_statements_that_need_sqlalchemy_are_not_prepared(
     assert prepare(select(admins).where(admins.c.email.in_(["a", "b"])), dialect) is None
     # An INSERT whose missing columns get Python-side defaults.
     assert prepare(admins.insert(), dialect, ["id", "email"]) is None
+    # Textual SQL, whose result columns only the cursor knows.
+    assert prepare(text("SELECT id, email FROM admins"), dialect) is None
     # A plain, fully parameterised statement is prepared.
     assert prepare(select(admins).where(admins.c.email == "x"), dialect) is not None
 

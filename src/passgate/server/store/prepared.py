@@ -181,7 +181,11 @@ def prepare(
 
 def _plain(compiled: SQLCompiler) -> bool:
     return not (
-        compiled.literal_execute_params
+        # Textual SQL: its result columns are known only from the cursor.
+        compiled.isplaintext
+        or compiled._textual_ordered_columns
+        or compiled._ad_hoc_textual
+        or compiled.literal_execute_params
         or compiled.post_compile_params
         or compiled.insert_prefetch
         or compiled.update_prefetch
