@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +21,28 @@ from tests.conftest import POSTGRES_ADMIN_URL, _postgres
 def raw_text(database_url: str) -> str:
     path = sqlite_path(database_url)
     if path is not None:
-        files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-        return "".join(file.read_bytes().decode("latin-1") for file in files if file.exists())
+        # Read by another process: closing a descriptor of the database file in this one (a
+        # test's server may run here) would drop every POSIX lock this process holds on it,
+        # SQLite's connections' included, and another process could then rebuild the WAL
+        # index under them (SQLite's documentation warns of exactly this).
+        read = subprocess.run(
+            [sys.executable, "-c", _READ_FILES, str(path)],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        return read.stdout.decode("latin-1")
     return asyncio.run(_postgres_rows(database_url))
+
+
+_READ_FILES = """
+import sys
+from pathlib import Path
+path = Path(sys.argv[1])
+for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+    if file.exists():
+        sys.stdout.buffer.write(file.read_bytes())
+"""
 
 
 async def _postgres_rows(database_url: str) -> str:
