@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import Table, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from passgate.server.app import create_app
 from passgate.server.services import tenants as tenant_service
@@ -170,3 +171,46 @@ def test_a_statement_is_prepared_when_seen_again(engines: tuple[Engines, Any]) -
     # A statement built anew each time is never prepared.
     for _ in range(3):
         assert cache.get(select(Admin.__table__).where(Admin.__table__.c.id == "y"), None) is None
+
+
+def test_parameters_are_bound_as_sqlalchemy_binds_them(engines: tuple[Engines, Any]) -> None:
+    """The positional values the driver gets, NULLs included (a JSON None is the JSON text
+    null, as SQLAlchemy writes it), are the ones SQLAlchemy's own execution would send."""
+    engine_set, _app = engines
+    assert engine_set.inline is not None
+    dialect = engine_set.inline[0].dialect
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    params = {
+        "id": "a1",
+        "tenant_id": "t1",
+        "user_id": "u1",
+        "action_code": "signIn",
+        "idempotency_key": "k1",
+        "state": "ALLOW",
+        "state_updated_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "ip_address": None,
+        "user_agent": None,
+        "device_id": None,
+        "custom": None,
+        "scope": None,
+        "redirect_url": None,
+        "locale": None,
+        "origin": "server",
+        "key_hash": "h",
+        "now": now,
+    }
+    statement = actions.TRACK_FOR_USER._factory(sqlite_insert)
+    prepared = prepare(statement, dialect, list(params))
+    assert prepared is not None
+    compiled = statement.compile(dialect=dialect, column_keys=list(params))
+    constructed = compiled.construct_params(params)
+    processors = compiled._bind_processors
+    assert compiled.positiontup is not None
+    expected = tuple(
+        processors[name](constructed[name]) if name in processors else constructed[name]
+        for name in compiled.positiontup
+    )
+    assert prepared.parameters(params) == expected
+    assert "null" in expected  # the JSON column's None

@@ -81,7 +81,9 @@ class Prepared:
             value = given.get(key, default)
             if value is _MISSING:
                 raise InvalidRequestError(f"A value is required for bind parameter {key!r}")
-            values.append(value if process is None or value is None else process(value))
+            # As SQLAlchemy does, None goes through the processor too (JSON writes it as
+            # the JSON text null, not SQL NULL).
+            values.append(value if process is None else process(value))
         return tuple(values)
 
     def row(self, values: Sequence[Any]) -> dict[str, Any]:
