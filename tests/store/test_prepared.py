@@ -9,6 +9,7 @@ field by field: datetimes with their zone, JSON, booleans, bytes, NULLs) must be
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -37,8 +38,6 @@ class Undo(Exception):
 @pytest.fixture
 def engines(tmp_path: Path) -> Iterator[tuple[Engines, Any]]:
     url = f"sqlite:///{tmp_path / 'prepared.db'}"
-    import asyncio
-
     asyncio.run(upgrade(url))
     app = create_app(Settings(database_url=url))
     engines = app.state.engines

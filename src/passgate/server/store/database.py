@@ -15,7 +15,6 @@ Two things here keep a busy or stalled database from turning into slow 500s:
 from __future__ import annotations
 
 import functools
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,12 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     create_async_engine,
 )
+
+from passgate.server.store.prepared import sqlite_execute
 
 # The execution option (on connections) and session info key of read-only transactions.
 READ_ONLY = "passgate_read_only"
@@ -204,21 +204,19 @@ def _sqlite_begin(connection: Any) -> None:
     """A transaction that may write takes SQLite's write lock at BEGIN (IMMEDIATE), so one
     that reads then writes waits its turn (busy timeout) instead of failing with "database is
     locked" when another writer got in first. A read-only one takes no lock at all."""
-    read_only = connection.get_execution_options().get(READ_ONLY, False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    connection.exec_driver_sql(_begin_statement(connection))
 
 
 def _sqlite_begin_inline(connection: Any) -> None:
     """`_sqlite_begin` for the inline engines, straight to the driver: the same statement,
     without the cost of a SQLAlchemy execution (which a BEGIN, never counted nor guarded,
-    does not need). Errors are raised as SQLAlchemy raises the driver's (`OperationalError`
-    for a busy database), which `store.db.Db` retries."""
+    does not need). A busy database raises `OperationalError`, which `store.db.Db` retries."""
+    sqlite_execute(connection.connection.driver_connection, _begin_statement(connection))
+
+
+def _begin_statement(connection: Any) -> str:
     read_only = connection.get_execution_options().get(READ_ONLY, False)
-    statement = "BEGIN" if read_only else "BEGIN IMMEDIATE"
-    try:
-        connection.connection.driver_connection.execute(statement)
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
+    return "BEGIN" if read_only else "BEGIN IMMEDIATE"
 
 
 def _refuse_writes_when_read_only(

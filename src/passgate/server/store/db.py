@@ -22,12 +22,12 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
-from passgate.server.store.prepared import Prepared, PreparedStatements
+from passgate.server.store.prepared import Prepared, PreparedStatements, sqlite_execute
 
 T = TypeVar("T")
 
@@ -263,12 +263,7 @@ class Db:
         # the execution context.
         for listener in sync.dispatch.before_cursor_execute:
             listener(sync, cursor, prepared.sql, values, prepared, False)
-        try:
-            cursor.execute(prepared.sql, values)
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(
-                prepared.sql, values, exc, sqlite3.Error, dialect=sync.dialect
-            ) from exc
+        sqlite_execute(cursor, prepared.sql, values)
         return prepared, cursor
 
     async def first(

@@ -19,12 +19,13 @@ SQLAlchemy as before."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -35,6 +36,18 @@ _SEEN_LIMIT = 1024
 _PREPARED_LIMIT = 1024
 
 _MISSING = object()
+
+
+def sqlite_execute(
+    target: sqlite3.Connection | sqlite3.Cursor, sql: str, parameters: Sequence[Any] = ()
+) -> None:
+    """Run `sql` on the sqlite3 driver itself, its errors raised as SQLAlchemy raises them
+    (`OperationalError` for a busy database, `IntegrityError`, ...), so that callers and the
+    app's error handlers see what SQLAlchemy's own path would give them."""
+    try:
+        target.execute(sql, parameters)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, parameters, exc, sqlite3.Error) from exc
 
 
 class Prepared:
