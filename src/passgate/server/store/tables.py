@@ -529,3 +529,104 @@ class JobLease(Base):
     due_at: Mapped[datetime] = mapped_column()
     leased_by: Mapped[str | None] = mapped_column(String(64))
     leased_at: Mapped[datetime | None] = mapped_column()
+
+
+class OtpChallenge(Base):
+    """A one-time code sent by email, SMS or WhatsApp, to enrol the destination or to verify
+    the user (services/otp.py). The code is kept only as a keyed MAC under the master key;
+    `attempts` counts wrong answers, and the challenge is burnt at the limit."""
+
+    __tablename__ = "otp_challenges"
+    __table_args__ = (
+        Index("ix_otp_challenges_user", "tenant_id", "user_id", "method", "created_at"),
+        Index("ix_otp_challenges_action", "action_id"),
+        Index("ix_otp_challenges_expires", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE", name="fk_otp_challenges_tenant")
+    )
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
+    # The action whose token asked for the code (none for a backend's POST /challenge).
+    action_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("actions.id", ondelete="CASCADE", name="fk_otp_challenges_action")
+    )
+    # The email or phone authenticator the code verifies (none before enrolment).
+    authenticator_id: Mapped[str | None] = mapped_column(String(36))
+    # EMAIL_OTP, SMS or WHATSAPP.
+    method: Mapped[str] = mapped_column(String(32))
+    # The address or E.164 number the code went to.
+    destination: Mapped[str] = mapped_column(String(limits.EMAIL))
+    code_mac: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # pending, verified, burnt.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    verified_at: Mapped[datetime | None] = mapped_column()
+
+
+class MagicLink(Base):
+    """An email magic link (services/magic_links.py): the link's secret is kept only as a keyed
+    MAC; opening the link shows a page whose button confirms it; only the token of the action
+    that asked for it finalizes it."""
+
+    __tablename__ = "magic_links"
+    __table_args__ = (
+        Index("ux_magic_links_link_mac", "link_mac", unique=True),
+        Index("ix_magic_links_action", "action_id"),
+        Index("ix_magic_links_expires", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE", name="fk_magic_links_tenant")
+    )
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
+    action_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("actions.id", ondelete="CASCADE", name="fk_magic_links_action")
+    )
+    authenticator_id: Mapped[str | None] = mapped_column(String(36))
+    email: Mapped[str] = mapped_column(String(limits.EMAIL))
+    link_mac: Mapped[str] = mapped_column(String(64))
+    # pending, confirmed, finalized.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    confirmed_at: Mapped[datetime | None] = mapped_column()
+    finalized_at: Mapped[datetime | None] = mapped_column()
+
+
+class TotpSecret(Base):
+    """An authenticator app's (AUTHENTICATOR_APP) shared secret, sealed under the master key,
+    and the last time step a code was accepted for (a code is accepted once)."""
+
+    __tablename__ = "totp_secrets"
+    __table_args__ = (Index("ix_totp_secrets_tenant", "tenant_id"),)
+
+    authenticator_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("authenticators.id", ondelete="CASCADE", name="fk_totp_secrets_authenticator"),
+        primary_key=True,
+    )
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    secret: Mapped[str] = mapped_column(Text)
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """One of a RECOVERY_CODE authenticator's single-use codes, as a keyed MAC."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user", "tenant_id", "user_id"),)
+
+    authenticator_id: Mapped[str] = mapped_column(
+        String(36),
+        ForeignKey("authenticators.id", ondelete="CASCADE", name="fk_recovery_codes_authenticator"),
+        primary_key=True,
+    )
+    code_mac: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
+    used_at: Mapped[datetime | None] = mapped_column()
