@@ -233,6 +233,33 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     "audit_events.target_id": (AUDIT,),
     "audit_events.tenant_id": (ID,),
     "audit_events.source": (AUDIT,),
+    "otp_challenges.id": (ID,),
+    "otp_challenges.tenant_id": (ID,),
+    "otp_challenges.user_id": USER_ID,
+    "otp_challenges.action_id": (ID,),
+    "otp_challenges.authenticator_id": (ID,),
+    "otp_challenges.method": (STATE,),
+    "otp_challenges.destination": (
+        Checked(limits.EMAIL, "an email address or an E.164 number, validated before it is stored"),
+    ),
+    "otp_challenges.code_mac": (HASH,),
+    "otp_challenges.state": (STATE,),
+    "magic_links.id": (ID,),
+    "magic_links.tenant_id": (ID,),
+    "magic_links.user_id": USER_ID,
+    "magic_links.action_id": (ID,),
+    "magic_links.authenticator_id": (ID,),
+    "magic_links.email": (
+        Checked(limits.EMAIL, "an email address, validated before it is stored"),
+    ),
+    "magic_links.link_mac": (HASH,),
+    "magic_links.state": (STATE,),
+    "totp_secrets.authenticator_id": (ID,),
+    "totp_secrets.tenant_id": (ID,),
+    "recovery_codes.authenticator_id": (ID,),
+    "recovery_codes.code_mac": (HASH,),
+    "recovery_codes.tenant_id": (ID,),
+    "recovery_codes.user_id": USER_ID,
 }
 
 # String inputs that are looked up, compared or verified, never written as sent.

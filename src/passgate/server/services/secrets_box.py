@@ -61,6 +61,9 @@ PUSH_SECRETS: tuple[tuple[str, ...], ...] = (
     ("apns", "privateKey"),
     ("fcm", "private_key"),
 )
+# Secrets kept elsewhere in a tenant's settings (paths from the top of `tenants.settings`):
+# the key of one-time code MACs (services/code_macs.py), delivery credentials.
+SETTINGS_SECRETS: list[tuple[str, ...]] = [("codeMacKey",)]
 
 
 class MasterKeyError(PassgateError):
@@ -287,8 +290,24 @@ Transform = Callable[[str, str, str], str]
 def map_push(stored: Mapping[str, Any], tenant_id: str, transform: Transform) -> dict[str, Any]:
     """A copy of stored push settings with `transform(value, tenant_id, field)` applied to each
     secret in them (the field is `push.<path>`, e.g. `push.apns.privateKey`)."""
+    return _map_paths(stored, PUSH_SECRETS, "push.", tenant_id, transform)
+
+
+def map_settings(stored: Mapping[str, Any], tenant_id: str, transform: Transform) -> dict[str, Any]:
+    """A copy of a tenant's settings with `transform` applied to each of its secrets outside
+    push (`SETTINGS_SECRETS`; the field is the dotted path, e.g. `codeMacKey`)."""
+    return _map_paths(stored, SETTINGS_SECRETS, "", tenant_id, transform)
+
+
+def _map_paths(
+    stored: Mapping[str, Any],
+    paths: Iterable[tuple[str, ...]],
+    prefix: str,
+    tenant_id: str,
+    transform: Transform,
+) -> dict[str, Any]:
     result = dict(stored)
-    for path in PUSH_SECRETS:
+    for path in paths:
         *parents, leaf = path
         holder: dict[str, Any] | None = result
         for name in parents:
@@ -299,7 +318,7 @@ def map_push(stored: Mapping[str, Any], tenant_id: str, transform: Transform) ->
             else:
                 holder = None
         if holder is not None and isinstance(holder.get(leaf), str):
-            holder[leaf] = transform(holder[leaf], tenant_id, "push." + ".".join(path))
+            holder[leaf] = transform(holder[leaf], tenant_id, prefix + ".".join(path))
     return result
 
 
@@ -319,14 +338,15 @@ def open_push(stored: Mapping[str, Any], tenant_id: str) -> dict[str, Any]:
 
 def _tenant_values(tenant: TenantRow) -> list[str]:
     found = [tenant.signing_private_key]
+
+    def collect(value: str, _tid: str, _field: str) -> str:
+        found.append(value)
+        return value
+
     push = tenant.settings.get("push")
     if isinstance(push, Mapping):
-
-        def collect(value: str, _tid: str, _field: str) -> str:
-            found.append(value)
-            return value
-
         map_push(push, tenant.id, collect)
+    map_settings(tenant.settings, tenant.id, collect)
     return found
 
 
@@ -337,11 +357,12 @@ def _transformed(tenant: TenantRow, transform: Transform) -> dict[str, Any]:
     signing_key = transform(tenant.signing_private_key, tenant.id, SIGNING_KEY)
     if signing_key != tenant.signing_private_key:
         changed["signing_private_key"] = signing_key
+    settings = map_settings(tenant.settings, tenant.id, transform)
     push = tenant.settings.get("push")
     if isinstance(push, Mapping):
-        new_push = map_push(push, tenant.id, transform)
-        if new_push != push:
-            changed["settings"] = {**tenant.settings, "push": new_push}
+        settings["push"] = map_push(push, tenant.id, transform)
+    if settings != tenant.settings:
+        changed["settings"] = settings
     return changed
 
 

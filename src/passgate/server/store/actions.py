@@ -376,6 +376,7 @@ GET_ACTION_AND_ENROLLED = select(
         select(_AUTHENTICATORS.c.id).where(
             _AUTHENTICATORS.c.tenant_id == _c.tenant_id,
             _AUTHENTICATORS.c.user_id == _c.user_id,
+            _AUTHENTICATORS.c.verified_at.is_not(None),
         )
     ).label("user_enrolled"),
 ).where(_KEY)
@@ -578,6 +579,7 @@ ADD_AUTHENTICATOR_AND_SETTLE = (
                 select(_AUTHENTICATORS.c.id).where(
                     _AUTHENTICATORS.c.tenant_id == _c.tenant_id,
                     _AUTHENTICATORS.c.user_id == _c.user_id,
+                    _AUTHENTICATORS.c.verified_at.is_not(None),
                 )
             ),
             and_(

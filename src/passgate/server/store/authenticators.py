@@ -46,9 +46,15 @@ FIND_AUTHENTICATORS = (
     .where(_c.tenant_id == bindparam("tenant_id"), _c.user_id == bindparam("user_id"))
     .order_by(_c.created_at, _c.id)
 )
+# Only verified authenticators count: an email, phone or TOTP enrolled but not yet verified
+# is not enrolled (docs/fallback-methods.md).
 ENROLLED_METHODS = (
     select(_c.verification_method)
-    .where(_c.tenant_id == bindparam("tenant_id"), _c.user_id == bindparam("user_id"))
+    .where(
+        _c.tenant_id == bindparam("tenant_id"),
+        _c.user_id == bindparam("user_id"),
+        _c.verified_at.is_not(None),
+    )
     .distinct()
     .order_by(_c.verification_method)
 )

@@ -313,6 +313,7 @@ REGISTERING = (
             select(AUTHENTICATORS.c.id).where(
                 AUTHENTICATORS.c.tenant_id == USERS.c.tenant_id,
                 AUTHENTICATORS.c.user_id == USERS.c.user_id,
+                AUTHENTICATORS.c.verified_at.is_not(None),
             )
         ).label("user_enrolled"),
     )

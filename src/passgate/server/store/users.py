@@ -80,7 +80,11 @@ def enrolled_methods_of(insert: Any, tenant_id: Any, user_id: Any) -> Any:
     )
     return (
         select(joined)
-        .where(_AUTHENTICATORS.c.tenant_id == tenant_id, _AUTHENTICATORS.c.user_id == user_id)
+        .where(
+            _AUTHENTICATORS.c.tenant_id == tenant_id,
+            _AUTHENTICATORS.c.user_id == user_id,
+            _AUTHENTICATORS.c.verified_at.is_not(None),
+        )
         .scalar_subquery()
         .label("enrolled_methods")
     )
