@@ -11,11 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from passgate.server.services.delivery.addresses import (
+    allowed_country_codes,
+    normalise_email,
+    normalise_phone,
+)
 from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import InvalidRequest
 from passgate.server.services.outbox import Outbox
 from passgate.server.store.db import Db
 from passgate.server.store.tenants import TenantRow
+
+__all__ = [
+    "DeliveryNotConfigured",
+    "Messenger",
+    "allowed_country_codes",
+    "normalise_email",
+    "normalise_phone",
+]
 
 
 class DeliveryNotConfigured(InvalidRequest):
