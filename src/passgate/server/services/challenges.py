@@ -7,8 +7,9 @@ carries everything the answer is checked against:
 
 - `payload` is base64url (unpadded) of a compact JSON array: the purpose, the tenant id, the
   user id (or null), the action code, the idempotency key, the username and display name (a
-  registration), the expiry (Unix seconds), the hash of the browser's binding cookie (the
-  `/web` routes; or null) and 16 random bytes (so no two challenges are alike).
+  registration), the expiry (Unix seconds), a binding hash the answer must match (the
+  browser's binding cookie on the `/web` routes, the token's user and action for security
+  keys; or null) and 16 random bytes (so no two challenges are alike).
 - `mac` is an HMAC-SHA-256 (truncated to 24 bytes) over the version and the payload, keyed by a
   secret derived from the tenant's signing key (opened: a copy of the database without the
   master key cannot make challenges, and a master key rotation does not change the secret).
@@ -22,7 +23,9 @@ spent, so nobody else can add rows. What the answer decides is the ceremony's (a
 answer still spends it: services/single_use.py).
 
 WebAuthn's challenge bytes are the SHA-256 of the message, so the browser's
-`clientDataJSON.challenge` is recomputed from the challengeId the answer carries."""
+`clientDataJSON.challenge` is recomputed from the challengeId the answer carries. Security
+keys carry no challengeId on the wire: their challenge bytes are the message itself, read
+back from `clientDataJSON.challenge` (services/security_keys.py)."""
 
 from __future__ import annotations
 
@@ -53,6 +56,10 @@ MAX_MESSAGE = 4096
 class Purpose(StrEnum):
     REGISTRATION = "registration"
     AUTHENTICATION = "authentication"
+    # Security keys (services/security_keys.py): their own purposes, so neither kind of
+    # ceremony accepts the other's messages.
+    SECURITY_KEY_REGISTRATION = "sk_registration"
+    SECURITY_KEY_AUTHENTICATION = "sk_authentication"
 
 
 class Refusal(StrEnum):
