@@ -459,7 +459,7 @@ async def _sign_in(
         user_id=found.user_id,
         action_code=challenge.action_code or DEFAULT_SIGN_IN_ACTION,
         idempotency_key=challenge.idempotency_key,
-        method=VerificationMethod.PASSKEY,
+        method=_method_of(found),
         authenticator_id=found.authenticator_id,
         device_id=device_id,
         # A challenge bound to no user came from a Basic-only C1 or C4.
@@ -474,6 +474,16 @@ async def _sign_in(
         authenticator_id=found.authenticator_id,
         credential_id=credential_id,
     )
+
+
+def _method_of(found: store.SpentForAssertion) -> VerificationMethod:
+    """What the sign-in records: the method of the credential's authenticator. A security key
+    (services/security_keys.py) is a WebAuthn credential too and may answer here; the action
+    then says SECURITY_KEY, not PASSKEY, so a rule or backend that tells them apart is not
+    misled."""
+    if found.verification_method == VerificationMethod.SECURITY_KEY:
+        return VerificationMethod.SECURITY_KEY
+    return VerificationMethod.PASSKEY
 
 
 # C6 / C7 ----------------------------------------------------------------------------------

@@ -196,6 +196,7 @@ _ASSERTION_READS = (
     _user_of_credential(USERS.c.display_name, "user_display_name"),
     _authenticator_of_credential(AUTHENTICATORS.c.username, "authenticator_username"),
     _authenticator_of_credential(AUTHENTICATORS.c.display_name, "authenticator_display_name"),
+    _authenticator_of_credential(AUTHENTICATORS.c.verification_method, "authenticator_method"),
 )
 SPEND_FOR_ASSERTION = Statements(lambda insert: _spend(insert, *_ASSERTION_READS))
 SPEND_FOR_REGISTRATION = Statements(
@@ -232,6 +233,8 @@ class SpentForAssertion:
     user_handle: str | None
     username: str | None
     display_name: str | None
+    # The credential's authenticator's method: PASSKEY, or SECURITY_KEY (None: no credential).
+    verification_method: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -269,6 +272,7 @@ async def spend_for_assertion(
         user_handle=row["user_handle"],
         username=row["user_username"] or row["authenticator_username"],
         display_name=row["user_display_name"] or row["authenticator_display_name"],
+        verification_method=row["authenticator_method"],
     )
 
 
@@ -561,16 +565,18 @@ async def insert_passkey(
     username: str | None,
     display_name: str | None,
     credential: Mapping[str, Any],
+    verification_method: str = PASSKEY_METHOD,
 ) -> tuple[AuthenticatorRow, PasskeyCredentialRow] | None:
     """Insert a passkey's authenticator and credential rows (PostgreSQL: one statement;
     SQLite: two); None when the tenant already has this credential id (the authenticator row
-    is then left for the caller's savepoint to undo)."""
+    is then left for the caller's savepoint to undo). A security key is the same two rows
+    with `verification_method` SECURITY_KEY."""
     now = utcnow()
     authenticator: dict[str, Any] = {
         "id": authenticator_id or str(uuid.uuid4()),
         "tenant_id": tenant_id,
         "user_id": user_id,
-        "verification_method": PASSKEY_METHOD,
+        "verification_method": verification_method,
         "email": None,
         "phone_number": None,
         "username": username,
