@@ -6,6 +6,7 @@ pruning the database grows for ever. What goes, and when:
 - passkey and console challenges, rate-limit windows, console enrolment links and console
   sessions: `GRACE` after they expire (or a session is revoked), so a late caller still hears
   "expired" rather than "unknown";
+- one-time code challenges and email magic links `GRACE` after they expire;
 - spent challenges (`spent_challenges`: the digests of passkey challenges and push messages
   an answer used up) `GRACE` after the message expires: it is refused for its age from then
   on, and the grace covers processes whose clocks differ a little;

@@ -18,6 +18,7 @@ from passgate.server.store.tables import (
     AdminChallenge,
     AdminLink,
     AdminSession,
+    MagicLink,
     OtpChallenge,
     OutboxMessage,
     PasskeyChallenge,
@@ -36,6 +37,7 @@ _ADMIN_LINKS = cast(Table, AdminLink.__table__).c
 _ADMIN_SESSIONS = cast(Table, AdminSession.__table__).c
 _OUTBOX = cast(Table, OutboxMessage.__table__).c
 _OTP_CHALLENGES = cast(Table, OtpChallenge.__table__).c
+_MAGIC_LINKS = cast(Table, MagicLink.__table__).c
 PUSH_USED_NONCES = cast(Table, PushUsedNonce.__table__)
 
 # Spent push messages that have expired: only a valid device signature adds one, so there
@@ -85,6 +87,8 @@ def targets(cutoffs: Cutoffs, *, pending: str, review: str) -> list[Target]:
         ),
         # One-time codes (a verified backend challenge's expiry is its time to be claimed).
         Target("otpChallenges", _OTP_CHALLENGES.id, _OTP_CHALLENGES.expires_at < cutoffs.expired),
+        # Email magic links, used or not (a link lives ten minutes).
+        Target("magicLinks", _MAGIC_LINKS.id, _MAGIC_LINKS.expires_at < cutoffs.expired),
         Target(
             "rateLimitWindows",
             _RATE_LIMIT_WINDOWS.bucket,
