@@ -304,6 +304,10 @@ USER_CREDENTIAL_IDS = select(CREDENTIALS.c.credential_id).where(
     CREDENTIALS.c.tenant_id == bindparam("p_tenant_id"),
     CREDENTIALS.c.user_id == bindparam("p_user_id"),
 )
+# Those of one method only (SECURITY_KEY: the security keys' allowCredentials).
+USER_CREDENTIAL_IDS_OF_METHOD = USER_CREDENTIAL_IDS.join_from(
+    CREDENTIALS, AUTHENTICATORS, AUTHENTICATORS.c.id == CREDENTIALS.c.authenticator_id
+).where(AUTHENTICATORS.c.verification_method == bindparam("p_method"))
 # The user, their passkeys' credential ids, the token's action (columns `a_<name>`) and
 # whether the user has any authenticator, in one statement (one row per passkey).
 REGISTERING = (
@@ -470,8 +474,16 @@ async def registering(
     )
 
 
-async def user_credential_ids(db: Db, tenant_id: str, user_id: str) -> list[str]:
-    result = await db.execute(USER_CREDENTIAL_IDS, {"p_tenant_id": tenant_id, "p_user_id": user_id})
+async def user_credential_ids(
+    db: Db, tenant_id: str, user_id: str, verification_method: str | None = None
+) -> list[str]:
+    """The user's WebAuthn credential ids: all, or those of one method's authenticators."""
+    params = {"p_tenant_id": tenant_id, "p_user_id": user_id}
+    if verification_method is None:
+        result = await db.execute(USER_CREDENTIAL_IDS, params)
+    else:
+        params["p_method"] = verification_method
+        result = await db.execute(USER_CREDENTIAL_IDS_OF_METHOD, params)
     return list(result.scalars().all())
 
 
