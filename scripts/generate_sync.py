@@ -27,12 +27,19 @@ REPLACEMENTS = {
 # Blocking work the async SDK runs in a worker thread (an authenticator waiting for a touch):
 # `await asyncio.to_thread(f, *args)` becomes `f(*args)`; `f` must be a plain (dotted) name.
 TO_THREAD = re.compile(r"await asyncio\.to_thread\(([A-Za-z_][\w.]*)(?:, )?")
+# Waiting between polls: `await asyncio.sleep(s)` becomes `time.sleep(s)` (the module imports
+# `time` itself).
+SLEEP = "await asyncio.sleep("
 
 
 def _call_directly(text: str, name: str) -> str:
     text = TO_THREAD.sub(r"\1(", text)
     if "to_thread(" in text:
         raise SystemExit(f"{name}: write `await asyncio.to_thread(name, *args)` for the sync rule")
+    if SLEEP in text:
+        if "\nimport time\n" not in text:
+            raise SystemExit(f"{name}: import time for the blocking twin's time.sleep")
+        text = text.replace(SLEEP, "time.sleep(")
     if "asyncio." not in text:
         text = text.replace("import asyncio\n", "", 1)
     return text

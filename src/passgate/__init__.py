@@ -8,6 +8,7 @@
 
 from passgate._version import __version__
 from passgate.sdk._async.client import Authsignal
+from passgate.sdk._async.push import PushEnrolmentLink, read_push_link
 from passgate.sdk._protocol import DEFAULT_BASE_URL, Region
 from passgate.sdk._push_protocol import DeviceKeys
 from passgate.sdk._sync.client import AuthsignalSync
@@ -15,13 +16,18 @@ from passgate.sdk._types import (
     AppChallenge,
     AppCredential,
     AuthsignalResponse,
+    ChallengeResponse,
     ChallengeUser,
+    EnrollResponse,
+    EnrollTotpResponse,
     ErrorCode,
+    SecurityKeyEnrollResponse,
     SignInResponse,
     SignUpResponse,
     TokenPayload,
     TokenPayloadOther,
     UpdatedAppCredential,
+    VerifyResponse,
 )
 
 __all__ = [
@@ -31,16 +37,23 @@ __all__ = [
     "Authsignal",
     "AuthsignalResponse",
     "AuthsignalSync",
+    "ChallengeResponse",
     "ChallengeUser",
     "DeviceKeys",
+    "EnrollResponse",
+    "EnrollTotpResponse",
     "ErrorCode",
+    "PushEnrolmentLink",
     "Region",
+    "SecurityKeyEnrollResponse",
     "SignInResponse",
     "SignUpResponse",
     "TokenPayload",
     "TokenPayloadOther",
     "UpdatedAppCredential",
+    "VerifyResponse",
     "__version__",
+    "read_push_link",
 ]
 
 for _name in __all__:

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from passgate.sdk._types import AuthsignalResponse
+
+T = TypeVar("T")
 
 
 class AuthenticatorErrorCode(StrEnum):
@@ -28,6 +32,11 @@ class AuthenticatorError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def authenticator_failed(exc: AuthenticatorError) -> AuthsignalResponse[T]:
+    """An authenticator's failure as a call's result (the SDK never raises it)."""
+    return AuthsignalResponse(error=exc.message, error_code=str(exc.code))
 
 
 @runtime_checkable

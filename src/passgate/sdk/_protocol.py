@@ -68,6 +68,20 @@ class ApiRequest:
     timeout: float | None = None
 
 
+def failed(response: AuthsignalResponse[Any]) -> AuthsignalResponse[T]:
+    """The error of one step of a multi-step call, as the whole call's result."""
+    return AuthsignalResponse(error=response.error, error_code=response.error_code)
+
+
+def token_not_set() -> AuthsignalResponse[Any]:
+    """The answer of a call that needs the cached token when there is none, as the mobile
+    SDKs give it."""
+    return AuthsignalResponse(
+        error="No token is set: call set_token with the token from your backend's track first.",
+        error_code=ErrorCode.TOKEN_NOT_SET,
+    )
+
+
 def error_from_body(status_code: int, body: bytes) -> AuthsignalResponse[Any]:
     """Read an error the way the Android SDK does: message is `errorDescription` or `error`,
     code is `errorCode` or `error`; a 404 with no `error` is a wrong base URL."""

@@ -108,3 +108,42 @@ class TokenPayload:
     iat: int | None = None
     scope: str | None = None
     other: TokenPayloadOther | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnrollResponse:
+    """An email address, phone number or magic-link address added to the user; it counts as
+    enrolled once its first code (or link) verifies."""
+
+    user_authenticator_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnrollTotpResponse:
+    """A new authenticator-app secret: show `uri` as a QR code, or `secret` for typing in."""
+
+    user_authenticator_id: str
+    uri: str
+    secret: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChallengeResponse:
+    challenge_id: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VerifyResponse:
+    """A code, link or security key checked. A wrong or spent code is not an error:
+    `is_verified` is False and `failure_reason` says why (`CODE_INVALID_OR_EXPIRED`,
+    `MAX_ATTEMPTS_EXCEEDED`). On success `token` is for your backend's validate."""
+
+    is_verified: bool
+    token: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SecurityKeyEnrollResponse:
+    token: str | None = None
+    user_authenticator_id: str | None = None

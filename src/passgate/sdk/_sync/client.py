@@ -7,8 +7,17 @@ from types import TracebackType
 
 import httpx
 
+from passgate.sdk._sync.codes import (
+    AuthsignalEmail,
+    AuthsignalRecoveryCode,
+    AuthsignalSms,
+    AuthsignalTotp,
+    AuthsignalWhatsapp,
+)
+from passgate.sdk._sync.email_magic_link import AuthsignalEmailMagicLink
 from passgate.sdk._sync.passkey import Passkey
 from passgate.sdk._sync.push import AuthsignalPush
+from passgate.sdk._sync.security_key import AuthsignalSecurityKey
 from passgate.sdk._sync.transport import ApiTransport
 from passgate.sdk._authenticator import PasskeyAuthenticator
 from passgate.sdk._protocol import DEFAULT_BASE_URL, basic_auth, bearer_auth
@@ -21,7 +30,11 @@ class AuthsignalSync:
     `base_url` includes `/v1` (see `Region`). `device_id` identifies this installation to the
     server; without one a random id is made for the lifetime of the object.
     `passkey_authenticator` makes and uses passkeys for `client.passkey`, and `device_keys`
-    holds the push device key for `client.push` (see `passgate.authenticators`)."""
+    holds the push device key for `client.push` (see `passgate.authenticators`).
+    `security_key_authenticator` is the roaming key `client.security_key` uses.
+
+    The fallback methods (`email`, `sms`, `whatsapp`, `totp`, `email_magic_link`,
+    `security_key`, `recovery_code`) act for the user of the cached token (`set_token`)."""
 
     def __init__(
         self,
@@ -30,6 +43,7 @@ class AuthsignalSync:
         *,
         passkey_authenticator: PasskeyAuthenticator | None = None,
         device_keys: DeviceKeys | None = None,
+        security_key_authenticator: PasskeyAuthenticator | None = None,
         device_id: str | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
@@ -46,6 +60,13 @@ class AuthsignalSync:
         # Push: this device approves actions. Its key lives in `device_keys` (default: the OS
         # keyring where there is one, else an encrypted file; see passgate.authenticators).
         self.push = AuthsignalPush(self, device_keys)
+        self.email = AuthsignalEmail(self)
+        self.sms = AuthsignalSms(self)
+        self.whatsapp = AuthsignalWhatsapp(self)
+        self.totp = AuthsignalTotp(self)
+        self.recovery_code = AuthsignalRecoveryCode(self)
+        self.email_magic_link = AuthsignalEmailMagicLink(self)
+        self.security_key = AuthsignalSecurityKey(self, security_key_authenticator)
 
     def set_token(self, token: str) -> None:
         """Cache a token from your backend's `track`; calls that need one use it."""

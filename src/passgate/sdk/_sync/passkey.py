@@ -7,29 +7,20 @@ directly (scripts/generate_sync.py has the rule)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from passgate.sdk import _passkey_wire as wire
 from passgate.sdk._authenticator import (
     AuthenticatorError,
     AuthenticatorErrorCode,
     PasskeyAuthenticator,
+    authenticator_failed,
 )
-from passgate.sdk._protocol import basic_auth, bearer_auth
+from passgate.sdk._protocol import basic_auth, bearer_auth, failed
 from passgate.sdk._types import AuthsignalResponse, ErrorCode, SignInResponse, SignUpResponse
 
 if TYPE_CHECKING:
     from passgate.sdk._sync.client import AuthsignalSync
-
-T = TypeVar("T")
-
-
-def _failed(response: AuthsignalResponse[Any]) -> AuthsignalResponse[T]:
-    return AuthsignalResponse(error=response.error, error_code=response.error_code)
-
-
-def _authenticator_failed(exc: AuthenticatorError) -> AuthsignalResponse[T]:
-    return AuthsignalResponse(error=exc.message, error_code=str(exc.code))
 
 
 class Passkey:
@@ -68,7 +59,7 @@ class Passkey:
             wire.read_options,
         )
         if options.data is None:
-            return _failed(options)
+            return failed(options)
         challenge_id, creation_options = options.data
         try:
             authenticator = self._require_authenticator()
@@ -79,7 +70,7 @@ class Passkey:
                 and exc.code == AuthenticatorErrorCode.MATCHED_EXCLUDED_CREDENTIAL
             ):
                 return AuthsignalResponse()
-            return _authenticator_failed(exc)
+            return authenticator_failed(exc)
         added = self._client._api.call(
             wire.add_passkey_request(
                 authorization, challenge_id, credential, self._client.get_device_id()
@@ -87,7 +78,7 @@ class Passkey:
             wire.read_verified,
         )
         if added.data is None:
-            return _failed(added)
+            return failed(added)
         if added.data.token:
             self._client.set_token(added.data.token)
         self._credential_id = str(credential.get("id") or "") or None
@@ -117,19 +108,19 @@ class Passkey:
                 wire.challenge_request(authorization, action), wire.read_challenge_id
             )
             if started.data is None:
-                return _failed(started)
+                return failed(started)
             challenge_id = started.data
         options = self._client._api.call(
             wire.authentication_options_request(authorization, challenge_id), wire.read_options
         )
         if options.data is None:
-            return _failed(options)
+            return failed(options)
         challenge_id, request_options = options.data
         try:
             authenticator = self._require_authenticator()
             credential = authenticator.get(request_options)
         except AuthenticatorError as exc:
-            return _authenticator_failed(exc)
+            return authenticator_failed(exc)
         verified = self._client._api.call(
             wire.verify_request(
                 authorization, challenge_id, credential, self._client.get_device_id()
@@ -160,7 +151,7 @@ class Passkey:
         if found.error_code == ErrorCode.INVALID_CREDENTIAL:
             return AuthsignalResponse(data=True)
         if found.data is None and found.error_code is not None:
-            return _failed(found)
+            return failed(found)
         return AuthsignalResponse(data=not found.data)
 
     def is_available_on_device(self) -> AuthsignalResponse[bool]:

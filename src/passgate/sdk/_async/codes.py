@@ -1,0 +1,115 @@
+"""The one-time-code methods, as the Flutter SDK's `AuthsignalEmail`, `AuthsignalSMS`,
+`AuthsignalWhatsApp` and `AuthsignalTOTP` have them, plus recovery codes.
+
+Every call is for the user of the cached token (`client.set_token`, with the token from your
+backend's `track`). A verify that succeeds replaces the cached token with the one it returns,
+so the next call (enrol a passkey after recovering, say) carries the fresh proof; that token is
+also what your backend validates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from passgate.sdk import _fallback_wire as wire
+from passgate.sdk._protocol import ApiRequest, bearer_auth, token_not_set
+from passgate.sdk._types import (
+    AuthsignalResponse,
+    ChallengeResponse,
+    EnrollResponse,
+    EnrollTotpResponse,
+    VerifyResponse,
+)
+
+if TYPE_CHECKING:
+    from passgate.sdk._async.client import Authsignal
+
+T = TypeVar("T")
+
+EMAIL_OTP = "email-otp"
+SMS = "sms"
+WHATSAPP = "whatsapp"
+TOTP = "totp"
+RECOVERY_CODE = "recovery-code"
+
+
+class BearerMethod:
+    """A namespace whose calls carry the cached token."""
+
+    def __init__(self, client: Authsignal) -> None:
+        self._client = client
+
+    async def _call(
+        self, build: Callable[[str], ApiRequest], parse: Callable[[dict[str, Any]], T]
+    ) -> AuthsignalResponse[T]:
+        token = self._client.token
+        if not token:
+            return token_not_set()
+        return await self._client._api.call(build(bearer_auth(token)), parse)
+
+    async def _verify(
+        self, build: Callable[[str], ApiRequest]
+    ) -> AuthsignalResponse[VerifyResponse]:
+        verified = await self._call(build, wire.read_verify)
+        self._keep_token(verified)
+        return verified
+
+    def _keep_token(self, response: AuthsignalResponse[VerifyResponse]) -> None:
+        if response.data is not None and response.data.token:
+            self._client.set_token(response.data.token)
+
+
+class _CodeMethod(BearerMethod):
+    _method: str
+
+    async def _enroll(self, body: Mapping[str, Any]) -> AuthsignalResponse[EnrollResponse]:
+        return await self._call(
+            lambda auth: wire.enroll_request(auth, self._method, body), wire.read_enroll
+        )
+
+    async def challenge(self) -> AuthsignalResponse[ChallengeResponse]:
+        """Send a new code to the enrolled address or number."""
+        return await self._call(
+            lambda auth: wire.challenge_request(auth, self._method), wire.read_challenge
+        )
+
+    async def verify(self, code: str) -> AuthsignalResponse[VerifyResponse]:
+        """Check the code the user typed; a wrong one is `is_verified` False, not an error."""
+        return await self._verify(lambda auth: wire.verify_request(auth, self._method, code))
+
+
+class AuthsignalEmail(_CodeMethod):
+    _method = EMAIL_OTP
+
+    async def enroll(self, email: str) -> AuthsignalResponse[EnrollResponse]:
+        """Add `email` to the user and send it a code; it is enrolled once `verify` succeeds."""
+        return await self._enroll({"email": email})
+
+
+class AuthsignalSms(_CodeMethod):
+    _method = SMS
+
+    async def enroll(self, phone_number: str) -> AuthsignalResponse[EnrollResponse]:
+        """Add `phone_number` (E.164, `+64...`) and text it a code; enrolled once verified."""
+        return await self._enroll({"phoneNumber": phone_number})
+
+
+class AuthsignalWhatsapp(_CodeMethod):
+    """Codes sent by WhatsApp to the user's enrolled phone number (no enrolment of its own)."""
+
+    _method = WHATSAPP
+
+
+class AuthsignalTotp(BearerMethod):
+    async def enroll(self) -> AuthsignalResponse[EnrollTotpResponse]:
+        """Make a new authenticator-app secret; it is enrolled once a code from it verifies."""
+        return await self._call(lambda auth: wire.enroll_request(auth, TOTP), wire.read_enroll_totp)
+
+    async def verify(self, code: str) -> AuthsignalResponse[VerifyResponse]:
+        return await self._verify(lambda auth: wire.verify_request(auth, TOTP, code))
+
+
+class AuthsignalRecoveryCode(BearerMethod):
+    async def verify(self, code: str) -> AuthsignalResponse[VerifyResponse]:
+        """Spend one of the user's recovery codes (each works once)."""
+        return await self._verify(lambda auth: wire.verify_request(auth, RECOVERY_CODE, code))
