@@ -1,9 +1,19 @@
-"""`client.push`: a device that approves actions, as the Flutter SDK's `AuthsignalPush`."""
+"""`client.push`: a device that approves actions, as the Flutter SDK's `AuthsignalPush`.
+
+A Passgate extension: `add_credential(link=...)` enrols with a push enrolment link
+(`{public url}/push-enrolment#token=TOKEN`, docs/push-enrolment-links.md), whose token is
+the Bearer of the ordinary enrolment call; `read_push_link` takes such a link apart."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import platform
-from typing import TYPE_CHECKING
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from passgate.sdk._protocol import ApiRequest, basic_auth, bearer_auth
 from passgate.sdk._push_protocol import (
@@ -33,6 +43,65 @@ if TYPE_CHECKING:
 NO_KEY = "No push credential on this device: call push.add_credential first."
 # The wire value Authsignal's API knows; a Python device speaks Android's encodings.
 DEVICE_PLATFORM = "android"
+# A push enrolment link's path under Passgate's public URL; the API is `/v1` beside it.
+PUSH_LINK_PATH = "/push-enrolment"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PushEnrolmentLink:
+    """What a push enrolment link says: its token (the Bearer that enrols one device), the
+    API it belongs to (`base_url`, including /v1), and the token's tenant, user and expiry
+    (read without checking the signature: the server checks it)."""
+
+    token: str
+    base_url: str
+    tenant_id: str
+    user_id: str
+    expires_at: int  # Unix seconds
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at <= time.time()
+
+
+def read_push_link(link: str) -> PushEnrolmentLink:
+    """Take a push enrolment link apart; `ValueError` says what is wrong with it."""
+    parts = urlsplit(link.strip())
+    token = parse_qs(parts.fragment).get("token", [""])[0]
+    if parts.scheme not in ("http", "https") or not parts.netloc or not token:
+        raise ValueError(
+            "Not a push enrolment link: expected https://HOST/push-enrolment#token=TOKEN."
+        )
+    path = parts.path.rstrip("/")
+    if not path.endswith(PUSH_LINK_PATH):
+        raise ValueError(f"Not a push enrolment link: its path should end in {PUSH_LINK_PATH}.")
+    api_path = path[: -len(PUSH_LINK_PATH)] + "/v1"
+    claims = _unverified_claims(token)
+    other = claims.get("other")
+    tenant_id = other.get("tenantId") if isinstance(other, dict) else None
+    if not isinstance(tenant_id, str) or not isinstance(claims.get("exp"), int):
+        raise ValueError("The link's token is not a Passgate token.")
+    return PushEnrolmentLink(
+        token=token,
+        base_url=urlunsplit((parts.scheme, parts.netloc, api_path, "", "")),
+        tenant_id=tenant_id,
+        user_id=str(claims.get("sub", "")),
+        expires_at=claims["exp"],
+    )
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    pieces = token.split(".")
+    if len(pieces) != 3:
+        raise ValueError("The link's token is not a Passgate token.")
+    payload = pieces[1] + "=" * (-len(pieces[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (binascii.Error, ValueError):
+        raise ValueError("The link's token is not a Passgate token.") from None
+    if not isinstance(claims, dict):
+        raise ValueError("The link's token is not a Passgate token.")
+    return claims
 
 
 class AuthsignalPush:
@@ -54,9 +123,28 @@ class AuthsignalPush:
         push_token: str | None = None,
         *,
         device_name: str | None = None,
+        link: str | None = None,
     ) -> AuthsignalResponse[AppCredential]:
-        """Enroll this device for push. The token (from your backend's `track`, or the cached
-        one) is the proof; the device key is made on first use and kept in `device_keys`."""
+        """Enroll this device for push. The token (from your backend's `track`, the cached
+        one, or a push enrolment `link`'s) is the proof; the device key is made on first use
+        and kept in `device_keys`. A link is refused here, before any request, when it is
+        malformed, expired or for another tenant than this client's."""
+        if link is not None:
+            try:
+                found = read_push_link(link)
+            except ValueError as exc:
+                return AuthsignalResponse(error=str(exc), error_code=ErrorCode.TOKEN_INVALID)
+            if found.tenant_id != self._client.tenant_id:
+                return AuthsignalResponse(
+                    error=f"The link is for tenant {found.tenant_id}, not this client's.",
+                    error_code=ErrorCode.TOKEN_INVALID,
+                )
+            if found.expired:
+                return AuthsignalResponse(
+                    error="The push enrolment link has expired: ask for a new one.",
+                    error_code="expired_token",
+                )
+            token = found.token
         token = token or self._client.token
         if not token:
             return AuthsignalResponse(
