@@ -28,7 +28,7 @@ def test_track_returns_a_token_and_a_pending_challenge(authsignal: AuthsignalCli
     assert "/challenge?token=" in tracked["url"]
     assert tracked["is_enrolled"] is False
     assert tracked["enrolled_verification_methods"] == []
-    assert set(tracked["allowed_verification_methods"]) == {"PASSKEY", "PUSH"}
+    assert set(tracked["allowed_verification_methods"]) >= {"PASSKEY", "PUSH", "EMAIL_OTP", "SMS"}
 
     action = authsignal.get_action("alice", "signIn", tracked["idempotency_key"])
     assert action["state"] == "CHALLENGE_REQUIRED"

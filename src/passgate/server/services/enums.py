@@ -51,4 +51,16 @@ DIRECTLY_ENROLLABLE = {
     VerificationMethod.WHATSAPP: "phone_number",
 }
 
-DEFAULT_ALLOWED_METHODS = (VerificationMethod.PASSKEY, VerificationMethod.PUSH)
+# What a tenant allows unless its `allowedVerificationMethods` setting says otherwise: every
+# method Passgate serves (email and SMS ones refuse clearly until the tenant can send them).
+DEFAULT_ALLOWED_METHODS = (
+    VerificationMethod.PASSKEY,
+    VerificationMethod.PUSH,
+    VerificationMethod.SECURITY_KEY,
+    VerificationMethod.EMAIL_OTP,
+    VerificationMethod.EMAIL_MAGIC_LINK,
+    VerificationMethod.SMS,
+    VerificationMethod.WHATSAPP,
+    VerificationMethod.AUTHENTICATOR_APP,
+    VerificationMethod.RECOVERY_CODE,
+)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from passgate.server.services import audit
+from passgate.server.services import audit, tenants
 from passgate.server.services.enums import (
     DEFAULT_ALLOWED_METHODS,
     DIRECTLY_ENROLLABLE,
@@ -49,9 +49,31 @@ class UserProfile:
     enrollment: Enrollment
 
 
+ALLOWED_METHODS_SETTING = "allowedVerificationMethods"
+
+
 def allowed_methods(tenant: TenantRow) -> list[str]:
-    configured = tenant.settings.get("allowedVerificationMethods")
+    configured = tenant.settings.get(ALLOWED_METHODS_SETTING)
     return list(configured) if configured else [method.value for method in DEFAULT_ALLOWED_METHODS]
+
+
+async def set_allowed_methods(db: Db, tenant_id: str, methods: Sequence[str]) -> list[str]:
+    """Set the methods a tenant allows (empty: back to the default); a method a route
+    serves is refused there, 403, when its tenant does not allow it."""
+    chosen: list[str] = []
+    for name in methods:
+        try:
+            method = VerificationMethod(name.strip().upper())
+        except ValueError:
+            known = ", ".join(method.value for method in VerificationMethod)
+            raise InvalidRequest(f"unknown verification method {name!r}: use {known}") from None
+        if method.value not in chosen:
+            chosen.append(method.value)
+    tenant = await tenants.get_tenant(db, tenant_id)
+    settings = {k: v for k, v in tenant.settings.items() if k != ALLOWED_METHODS_SETTING}
+    if chosen:
+        settings[ALLOWED_METHODS_SETTING] = chosen
+    return allowed_methods(await tenants.save_settings(db, tenant_id, settings))
 
 
 async def enrollment(db: Db, tenant: TenantRow, user_id: str) -> Enrollment:
@@ -121,8 +143,11 @@ async def query_users(
 async def list_authenticators(
     db: Db, tenant: TenantRow, user_id: str
 ) -> list[tuple[AuthenticatorRow, PasskeyCredentialRow | None]]:
-    """A user's authenticators in creation order, each with its passkey credential if any."""
-    listed = await authenticator_store.find_authenticators(db, tenant.id, user_id)
+    """A user's verified authenticators in creation order, each with its passkey credential
+    if any. An email, phone or TOTP being enrolled (not verified yet) is not listed, as
+    Authsignal lists none: it is not enrolled."""
+    found = await authenticator_store.find_authenticators(db, tenant.id, user_id)
+    listed = [authenticator for authenticator in found if authenticator.verified_at is not None]
     passkeys = await passkey_store.credentials_by_authenticator(
         db, tenant.id, [authenticator.id for authenticator in listed]
     )
