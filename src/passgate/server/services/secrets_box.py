@@ -1,5 +1,6 @@
-"""Secrets at rest: tenant signing keys, webhook secrets and APNs/FCM private keys are stored
-sealed under one master key, so a copy of the database without that key reveals none of them.
+"""Secrets at rest: tenant signing keys, webhook secrets, APNs/FCM private keys and the shared
+secrets of users' authenticator apps are stored sealed under one master key, so a copy of the
+database without that key reveals none of them.
 
 A sealed value reads `enc:v1:<key id>:<base64url(nonce + AES-256-GCM ciphertext)>`. The key
 id is a short hash of the master key, so a process can tell which key a value needs before it
@@ -36,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from passgate.server.services.errors import PassgateError
 from passgate.server.settings import Settings
 from passgate.server.store import tenants as tenant_store
+from passgate.server.store import totp as totp_store
 from passgate.server.store.db import Db, Engines
 from passgate.server.store.tenants import TenantRow
 
@@ -64,6 +66,13 @@ PUSH_SECRETS: tuple[tuple[str, ...], ...] = (
 # Secrets kept elsewhere in a tenant's settings (paths from the top of `tenants.settings`):
 # the key of one-time code MACs (services/code_macs.py), delivery credentials.
 SETTINGS_SECRETS: list[tuple[str, ...]] = [("codeMacKey",)]
+
+
+def totp_field(authenticator_id: str) -> str:
+    """The field an authenticator app's shared secret (a row of `totp_secrets`, outside the
+    tenant's settings; services/totp.py) is sealed for: a sealed secret copied to another
+    app's row does not open. `key_ids_in_use` and `reseal_all` cover these rows too."""
+    return f"totp_secrets.{authenticator_id}"
 
 
 class MasterKeyError(PassgateError):
@@ -386,6 +395,9 @@ async def key_ids_in_use(db: Db) -> dict[str, int]:
     for tenant in await tenant_store.find_tenants(db):
         for key_id in map(key_id_in, _tenant_values(tenant)):
             counts[key_id] = counts.get(key_id, 0) + 1
+    for stored in await totp_store.all_secrets(db):
+        key_id = key_id_in(stored.secret)
+        counts[key_id] = counts.get(key_id, 0) + 1
     return counts
 
 
@@ -502,6 +514,12 @@ async def reseal_all(db: Db, old: MasterKey, new: MasterKey) -> int:
 
     every = [tenant.id for tenant in await tenant_store.find_tenants(db)]
     await _transform_tenants(db, every, reseal)
+    for stored in await totp_store.all_secrets(db):
+        field = totp_field(stored.authenticator_id)
+        resealed = reseal(stored.secret, stored.tenant_id, field)
+        # A row removed meanwhile is simply gone; a changed secret cannot happen (an app's
+        # secret is written once, when it is made).
+        await totp_store.reseal(db, stored.authenticator_id, stored.secret, resealed)
     return count
 
 
