@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from passgate.server.client_api import passkeys, public, push, push_web
+from passgate.server.client_api import passkeys, public, push, push_web, security_keys
 
 router = APIRouter(prefix="/client")
 router.include_router(public.router)
 router.include_router(passkeys.router)
 router.include_router(push.router)
 router.include_router(push_web.router)
+router.include_router(security_keys.router)
 
 __all__ = ["router"]
