@@ -65,7 +65,12 @@ PUSH_SECRETS: tuple[tuple[str, ...], ...] = (
 )
 # Secrets kept elsewhere in a tenant's settings (paths from the top of `tenants.settings`):
 # the key of one-time code MACs (services/code_macs.py), delivery credentials.
-SETTINGS_SECRETS: list[tuple[str, ...]] = [("codeMacKey",)]
+SETTINGS_SECRETS: list[tuple[str, ...]] = [
+    ("codeMacKey",),
+    ("email", "smtpPassword"),
+    ("sms", "webhookSecret"),
+    ("sms", "twilio", "authToken"),
+]
 
 
 def totp_field(authenticator_id: str) -> str:
