@@ -20,10 +20,12 @@ from passgate.server import (
 )
 from passgate.server import health as health_checks
 from passgate.server.cors import ClientApiCors
+from passgate.server.delivery import create_senders
 from passgate.server.middleware import BodySizeLimit, RefuseUnreadableUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.push import create_hub
 from passgate.server.services import secrets_box
+from passgate.server.services.delivery import Messenger
 from passgate.server.services.origins import OriginIndex
 from passgate.server.services.outbox import WEBHOOK, Outbox
 from passgate.server.services.pruning import Pruner
@@ -57,11 +59,12 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
             raise
         await push_hub.start()
         pruner = Pruner(app.state.engines, settings).start()
-        outbox = Outbox(
-            app.state.engines, settings, {WEBHOOK: WebhookSender(app.state.engines, push_http)}
-        ).start()
+        senders = create_senders(app.state.engines, settings, push_http)
+        senders[WEBHOOK] = WebhookSender(app.state.engines, push_http)
+        outbox = Outbox(app.state.engines, settings, senders).start()
         if push_hub.deliverer is not None:
             push_hub.deliverer.outbox = outbox
+        app.state.messenger.outbox = outbox
         yield
         await outbox.aclose()
         await pruner.aclose()
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         lock_timeout=limits.lock_timeout,
     )
     app.state.push_hub = push_hub
+    app.state.messenger = Messenger()
     app.state.origin_index = OriginIndex(app.state.engines)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
