@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from passgate.cli import _bench, _database, _output, _passkeys, _prune
+from passgate.cli import _bench, _database, _delivery, _output, _passkeys, _prune
 from passgate.cli._admin import admin_app
 from passgate.cli._audit import audit_app
 from passgate.cli._backup import db_backup
@@ -46,6 +46,8 @@ tenant_app.command("passkeys")(_passkeys.tenant_passkeys)
 app.command("wellknown")(_passkeys.wellknown)
 app.command("doctor")(_passkeys.doctor)
 tenant_app.command("webauthn")(tenant_webauthn)
+tenant_app.command("email")(_delivery.tenant_email)
+tenant_app.command("sms")(_delivery.tenant_sms)
 app.command("bench")(_bench.bench)
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
