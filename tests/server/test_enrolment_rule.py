@@ -1,7 +1,8 @@
 """One rule for adding an authenticator, the same for passkeys (C2/C3) and push devices (P2)
 (docs/wire.md#scopes): a user with none enrols with any token of theirs; an enrolled user only
 with a token scoped `add:authenticators`, or of an action a challenge verified within the
-tenant's window and not yet validated; each token's action adds one authenticator, once."""
+tenant's window and not yet validated, by a strong method or one of the tenant's recovery
+methods (docs/recovery.md); each token's action adds one authenticator, once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import update
 
 from passgate.authenticators import SoftwareAuthenticator
-from passgate.server.services import enrolment, tenants
-from passgate.server.services.enums import ActionOutcome
+from passgate.server.services import audit, enrolment, recovery, tenants
+from passgate.server.services.enums import ActionOutcome, VerificationMethod
+from passgate.server.services.errors import InvalidRequest
 from passgate.server.store.db import Db
 from passgate.server.store.tables import Action, utcnow
 from tests.cli.test_cli import passgate
@@ -256,3 +259,161 @@ def test_the_window_is_a_tenant_setting_of_the_cli(tmp_path: Path) -> None:
     refused = window("--window-minutes", "61")
     assert refused.returncode == 1 and "0-60 minutes" in refused.stderr
     assert window().stdout == "enrolment window: 0 min\n"
+
+
+# Recovery methods: a fresh verification by a fallback method gives leave only when the tenant
+# lists that method among its recovery methods (EMAIL_OTP unless set); a strong one always.
+
+
+def verified_by(server: LiveServer, tenant: Tenant, idempotency_key: str, method: str) -> None:
+    """Settle the tracked action as a verify by `method` does (the fallback methods' own
+    routes are tested in their own suites; here only the rule's reading of the result)."""
+
+    async def settle(db: Db) -> None:
+        await db.execute(
+            update(Action)
+            .where(Action.tenant_id == tenant.id, Action.idempotency_key == idempotency_key)
+            .values(
+                state="CHALLENGE_SUCCEEDED", verification_method=method, state_updated_at=utcnow()
+            )
+        )
+
+    server.run(settle)
+
+
+def set_recovery(server: LiveServer, tenant: Tenant, *names: str) -> None:
+    async def work(db: Db) -> None:
+        await recovery.set_methods(db, audit.cli_actor(), tenant.id, names)
+
+    server.run(work)
+
+
+def recovery_events(http: httpx.Client, user_id: str) -> list[dict[str, Any]]:
+    listed = http.get("/audit-events", params={"limit": 200})
+    assert listed.status_code == 200, listed.text
+    return [
+        event
+        for event in listed.json()["events"]
+        if event["action"] == "user.recovery.used" and event["targetId"] == user_id
+    ]
+
+
+@pytest.mark.parametrize("add", METHODS)
+def test_an_email_code_recovers_by_default_and_is_recorded(
+    server: LiveServer,
+    tenant: Tenant,
+    authsignal: AuthsignalClient,
+    methods: Methods,
+    add: Add,
+    http: httpx.Client,
+) -> None:
+    enrolled(authsignal, methods, "jo")
+    tracked = authsignal.track("jo", "signIn")
+    verified_by(server, tenant, tracked["idempotency_key"], "EMAIL_OTP")
+    assert add(methods, tracked["token"]).status_code == 200
+    assert count(authsignal, "jo") == 2
+    [event] = recovery_events(http, "jo")
+    assert event["details"]["verificationMethod"] == "EMAIL_OTP"
+    assert event["details"]["idempotencyKey"] == tracked["idempotency_key"]
+    added = {a["user_authenticator_id"] for a in authsignal.get_authenticators("jo")}
+    assert event["details"]["authenticatorId"] in added
+
+
+@pytest.mark.parametrize("add", METHODS)
+@pytest.mark.parametrize("method", ["SMS", "AUTHENTICATOR_APP", "EMAIL_MAGIC_LINK"])
+def test_a_method_the_tenant_did_not_list_does_not_recover(
+    server: LiveServer,
+    tenant: Tenant,
+    authsignal: AuthsignalClient,
+    methods: Methods,
+    add: Add,
+    method: str,
+    http: httpx.Client,
+) -> None:
+    enrolled(authsignal, methods, "ka")
+    tracked = authsignal.track("ka", "signIn")
+    verified_by(server, tenant, tracked["idempotency_key"], method)
+    refused = assert_error(add(methods, tracked["token"]), 403, "forbidden")
+    assert "recovery methods" in refused["errorDescription"]
+    assert count(authsignal, "ka") == 1
+    # Listed, the same verification now gives leave.
+    set_recovery(server, tenant, "EMAIL_OTP", method)
+    assert add(methods, tracked["token"]).status_code == 200
+    assert [e["details"]["verificationMethod"] for e in recovery_events(http, "ka")] == [method]
+
+
+def test_a_tenant_without_recovery_methods_needs_a_strong_method(
+    server: LiveServer, tenant: Tenant, authsignal: AuthsignalClient, methods: Methods
+) -> None:
+    device = enrolled(authsignal, methods, "lu")
+    set_recovery(server, tenant)
+    tracked = authsignal.track("lu", "signIn")
+    verified_by(server, tenant, tracked["idempotency_key"], "EMAIL_OTP")
+    assert_error(methods.passkey(tracked["token"]), 403, "forbidden")
+    # A passkey's verification always counts, and is no recovery.
+    access_token = sign_in(methods, device, authsignal.track("lu", "signIn")["token"])
+    assert methods.push(access_token).status_code == 200
+    for strong in ("PUSH", "SECURITY_KEY"):
+        tracked = authsignal.track("lu", "signIn")
+        verified_by(server, tenant, tracked["idempotency_key"], strong)
+        assert methods.push(tracked["token"]).status_code == 200
+    assert count(authsignal, "lu") == 4
+
+
+def test_a_scoped_token_after_an_email_code_is_no_recovery(
+    server: LiveServer,
+    tenant: Tenant,
+    authsignal: AuthsignalClient,
+    methods: Methods,
+    http: httpx.Client,
+) -> None:
+    enrolled(authsignal, methods, "mo")
+    tracked = authsignal.track("mo", "addAuthenticator", SCOPED)
+    verified_by(server, tenant, tracked["idempotency_key"], "EMAIL_OTP")
+    assert methods.passkey(tracked["token"]).status_code == 200
+    assert recovery_events(http, "mo") == []
+
+
+def test_recovery_methods_are_checked(server: LiveServer, tenant: Tenant) -> None:
+    async def attempt(db: Db, names: tuple[str, ...]) -> object:
+        return await recovery.set_methods(db, audit.cli_actor(), tenant.id, names)
+
+    for names, words in [
+        (("PASSKEY",), "always lets a user add"),
+        (("FAX",), "is not a recovery method"),
+        (("VERIFF",), "is not a recovery method"),
+    ]:
+        with pytest.raises(InvalidRequest, match=words):
+            server.run(lambda db, names=names: attempt(db, names))  # type: ignore[misc]
+    chosen = server.run(lambda db: attempt(db, ("recovery_code", "EMAIL_OTP", "RECOVERY_CODE")))
+    assert chosen == (VerificationMethod.RECOVERY_CODE, VerificationMethod.EMAIL_OTP)
+
+
+def test_recovery_methods_are_a_tenant_setting_of_the_cli(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    created = passgate(
+        "tenant", "create", "--name", "Shop", "--rp-id", "shop.example",
+        "--database-url", url, "--json",
+    )  # fmt: skip
+    tenant_id = json.loads(created.stdout)["tenantId"]
+
+    def methods(*options: str) -> subprocess.CompletedProcess[str]:
+        return passgate("tenant", "recovery", tenant_id, *options, "--database-url", url)
+
+    assert methods().stdout == "recovery methods: EMAIL_OTP\n"
+    chosen = methods("--method", "EMAIL_OTP", "--method", "RECOVERY_CODE")
+    assert chosen.stdout == "recovery methods: EMAIL_OTP, RECOVERY_CODE\n"
+    refused = methods("--method", "PUSH")
+    assert refused.returncode == 1 and "always lets a user add" in refused.stderr
+    assert methods("--none").stdout == "recovery methods: none\n"
+    assert json.loads(methods("--json").stdout)["recoveryMethods"] == []
+    events = passgate("audit", "list", tenant_id, "--json", "--database-url", url)
+    changed = [
+        event["details"]["recoveryMethods"]
+        for event in json.loads(events.stdout)["events"]
+        if event["action"] == "tenant.recovery_methods.changed"
+    ]
+    assert changed == [
+        {"from": ["EMAIL_OTP", "RECOVERY_CODE"], "to": []},
+        {"from": ["EMAIL_OTP"], "to": ["EMAIL_OTP", "RECOVERY_CODE"]},
+    ]

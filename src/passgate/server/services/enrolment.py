@@ -5,7 +5,12 @@ their /web twins, push devices at P2, and any method added later), docs/wire.md#
 - A user who has one gets another only with a token whose scope has `add:authenticators`, or
   with the token of an action that a challenge verified (CHALLENGE_SUCCEEDED with a
   verification method: a rule's ALLOW or a backend's PATCH verified nothing) within the
-  tenant's enrolment window and that `/validate` has not redeemed yet.
+  tenant's enrolment window and that `/validate` has not redeemed yet, by a method that gives
+  that leave: a strong one (passkey, security key, push) or one of the tenant's recovery
+  methods (services/recovery.py; an email code by default). "Enrolled" counts verified
+  authenticators only: an email, phone or TOTP whose first code never verified is none.
+- An authenticator added on the strength of a recovery method is recorded as a recovery
+  (`recovery.record_used`: the audit event and the user's notices by email).
 - Either way a token's action adds one authenticator: `use_up` marks it with one conditional
   UPDATE as the authenticator goes in, so the same token (or another token of the same
   action) cannot add a second.
@@ -20,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from passgate.server.services import actions, tenants
+from passgate.server.services import actions, recovery, tenants
+from passgate.server.services.delivery import Messenger
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import Forbidden, InvalidRequest
 from passgate.server.services.tokens import TokenClaims
@@ -46,9 +52,15 @@ class EnrolmentRefused(Forbidden):
 class Grant:
     """A token's leave to add one authenticator: `use_up` spends it."""
 
+    tenant: TenantRow
     action: ActionRow
     # True when the leave comes from a recent verification, which /validate ends.
     needs_unredeemed: bool
+
+    @property
+    def recovery(self) -> bool:
+        """Whether the leave comes from a recovery method's verification (not a strong one)."""
+        return self.needs_unredeemed and recovery.is_recovery(self.action.verification_method)
 
 
 def window(tenant: TenantRow) -> timedelta:
@@ -91,7 +103,8 @@ def decide(tenant: TenantRow, claims: TokenClaims, found: tuple[ActionRow, bool]
         raise EnrolmentRefused(
             f"The user already has an authenticator: adding another needs a token tracked "
             f"with scope {ADD_SCOPE!r}, or the token of an action a challenge verified in the "
-            f"last {minutes} minutes and not yet validated."
+            f"last {minutes} minutes by a strong method or one of the tenant's recovery "
+            f"methods, and not yet validated."
         )
     return grant
 
@@ -103,24 +116,29 @@ async def add_and_settle(
     *,
     method: VerificationMethod,
     authenticator_id: str,
+    messenger: Messenger | None = None,
 ) -> tuple[ActionRow, str]:
     """The rule, its `use_up` and the action's settlement (`actions.complete_challenge` for
     an action a backend tracked) in one conditional UPDATE, run before the authenticator
     `authenticator_id` goes in: the action, settled if it waited for a challenge, and its
     token. Every refusal is `EnrolmentRefused` (or the action's own `Forbidden` when a
-    challenge cannot change its state): nothing is written, and a second read says why."""
+    challenge cannot change its state): nothing is written, and a second read says why.
+    A leave from a recovery method is recorded (`recovery.record_used`); `messenger` sends
+    its notices at once (without it they leave with the outbox's next poll)."""
     if not claims.action_code or not claims.idempotency_key:
         raise _gone()
     now = utcnow()
+    scoped = ADD_SCOPE in claims.scope.split()
     done = await action_store.add_authenticator_and_settle(
         db,
         tenant.id,
         claims.user_id,
         claims.action_code,
         claims.idempotency_key,
-        scoped=ADD_SCOPE in claims.scope.split(),
+        scoped=scoped,
         since=now - window(tenant),
         verified_state=ActionState.CHALLENGE_SUCCEEDED.value,
+        leave_methods=sorted(recovery.leave_methods(tenant)),
         states=[ActionState.CHALLENGE_REQUIRED.value, *(s.value for s in actions.VALID_STATES)],
         from_state=ActionState.CHALLENGE_REQUIRED.value,
         state=ActionState.CHALLENGE_SUCCEEDED.value,
@@ -140,7 +158,18 @@ async def add_and_settle(
         ):
             raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
         raise _used_up()
-    action, username = done
+    action, username, had_authenticator = done
+    # The leave was the verification's when neither the scope nor a first enrolment gave it
+    # (a settlement just now is this method's own, a strong one).
+    if not scoped and had_authenticator and recovery.is_recovery(action.verification_method):
+        await recovery.record_used(
+            db,
+            tenant,
+            action,
+            authenticator_id=authenticator_id,
+            added_method=method,
+            messenger=messenger,
+        )
     return action, actions.action_token(tenant, action, username)
 
 
@@ -158,26 +187,43 @@ def leave(
     if action.authenticator_added_at is not None:
         return None
     if ADD_SCOPE in claims.scope.split() or not enrolled:
-        return Grant(action=action, needs_unredeemed=False)
-    if _freshly_verified(action, window(tenant)):
-        return Grant(action=action, needs_unredeemed=True)
+        return Grant(tenant=tenant, action=action, needs_unredeemed=False)
+    if _freshly_verified(action, window(tenant), recovery.leave_methods(tenant)):
+        return Grant(tenant=tenant, action=action, needs_unredeemed=True)
     return None
 
 
-async def use_up(db: Db, grant: Grant) -> None:
-    """Spend the grant as its authenticator is added: exactly one caller wins, atomically;
-    the others (the same token racing, or /validate first for a verification's leave) are
-    refused and their request rolls back."""
+async def use_up(
+    db: Db,
+    grant: Grant,
+    *,
+    method: VerificationMethod | None = None,
+    authenticator_id: str | None = None,
+    messenger: Messenger | None = None,
+) -> None:
+    """Spend the grant as its authenticator (`authenticator_id`, of `method`: both named in
+    the record of a recovery) is added: exactly one caller wins, atomically; the others (the
+    same token racing, or /validate first for a verification's leave) are refused and their
+    request rolls back. A grant from a recovery method is recorded, as in `add_and_settle`."""
     if not await action_store.mark_authenticator_added(
         db, grant.action.id, utcnow(), unredeemed=grant.needs_unredeemed
     ):
         raise _used_up()
+    if grant.recovery:
+        await recovery.record_used(
+            db,
+            grant.tenant,
+            grant.action,
+            authenticator_id=authenticator_id,
+            added_method=method,
+            messenger=messenger,
+        )
 
 
-def _freshly_verified(action: ActionRow, span: timedelta) -> bool:
+def _freshly_verified(action: ActionRow, span: timedelta, methods: frozenset[str]) -> bool:
     return (
         action.state == ActionState.CHALLENGE_SUCCEEDED
-        and action.verification_method is not None
+        and action.verification_method in methods
         and action.validated_at is None
         and action.state_updated_at > utcnow() - span
     )

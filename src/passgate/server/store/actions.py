@@ -565,8 +565,18 @@ async def insert_action_with_username(
 # a challenge, only if the rule lets this token add one now. The rule, as a WHERE: nothing
 # added yet under this action, the action in a state a challenge may settle or has settled,
 # and either the token's scope allows it, or the user has no authenticator yet, or a
-# challenge verified the action within the window and /validate has not redeemed it.
+# challenge verified the action within the window by one of the methods that give leave (a
+# strong method or one of the tenant's recovery methods) and /validate has not redeemed it.
+# RETURNING says whether the user had a (verified) authenticator before this one, so the
+# caller can tell a recovery from a first enrolment.
 _SETTLING = _c.state == bindparam("p_from_state", type_=String())
+_HAS_AUTHENTICATOR = exists(
+    select(_AUTHENTICATORS.c.id).where(
+        _AUTHENTICATORS.c.tenant_id == _c.tenant_id,
+        _AUTHENTICATORS.c.user_id == _c.user_id,
+        _AUTHENTICATORS.c.verified_at.is_not(None),
+    )
+)
 ADD_AUTHENTICATOR_AND_SETTLE = (
     update(ACTIONS)
     .where(
@@ -575,16 +585,10 @@ ADD_AUTHENTICATOR_AND_SETTLE = (
         _c.state.in_(bindparam("p_states", expanding=True)),
         or_(
             bindparam("p_scoped", type_=Boolean()),
-            ~exists(
-                select(_AUTHENTICATORS.c.id).where(
-                    _AUTHENTICATORS.c.tenant_id == _c.tenant_id,
-                    _AUTHENTICATORS.c.user_id == _c.user_id,
-                    _AUTHENTICATORS.c.verified_at.is_not(None),
-                )
-            ),
+            ~_HAS_AUTHENTICATOR,
             and_(
                 _c.state == bindparam("p_verified_state", type_=String()),
-                _c.verification_method.is_not(None),
+                _c.verification_method.in_(bindparam("p_leave_methods", expanding=True)),
                 _c.validated_at.is_(None),
                 _c.state_updated_at > bindparam("p_since", type_=_c.state_updated_at.type),
             ),
@@ -604,7 +608,7 @@ ADD_AUTHENTICATOR_AND_SETTLE = (
             else_=_c.verified_by_authenticator_id,
         ),
     )
-    .returning(*ACTIONS.c, _USERNAME)
+    .returning(*ACTIONS.c, _USERNAME, _HAS_AUTHENTICATOR.label("had_authenticator"))
 )
 
 
@@ -618,15 +622,16 @@ async def add_authenticator_and_settle(
     scoped: bool,
     since: datetime,
     verified_state: str,
+    leave_methods: Sequence[str],
     states: Sequence[str],
     from_state: str,
     state: str,
     verification_method: str,
     authenticator_id: str,
     now: datetime,
-) -> tuple[ActionRow, str | None] | None:
-    """`ADD_AUTHENTICATOR_AND_SETTLE`: the action (after) and its user's username, or None
-    when the rule refused (nothing written)."""
+) -> tuple[ActionRow, str | None, bool] | None:
+    """`ADD_AUTHENTICATOR_AND_SETTLE`: the action (after), its user's username and whether
+    the user had an authenticator before, or None when the rule refused (nothing written)."""
     row = await db.first(
         ADD_AUTHENTICATOR_AND_SETTLE,
         {
@@ -637,6 +642,7 @@ async def add_authenticator_and_settle(
             "p_scoped": scoped,
             "p_since": since,
             "p_verified_state": verified_state,
+            "p_leave_methods": list(leave_methods),
             "p_states": list(states),
             "p_from_state": from_state,
             "p_state": state,
@@ -645,4 +651,6 @@ async def add_authenticator_and_settle(
             "p_now": now,
         },
     )
-    return None if row is None else (ActionRow.of(row), row["username"])
+    if row is None:
+        return None
+    return ActionRow.of(row), row["username"], bool(row["had_authenticator"])
