@@ -116,7 +116,9 @@ async def enroll(
             )
     except IntegrityError as exc:
         raise Conflict("This device key was enrolled by a concurrent request.") from exc
-    await enrolment.use_up(db, grant)
+    await enrolment.use_up(
+        db, grant, method=VerificationMethod.PUSH, authenticator_id=added.device.id
+    )
     await audit.authenticator_changed(
         db,
         audit.user_actor(claims.user_id),
