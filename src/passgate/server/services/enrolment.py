@@ -159,9 +159,15 @@ async def add_and_settle(
             raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
         raise _used_up()
     action, username, had_authenticator = done
-    # The leave was the verification's when neither the scope nor a first enrolment gave it
-    # (a settlement just now is this method's own, a strong one).
-    if not scoped and had_authenticator and recovery.is_recovery(action.verification_method):
+    # The leave was an earlier verification's when neither the scope nor a first enrolment
+    # gave it and this request did not settle the action itself.
+    settled_now = action.verified_by_authenticator_id == authenticator_id
+    if (
+        not scoped
+        and had_authenticator
+        and not settled_now
+        and recovery.is_recovery(action.verification_method)
+    ):
         await recovery.record_used(
             db,
             tenant,

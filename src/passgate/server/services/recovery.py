@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import structlog
+
 from passgate.server.services import audit, tenants
 from passgate.server.services.delivery import Messenger
 from passgate.server.services.enums import VerificationMethod
@@ -29,6 +31,8 @@ from passgate.server.store import users as user_store
 from passgate.server.store.actions import ActionRow
 from passgate.server.store.db import Db
 from passgate.server.store.tenants import TenantRow
+
+log = structlog.get_logger("passgate.recovery")
 
 # Tenant setting (`tenants.settings`): the methods whose fresh verification lets an enrolled
 # user add an authenticator, besides the strong ones.
@@ -148,6 +152,23 @@ async def record_used(
     email = await notice_address(db, tenant.id, action.user_id)
     if email is None:
         return
+    try:
+        await _send_notices(db, tenant, action, email, authenticator_id, added_method, messenger)
+    except InvalidRequest as exc:  # e.g. an address the app gave that is not one
+        log.warning("recovery notice not sent", reason=exc.description, user_id=action.user_id)
+
+
+async def _send_notices(
+    db: Db,
+    tenant: TenantRow,
+    action: ActionRow,
+    email: str,
+    authenticator_id: str | None,
+    added_method: VerificationMethod | None,
+    messenger: Messenger | None,
+) -> None:
+    recovered_with = action.verification_method
+    # Without the app's messenger the notices leave at the outbox's next poll.
     sender = messenger or Messenger()
     when = action.state_updated_at.isoformat()
     common = {"time": when, "ip": action.ip_address or "", "userId": action.user_id}
