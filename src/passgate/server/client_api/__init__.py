@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from passgate.server.client_api import passkeys, public, push, push_web, security_keys
+from passgate.server.client_api import passkeys, public, push, push_web, recovery, security_keys
 
 router = APIRouter(prefix="/client")
 router.include_router(public.router)
@@ -10,5 +10,6 @@ router.include_router(passkeys.router)
 router.include_router(push.router)
 router.include_router(push_web.router)
 router.include_router(security_keys.router)
+router.include_router(recovery.router)
 
 __all__ = ["router"]
