@@ -152,6 +152,13 @@ def test_refusals(
     # Garbage where the challenge should be.
     garbage = with_client_data(alice_key.get(first), challenge=b64url(b"\xff\x00"))
     assert_error(keys.verify(token, garbage), 400, "challenge_not_found")
+    # Bodies that are no WebAuthn response: 400 in Authsignal's shape, never a 500.
+    assert_error(keys.verify(token, [1]), 400, "invalid_request")  # type: ignore[arg-type]
+    crowded = {f"k{n}": n for n in range(17)}
+    assert_error(keys.verify(token, crowded), 400, "invalid_request")
+    assert_error(keys.add(token, {"response": {}}), 400, "malformed_credential")
+    not_json = {"response": {"clientDataJSON": b64url(b"[1, 2]")}}
+    assert_error(keys.verify(token, not_json), 400, "challenge_not_found")
     # SK3 for a user without a security key.
     assert_error(keys.authentication_options(keys.track("sk-ref-nobody")), 400, "no_security_key")
     # Every call needs a Bearer token.
