@@ -50,6 +50,8 @@ class FakeApi:
             return AUTHENTICATION_OPTIONS
         if path == "/user-authenticators/security-key":
             return {"isVerified": True, "accessToken": "after-key", "userAuthenticatorId": "ua-k"}
+        if path == "/user-authenticators/recovery-code":
+            return {"userAuthenticatorId": "ua-r", "userId": "u", "recoveryCodes": ["ab", "cd"]}
         if path == "/user-authenticators/totp":
             return {
                 "userAuthenticatorId": "ua-t",
@@ -123,6 +125,7 @@ def test_code_methods_send_what_the_mobile_sdks_send(client: AuthsignalSync, sen
         (client.sms.challenge, "/challenge/sms", None),
         (client.whatsapp.challenge, "/challenge/whatsapp", None),
         (client.totp.enroll, "/user-authenticators/totp", None),
+        (client.recovery_code.enroll, "/user-authenticators/recovery-code", None),
         (lambda: client.email_magic_link.enroll("uma@example.com"),
          "/user-authenticators/email-magic-link", {"email": "uma@example.com"}),
         (client.email_magic_link.challenge, "/challenge/email-magic-link", None),
@@ -151,6 +154,9 @@ def test_typed_results(client: AuthsignalSync) -> None:
         "otpauth://x",
         "S",
     )
+    codes = client.recovery_code.enroll().data
+    assert codes is not None and codes.recovery_codes == ["ab", "cd"]
+    assert codes.user_authenticator_id == "ua-r"
     challenge = client.whatsapp.challenge().data
     assert challenge is not None and challenge.challenge_id == "ch-1"
 

@@ -16,6 +16,7 @@ from passgate.sdk._types import (
     ChallengeResponse,
     EnrollResponse,
     EnrollTotpResponse,
+    RecoveryCodesResponse,
     SecurityKeyEnrollResponse,
     VerifyResponse,
 )
@@ -31,7 +32,8 @@ def _post(authorization: str, path: str, body: Mapping[str, Any] | None = None) 
 def enroll_request(
     authorization: str, method: str, body: Mapping[str, Any] | None = None
 ) -> ApiRequest:
-    """`method` is the path's name for it: `email-otp`, `sms`, `totp`, `email-magic-link`."""
+    """`method` is the path's name for it: `email-otp`, `sms`, `totp`, `email-magic-link`,
+    `recovery-code`."""
     return _post(authorization, f"{AUTHENTICATORS}/{method}", body)
 
 
@@ -74,6 +76,16 @@ def read_enroll_totp(data: dict[str, Any]) -> EnrollTotpResponse:
         user_authenticator_id=str(data["userAuthenticatorId"]),
         uri=str(data["uri"]),
         secret=str(data["secret"]),
+    )
+
+
+def read_recovery_codes(data: dict[str, Any]) -> RecoveryCodesResponse:
+    codes = data["recoveryCodes"]
+    if not isinstance(codes, list):
+        raise TypeError("recoveryCodes is not a list")
+    return RecoveryCodesResponse(
+        user_authenticator_id=str(data["userAuthenticatorId"]),
+        recovery_codes=[str(code) for code in codes],
     )
 
 

@@ -128,6 +128,15 @@ class EnrollTotpResponse:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class RecoveryCodesResponse:
+    """A new set of recovery codes, replacing any earlier set: show them to the user once
+    (the server keeps only keyed hashes of them). Each works once."""
+
+    user_authenticator_id: str
+    recovery_codes: list[str]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ChallengeResponse:
     challenge_id: str
 

@@ -18,6 +18,7 @@ from passgate.sdk._types import (
     ChallengeResponse,
     EnrollResponse,
     EnrollTotpResponse,
+    RecoveryCodesResponse,
     VerifyResponse,
 )
 
@@ -110,6 +111,15 @@ class AuthsignalTotp(BearerMethod):
 
 
 class AuthsignalRecoveryCode(BearerMethod):
+    """Passgate's own (Authsignal's client SDKs have none): a backend may also make a set with
+    the Server API's `POST /users/{id}/authenticators`."""
+
+    async def enroll(self) -> AuthsignalResponse[RecoveryCodesResponse]:
+        """Make a new set of codes for the user (an earlier set stops working)."""
+        return await self._call(
+            lambda auth: wire.enroll_request(auth, RECOVERY_CODE), wire.read_recovery_codes
+        )
+
     async def verify(self, code: str) -> AuthsignalResponse[VerifyResponse]:
         """Spend one of the user's recovery codes (each works once)."""
         return await self._verify(lambda auth: wire.verify_request(auth, RECOVERY_CODE, code))
