@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ import pytest
 from authsignal.client import AuthsignalClient
 
 from passgate.authenticators import SoftwareAuthenticator
+from passgate.server.services import challenges, tenants
+from passgate.server.store.db import Db
+from passgate.server.store.tables import utcnow
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import Ceremony, b64url, bearer, with_client_data
 from tests.security_keys.helpers import SecurityKeys, challenge_in, message_of
@@ -225,3 +229,22 @@ def test_a_cloned_key_is_flagged(keys: SecurityKeys, tmp_path: Path) -> None:
     assert_error(refused, 400, "sign_count_regressed")
     listed = keys.http.get("/client/user-authenticators", headers=bearer(added["accessToken"]))
     assert listed.json()[0]["errorCode"] == "possible_clone"
+
+
+def test_an_expired_challenge_is_refused(
+    server: LiveServer, tenant: Tenant, keys: SecurityKeys, tmp_path: Path
+) -> None:
+    key = SoftwareAuthenticator(tmp_path / "key.bin")
+    keys.enrol(key, "sk-late")
+    token = keys.track("sk-late")
+    options = keys.options(token, registration=False)
+
+    async def expired(db: Db) -> str:
+        row = await tenants.get_tenant(db, tenant.id)
+        purpose = challenges.Purpose.SECURITY_KEY_AUTHENTICATION
+        return challenges.issue(row, purpose, timedelta(seconds=-1), utcnow()).id
+
+    late = b64url(server.run(expired).encode())
+    assert_error(
+        keys.verify(token, key.get({**options, "challenge": late})), 400, "challenge_expired"
+    )
