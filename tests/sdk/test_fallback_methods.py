@@ -143,6 +143,44 @@ def test_email_enrol_then_sign_in(
     validated(authsignal, app.email.verify(second).data, "uma", "signIn")
 
 
+def test_refusals_are_responses_not_exceptions(
+    authsignal: AuthsignalClient, app: AuthsignalSync, smtp: SmtpReceiver
+) -> None:
+    start(authsignal, app, "vic", "signUp")
+    bad = app.email.enroll("not an address")
+    assert bad.data is None and bad.error_code == "invalid_request", bad
+    assert app.email.enroll("vic@example.com").ok
+    code = str(smtp.wait(to="vic@example.com").code)
+    reasons = []
+    for _ in range(6):
+        wrong = app.email.verify(other_code(code)).data
+        assert wrong is not None and wrong.is_verified is False
+        reasons.append(wrong.failure_reason)
+        if wrong.failure_reason != CODE_INVALID:
+            break
+    assert reasons[0] == CODE_INVALID and reasons[-1] == "MAX_ATTEMPTS_EXCEEDED", reasons
+    burnt = app.email.verify(code).data  # the right code is no use once the challenge is burnt
+    assert burnt is not None and burnt.is_verified is False
+
+
+def test_an_enrolled_user_adds_nothing_without_leave(
+    authsignal: AuthsignalClient, app: AuthsignalSync, smtp: SmtpReceiver
+) -> None:
+    start(authsignal, app, "wes", "signUp")
+    assert app.email.enroll("wes@example.com").ok
+    validated(
+        authsignal,
+        app.email.verify(str(smtp.wait(to="wes@example.com").code)).data,
+        "wes",
+        "signUp",
+    )
+    start(authsignal, app, "wes", "signIn")  # no add:authenticators scope, nothing verified
+    refused = app.email.enroll("wes@elsewhere.example")
+    assert (refused.data, refused.error_code) == (None, "forbidden"), refused
+    refused_totp = app.totp.enroll()
+    assert (refused_totp.data, refused_totp.error_code) == (None, "forbidden"), refused_totp
+
+
 def test_sms_and_whatsapp(
     authsignal: AuthsignalClient, app: AuthsignalSync, sms_hook: HttpReceiver
 ) -> None:
