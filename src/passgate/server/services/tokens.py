@@ -23,13 +23,24 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from passgate.server.services import secrets_box
-from passgate.server.services.errors import ExpiredToken, InvalidToken
+from passgate.server.services.errors import ExpiredToken, Forbidden, InvalidToken
 from passgate.server.store.tenants import TenantRow
 
 ALGORITHM = "ES256"
 # Added to a retired key's time: a token the old key signed in a request that read the tenant
 # just before the rotation committed may be issued a moment after it.
 RETIRE_MARGIN = 60
+# A token with a `purpose` claim is confined to it: only the routes whose `decode_token` call
+# accepts that purpose take it; everywhere else it is refused with 403 (`ConfinedToken`).
+# PUSH_ENROLMENT: a push enrolment link's token (services/push_links.py), taken only by P2.
+PUSH_ENROLMENT = "push-enrolment"
+_CONFINED_TO = {
+    PUSH_ENROLMENT: "enrolling one push device (POST /v1/client/user-authenticators/push)"
+}
+
+
+class ConfinedToken(Forbidden):
+    """A genuine token whose `purpose` confines it to other routes than this one."""
 
 
 class UnknownSigningKey(InvalidToken):
@@ -50,6 +61,7 @@ class TokenClaims:
     scope: str
     issued_at: int
     expires_at: int
+    purpose: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +181,16 @@ def issue_token(
     username: str | None = None,
     scope: str | None = None,
     now: int | None = None,
+    purpose: str | None = None,
+    lifetime_seconds: int | None = None,
 ) -> str:
+    """A token for the user's action. `purpose` confines it (see `PUSH_ENROLMENT`);
+    `lifetime_seconds` replaces the tenant's token lifetime."""
     issued_at = int(time.time()) if now is None else now
+    lifetime = tenant.token_lifetime_seconds if lifetime_seconds is None else lifetime_seconds
     other: dict[str, Any] = {"tenantId": tenant.id, "publishableKey": tenant.id, "userId": user_id}
+    if purpose:
+        other["purpose"] = purpose
     if username:
         other["username"] = username
     if action_code:
@@ -182,7 +201,7 @@ def issue_token(
         "aud": tenant.id,
         "sub": user_id,
         "iat": issued_at,
-        "exp": issued_at + tenant.token_lifetime_seconds,
+        "exp": issued_at + lifetime,
         "jti": secrets.token_urlsafe(12),
         "scope": scope or "",
         "other": other,
@@ -191,10 +210,12 @@ def issue_token(
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.key_id})
 
 
-def decode_token(tenant: TenantRow, token: str) -> TokenClaims:
+def decode_token(
+    tenant: TenantRow, token: str, *, accept: frozenset[str] = frozenset()
+) -> TokenClaims:
     """Check a token was signed by this tenant (with its current key, or a retired one within
     its time) and has not expired; raise otherwise (`UnknownSigningKey` when the token names
-    a key this row does not accept)."""
+    a key this row does not accept, `ConfinedToken` when its purpose is not in `accept`)."""
     key = _verifying_key(tenant, token)
     try:
         claims = jwt.decode(
@@ -213,6 +234,10 @@ def decode_token(tenant: TenantRow, token: str) -> TokenClaims:
         raise InvalidToken("The token was not issued for this tenant.")
     if other.get("userId") != claims["sub"]:
         raise InvalidToken("The token's user claims disagree.")
+    purpose = other.get("purpose")
+    if purpose is not None and purpose not in accept:
+        use = _CONFINED_TO.get(str(purpose), str(purpose))
+        raise ConfinedToken(f"This token is only for {use}.")
     return TokenClaims(
         tenant_id=tenant.id,
         user_id=claims["sub"],
@@ -222,6 +247,7 @@ def decode_token(tenant: TenantRow, token: str) -> TokenClaims:
         scope=str(claims.get("scope") or ""),
         issued_at=int(claims["iat"]),
         expires_at=int(claims["exp"]),
+        purpose=purpose,
     )
 
 
