@@ -121,7 +121,9 @@ async def _cached_client_caller(request: Request, db: Database) -> ClientCaller:
     return await _resolve(request, db, cached=True)
 
 
-async def _resolve(request: Request, db: Database, *, cached: bool) -> ClientCaller:
+async def _resolve(
+    request: Request, db: Database, *, cached: bool, accept: frozenset[str] = frozenset()
+) -> ClientCaller:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer" and credentials.strip():
@@ -136,7 +138,7 @@ async def _resolve(request: Request, db: Database, *, cached: bool) -> ClientCal
         )
         try:
             try:
-                claims = tokens.decode_token(tenant, token)
+                claims = tokens.decode_token(tenant, token, accept=accept)
             except tokens.UnknownSigningKey:
                 if not cached:
                     raise
@@ -145,7 +147,7 @@ async def _resolve(request: Request, db: Database, *, cached: bool) -> ClientCal
                 tenant = await _tenant(
                     request, db, tenant.id, "invalid_token", "The token is not valid."
                 )
-                claims = tokens.decode_token(tenant, token)
+                claims = tokens.decode_token(tenant, token, accept=accept)
         except InvalidToken as exc:
             raise Unauthorized(exc.description, error_code=exc.error_code) from exc
         return ClientCaller(tenant, claims, token)
@@ -166,6 +168,11 @@ async def _token_caller(caller: Annotated[ClientCaller, Depends(_client_caller)]
     return caller
 
 
+async def _push_enrolment_caller(request: Request, db: Database) -> ClientCaller:
+    caller = await _resolve(request, db, cached=False, accept=frozenset({tokens.PUSH_ENROLMENT}))
+    return await _token_caller(caller)
+
+
 async def _cached_token_caller(
     caller: Annotated[ClientCaller, Depends(_cached_client_caller)],
 ) -> ClientCaller:
@@ -176,6 +183,8 @@ async def _cached_token_caller(
 AnyCaller = Annotated[ClientCaller, Depends(_client_caller)]
 # Bearer required: `caller.claims` is set.
 TokenCaller = Annotated[ClientCaller, Depends(_token_caller)]
+# The same, and a push enrolment link's token is taken too: only P2 (a device's enrolment).
+PushEnrolmentCaller = Annotated[ClientCaller, Depends(_push_enrolment_caller)]
 # The same, with the tenant from the per-process cache when this process has seen it (no
 # statement): only for routes whose deciding statement returns the tenant's version and that
 # then decide with `caller.recheck` (the passkey routes; docs/passkeys.md).
