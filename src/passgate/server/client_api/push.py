@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from passgate.server.client_api.auth import AnyCaller, CachedAnyCaller, TokenCaller
+from passgate.server.client_api.auth import AnyCaller, CachedAnyCaller, PushEnrolmentCaller
 from passgate.server.client_api.push_schemas import (
     AddCredentialRequest,
     ChallengeResponse,
@@ -23,6 +23,7 @@ from passgate.server.client_api.push_schemas import (
 )
 from passgate.server.database import Database, writes
 from passgate.server.push import Hub
+from passgate.server.services import push_links
 from passgate.server.services.push import challenges, devices, nonces
 from passgate.server.services.push.challenges import MAX_WAIT_SECONDS
 
@@ -49,10 +50,12 @@ async def get_credential(
 
 @router.post("", response_model_exclude_none=True)
 async def add_credential(
-    body: AddCredentialRequest, caller: TokenCaller, db: Database
+    body: AddCredentialRequest, caller: PushEnrolmentCaller, db: Database
 ) -> CredentialResponse:
+    """The token: one from the backend's track or a verify, or a push enrolment link's."""
     assert caller.claims is not None
-    enrolled = await devices.enroll(
+    enroll = push_links.enroll if caller.claims.purpose else devices.enroll
+    enrolled = await enroll(
         db,
         caller.tenant,
         caller.claims,
