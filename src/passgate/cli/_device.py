@@ -10,7 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from passgate import AppChallenge, AuthsignalResponse, AuthsignalSync, DeviceKeys, ErrorCode
+from passgate import (
+    AppChallenge,
+    AuthsignalResponse,
+    AuthsignalSync,
+    DeviceKeys,
+    ErrorCode,
+    read_push_link,
+)
 from passgate.authenticators import DeviceKeyStore, default_device_keys
 from passgate.cli import _output
 
@@ -62,19 +69,48 @@ def _client(
 
 @device_app.command()
 def enroll(
-    token: Annotated[str, typer.Option(help="A token from your backend's track call.")],
-    base_url: BaseUrl,
-    tenant_id: TenantId,
+    token: Annotated[
+        str | None, typer.Option(help="A token from your backend's track call.")
+    ] = None,
+    link: Annotated[
+        str | None,
+        typer.Option(
+            help="A push enrolment link (https://HOST/push-enrolment#token=...), from the "
+            "console, the hosted page or your backend; it names the API and tenant itself."
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", envvar="PASSGATE_BASE_URL", help="The API, including /v1."),
+    ] = None,
+    tenant_id: Annotated[
+        str | None, typer.Option("--tenant-id", envvar="PASSGATE_TENANT_ID")
+    ] = None,
     key_file: KeyFile = None,
     passphrase: Passphrase = None,
     name: Annotated[str | None, typer.Option(help="How the device is listed.")] = None,
 ) -> None:
-    """Make a device key and enroll it with a token from your backend."""
+    """Make a device key and enroll it with a token from your backend, or with a link."""
+    if (token is None) == (link is None):
+        raise typer.BadParameter("give either --token or --link")
+    if link is not None:
+        try:
+            found = read_push_link(link)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--link") from None
+        # The link names its API and tenant; given ones win (the API may be reached by
+        # another address here), and `watch` later finds the key by the same two.
+        base_url, tenant_id = base_url or found.base_url, tenant_id or found.tenant_id
+    if not base_url or not tenant_id:
+        raise typer.BadParameter("give --base-url and --tenant-id (or PASSGATE_*) with --token")
     with _client(base_url, tenant_id, key_file, passphrase) as client:
-        response = client.push.add_credential(token, device_name=name)
+        response = client.push.add_credential(token, device_name=name, link=link)
     if response.data is None:
         raise DeviceError(response)
-    _output.print_fields({"Enrolled": response.data.credential_id, "User": response.data.user_id})
+    fields = {"Enrolled": response.data.credential_id, "User": response.data.user_id}
+    if link is not None:  # what `watch` needs to be told (or PASSGATE_*)
+        fields.update({"API": base_url, "Tenant": tenant_id})
+    _output.print_fields(fields)
 
 
 @device_app.command()

@@ -1,6 +1,8 @@
 """A tenant's users: search, one user's record (passkeys with their authenticator's name and
-icon, push devices, recent actions), naming and removing passkeys and devices, deleting the
-user. User ids can hold any character, so they travel in query strings and form fields."""
+icon, push devices, recent actions), naming and removing passkeys and devices, a push
+enrolment link for a new device (its QR code shown once, on the page the POST answers),
+deleting the user. User ids can hold any character, so they travel in query strings and form
+fields."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
+from markupsafe import Markup
 
 from passgate.server.database import Database
 from passgate.server.pages.console import forms, web
-from passgate.server.services import tenant_admin, user_admin
+from passgate.server.services import push_links, tenant_admin, tenants, user_admin
 from passgate.server.services.errors import InvalidRequest
 
 router = APIRouter(route_class=web.ConsoleRoute)
@@ -47,6 +50,7 @@ async def _user_page(
     tenant_id: str,
     user_id: str,
     refusal: forms.Refusal | None = None,
+    push_link: push_links.PushLink | None = None,
 ) -> Response:
     context = {
         "overview": await tenant_admin.overview(db, tenant_id),
@@ -54,6 +58,8 @@ async def _user_page(
         "record": await user_admin.record(db, tenant_id, user_id),
         "refusal": refusal,
         "done": request.query_params.get("done"),
+        "push_link": push_link,
+        "push_link_qr": Markup(push_link.qr_svg()) if push_link else None,
     }
     status = refusal.status_code if refusal else 200
     return web.page(request, "console/user.html", context, status_code=status)
@@ -88,6 +94,31 @@ async def rename_passkey(
     if refusal is not None:
         return await _user_page(request, db, tenant_id, user_id, refusal)
     return web.redirect(user_url(tenant_id, user_id) + "&done=renamed")
+
+
+@router.post("/tenants/{tenant_id}/user/push-enrolment-link")
+async def push_enrolment_link(
+    request: Request,
+    tenant_id: str,
+    signed_in: web.CheckedForm,
+    db: Database,
+    user_id: UserId = "",
+) -> Response:
+    """Answered with the user's page showing the link: it is shown once, never stored."""
+    if not user_id:
+        raise InvalidRequest("user_id is required")
+    tenant = await tenants.get_tenant(db, tenant_id)
+    link, refusal = await forms.attempt(
+        db,
+        lambda: push_links.create(
+            db,
+            tenant,
+            user_id,
+            public_url=web.settings_of(request).public_url,
+            actor=web.actor(request, signed_in),
+        ),
+    )
+    return await _user_page(request, db, tenant_id, user_id, refusal, link)
 
 
 @router.post("/tenants/{tenant_id}/user/authenticators/delete")
