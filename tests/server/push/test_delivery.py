@@ -40,8 +40,9 @@ class InvalidSignatureError(Exception):
 
 
 def construct_event(secret: str, payload: str, header: str, tolerance: int = 5) -> Any:
-    """The webhook signature of docs/wire.md#webhooks, as Authsignal's Python SDK (`authsignal.webhook`, newer than the 4.1.0 pinned
-    here, which has no webhook module) verifies an event: `t` and every `v2` from the header,
+    """The webhook signature of docs/wire.md#webhooks, as Authsignal's Python SDK
+    (`authsignal.webhook`, newer than the 4.1.0 pinned here, which has no webhook module)
+    verifies an event: `t` and every `v2` from the header,
     the timestamp within `tolerance` minutes, base64 HMAC-SHA256 of "t.payload" without "="."""
     parts = [item.split("=", 1) for item in header.split(",")]
     timestamps = [int(value) for name, value in parts if name == "t"]
