@@ -547,20 +547,24 @@ class OtpChallenge(Base):
     tenant_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("tenants.id", ondelete="CASCADE", name="fk_otp_challenges_tenant")
     )
-    user_id: Mapped[str] = mapped_column(String(limits.USER_ID))
+    # None for a backend's POST /challenge to an address or number alone (claimed later).
+    user_id: Mapped[str | None] = mapped_column(String(limits.USER_ID))
     # The action whose token asked for the code (none for a backend's POST /challenge).
     action_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("actions.id", ondelete="CASCADE", name="fk_otp_challenges_action")
     )
     # The email or phone authenticator the code verifies (none before enrolment).
     authenticator_id: Mapped[str | None] = mapped_column(String(36))
+    # A backend's POST /challenge: the action its claim settles, under this key.
+    action_code: Mapped[str | None] = mapped_column(String(limits.ACTION_CODE))
+    idempotency_key: Mapped[str | None] = mapped_column(String(limits.IDEMPOTENCY_KEY))
     # EMAIL_OTP, SMS or WHATSAPP.
     method: Mapped[str] = mapped_column(String(32))
     # The address or E.164 number the code went to.
     destination: Mapped[str] = mapped_column(String(limits.EMAIL))
     code_mac: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # pending, verified, burnt.
+    # pending, verified, burnt, claimed (a backend's challenge, once claimed).
     state: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
