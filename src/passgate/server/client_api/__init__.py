@@ -2,13 +2,22 @@
 
 from fastapi import APIRouter
 
-from passgate.server.client_api import passkeys, public, push, push_web, recovery, security_keys
+from passgate.server.client_api import (
+    passkeys,
+    public,
+    push,
+    push_links,
+    push_web,
+    recovery,
+    security_keys,
+)
 
 router = APIRouter(prefix="/client")
 router.include_router(public.router)
 router.include_router(passkeys.router)
 router.include_router(push.router)
 router.include_router(push_web.router)
+router.include_router(push_links.router)
 router.include_router(security_keys.router)
 router.include_router(recovery.router)
 
