@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from passgate.server.client_api import (
+    magic_links,
     passkeys,
     public,
     push,
@@ -17,6 +18,7 @@ router.include_router(public.router)
 router.include_router(passkeys.router)
 router.include_router(push.router)
 router.include_router(push_web.router)
+router.include_router(magic_links.router)
 router.include_router(push_links.router)
 router.include_router(security_keys.router)
 router.include_router(recovery.router)

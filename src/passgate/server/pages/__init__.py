@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from passgate.server.pages import challenge, console, push_links
+from passgate.server.pages import challenge, console, magic_link, push_links
 from passgate.server.pages.rendering import STATIC
 from passgate.server.settings import Settings
 
@@ -14,6 +14,7 @@ from passgate.server.settings import Settings
 def install(app: FastAPI, settings: Settings) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(challenge.router)
+    app.include_router(magic_link.router)
     app.include_router(push_links.router)
     if settings.console:
         app.include_router(console.router)
