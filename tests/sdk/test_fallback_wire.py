@@ -207,10 +207,12 @@ def test_magic_link_polls_until_confirmed(client: AuthsignalSync, sent: Sent, ap
 def test_magic_link_poll_gives_up_after_the_timeout(client: AuthsignalSync, api: FakeApi) -> None:
     api.verified_after = 1000
     started = time.monotonic()
-    status = client.email_magic_link.check_verification_status(poll_interval=0.1, timeout=0.35)
+    status = client.email_magic_link.check_verification_status(poll_interval=0.1, timeout=0.5)
     assert status.data == VerifyResponse(is_verified=False)
-    assert 0.2 <= time.monotonic() - started < 2
-    assert 3 <= api.polls <= 5
+    # Polls every 0.1 s and stops before the next poll would end past the timeout (a busy
+    # machine's slow answers mean fewer polls, never a wait much past it).
+    assert 0.1 <= time.monotonic() - started < 3
+    assert 2 <= api.polls <= 6
     assert client.token == "tracked"
 
 
