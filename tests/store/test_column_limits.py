@@ -88,7 +88,10 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     "authenticators.tenant_id": (ID,),
     "authenticators.user_id": USER_ID,
     "authenticators.verification_method": (STATE,),
-    "authenticators.email": (Body("EnrollAuthenticatorRequest", "email"),),
+    "authenticators.email": (
+        Body("EnrollAuthenticatorRequest", "email"),
+        Body("EmailMagicLinkEnrollRequest", "email"),
+    ),
     "authenticators.phone_number": (Body("EnrollAuthenticatorRequest", "phoneNumber"),),
     "authenticators.username": (
         Body("RegistrationOptionsRequest", "username"),
@@ -250,6 +253,7 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     "magic_links.action_id": (ID,),
     "magic_links.authenticator_id": (ID,),
     "magic_links.email": (
+        Body("EmailMagicLinkEnrollRequest", "email"),
         Checked(limits.EMAIL, "an email address, validated before it is stored"),
     ),
     "magic_links.link_mac": (HASH,),
