@@ -92,6 +92,10 @@ def _script_data(
         "api": _api_base(settings),
         "actionCode": page.action.action_code,
         "offers": {"enrol": page.enrol, "signIn": page.sign_in, "push": page.push},
+        "fallbacks": [fallback.method for fallback in page.fallbacks],
+        # After one of these (from "I lost my device") the page offers a new passkey.
+        "recoveryMethods": list(page.recovery_methods),
+        "passkeysAvailable": page.passkey_unavailable is None,
         "credentialIds": list(page.credential_ids),
         "push": {
             "challengeId": pending.challenge_id,

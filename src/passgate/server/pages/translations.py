@@ -60,6 +60,54 @@ ENGLISH = {
     "action_not_found": "This request no longer exists. Go back and start again.",
     "token_used": "This link has already been used.",
     "action_blocked": "This request was blocked.",
+    # Fallback methods and recovery.
+    "try_another_way": "Try another way",
+    "lost_device": "I lost my device",
+    "fallback_heading": "Other ways to confirm it's you",
+    "fallback_email_otp": "Email me a code",
+    "fallback_sms": "Text me a code",
+    "fallback_whatsapp": "Send me a code on WhatsApp",
+    "fallback_authenticator_app": "Use a code from my authenticator app",
+    "fallback_security_key": "Use my security key",
+    "fallback_email_magic_link": "Email me a sign-in link",
+    "fallback_recovery_code": "Use a recovery code",
+    "fallback_offered": "That did not work. You can try another way below.",
+    "code_label_email_otp": "Enter the code we emailed you",
+    "code_label_sms": "Enter the code we texted you",
+    "code_label_whatsapp": "Enter the code we sent you on WhatsApp",
+    "code_label_authenticator_app": "Enter the code your authenticator app shows",
+    "code_label_recovery_code": "Enter one of your recovery codes",
+    "code_submit": "Confirm",
+    "code_resend": "Send a new code",
+    "code_sent": "Code sent.",
+    "code_invalid": "That code is wrong or has expired. Check it and try again.",
+    "code_max_attempts": "Too many wrong codes. Ask for a new one.",
+    "magic_link_sent": (
+        "We emailed you a link. Open it (on any device) and confirm there; this page goes on by"
+        " itself."
+    ),
+    "delivery_not_configured": "{tenant} cannot send that right now. Try another way.",
+    "security_key_waiting": "Use your security key…",
+    "recover_intro": (
+        "It's you. Create a passkey on this device now, so you can sign in next time without "
+        "your old one."
+    ),
+    "recover_skip": "Not now",
+    "manage_heading": "Your sign-in methods",
+    "manage_intro": "Remove the ones you no longer have, such as a lost phone.",
+    "manage_none": "No sign-in methods left.",
+    "remove": "Remove",
+    "removed": "Removed.",
+    "done": "Done",
+    "method_passkey": "Passkey",
+    "method_push": "App on your device",
+    "method_security_key": "Security key",
+    "method_email_otp": "Email codes",
+    "method_email_magic_link": "Email links",
+    "method_sms": "Text message codes",
+    "method_whatsapp": "WhatsApp codes",
+    "method_authenticator_app": "Authenticator app",
+    "method_recovery_code": "Recovery codes",
 }
 
 GERMAN = {
@@ -117,6 +165,55 @@ GERMAN = {
     "action_not_found": "Diese Anfrage existiert nicht mehr. Beginnen Sie erneut.",
     "token_used": "Dieser Link wurde bereits verwendet.",
     "action_blocked": "Diese Anfrage wurde blockiert.",
+    "try_another_way": "Anders bestätigen",
+    "lost_device": "Ich habe mein Gerät verloren",
+    "fallback_heading": "Andere Wege, sich zu bestätigen",
+    "fallback_email_otp": "Code per E-Mail senden",
+    "fallback_sms": "Code per SMS senden",
+    "fallback_whatsapp": "Code per WhatsApp senden",
+    "fallback_authenticator_app": "Code aus meiner Authenticator-App verwenden",
+    "fallback_security_key": "Meinen Sicherheitsschlüssel verwenden",
+    "fallback_email_magic_link": "Anmeldelink per E-Mail senden",
+    "fallback_recovery_code": "Wiederherstellungscode verwenden",
+    "fallback_offered": "Das hat nicht geklappt. Unten können Sie es anders versuchen.",
+    "code_label_email_otp": "Geben Sie den Code aus der E-Mail ein",
+    "code_label_sms": "Geben Sie den Code aus der SMS ein",
+    "code_label_whatsapp": "Geben Sie den Code aus WhatsApp ein",
+    "code_label_authenticator_app": "Geben Sie den Code Ihrer Authenticator-App ein",
+    "code_label_recovery_code": "Geben Sie einen Ihrer Wiederherstellungscodes ein",
+    "code_submit": "Bestätigen",
+    "code_resend": "Neuen Code senden",
+    "code_sent": "Code gesendet.",
+    "code_invalid": (
+        "Der Code ist falsch oder abgelaufen. Prüfen Sie ihn und versuchen Sie es erneut."
+    ),
+    "code_max_attempts": "Zu viele falsche Codes. Fordern Sie einen neuen an.",
+    "magic_link_sent": (
+        "Wir haben Ihnen einen Link gesendet. Öffnen Sie ihn (auf einem beliebigen Gerät) und "
+        "bestätigen Sie dort; diese Seite macht dann von selbst weiter."
+    ),
+    "delivery_not_configured": "{tenant} kann das gerade nicht senden. Versuchen Sie es anders.",
+    "security_key_waiting": "Verwenden Sie Ihren Sicherheitsschlüssel…",
+    "recover_intro": (
+        "Bestätigt. Erstellen Sie jetzt einen Passkey auf diesem Gerät, damit Sie sich künftig "
+        "ohne Ihr altes Gerät anmelden können."
+    ),
+    "recover_skip": "Nicht jetzt",
+    "manage_heading": "Ihre Anmeldemethoden",
+    "manage_intro": "Entfernen Sie, was Sie nicht mehr haben, etwa ein verlorenes Telefon.",
+    "manage_none": "Keine Anmeldemethoden mehr.",
+    "remove": "Entfernen",
+    "removed": "Entfernt.",
+    "done": "Fertig",
+    "method_passkey": "Passkey",
+    "method_push": "App auf Ihrem Gerät",
+    "method_security_key": "Sicherheitsschlüssel",
+    "method_email_otp": "Codes per E-Mail",
+    "method_email_magic_link": "Links per E-Mail",
+    "method_sms": "Codes per SMS",
+    "method_whatsapp": "Codes per WhatsApp",
+    "method_authenticator_app": "Authenticator-App",
+    "method_recovery_code": "Wiederherstellungscodes",
 }
 
 FRENCH = {
@@ -169,6 +266,53 @@ FRENCH = {
     "action_not_found": "Cette demande n'existe plus. Revenez en arrière et recommencez.",
     "token_used": "Ce lien a déjà été utilisé.",
     "action_blocked": "Cette demande a été bloquée.",
+    "try_another_way": "Essayer autrement",
+    "lost_device": "J'ai perdu mon appareil",
+    "fallback_heading": "Autres moyens de confirmer votre identité",
+    "fallback_email_otp": "M'envoyer un code par e-mail",
+    "fallback_sms": "M'envoyer un code par SMS",
+    "fallback_whatsapp": "M'envoyer un code sur WhatsApp",
+    "fallback_authenticator_app": "Utiliser un code de mon application d'authentification",
+    "fallback_security_key": "Utiliser ma clé de sécurité",
+    "fallback_email_magic_link": "M'envoyer un lien de connexion par e-mail",
+    "fallback_recovery_code": "Utiliser un code de récupération",
+    "fallback_offered": "Cela n'a pas fonctionné. Vous pouvez essayer autrement ci-dessous.",
+    "code_label_email_otp": "Saisissez le code reçu par e-mail",
+    "code_label_sms": "Saisissez le code reçu par SMS",
+    "code_label_whatsapp": "Saisissez le code reçu sur WhatsApp",
+    "code_label_authenticator_app": "Saisissez le code de votre application d'authentification",
+    "code_label_recovery_code": "Saisissez l'un de vos codes de récupération",
+    "code_submit": "Confirmer",
+    "code_resend": "Envoyer un nouveau code",
+    "code_sent": "Code envoyé.",
+    "code_invalid": "Ce code est erroné ou a expiré. Vérifiez-le et réessayez.",
+    "code_max_attempts": "Trop de codes erronés. Demandez-en un nouveau.",
+    "magic_link_sent": (
+        "Nous vous avons envoyé un lien. Ouvrez-le (sur n'importe quel appareil) et confirmez-y"
+        " ; cette page continuera d'elle-même."
+    ),
+    "delivery_not_configured": "{tenant} ne peut pas l'envoyer pour le moment. Essayez autrement.",
+    "security_key_waiting": "Utilisez votre clé de sécurité…",
+    "recover_intro": (
+        "C'est confirmé. Créez maintenant une clé d'accès sur cet appareil pour vous connecter "
+        "la prochaine fois sans l'ancien."
+    ),
+    "recover_skip": "Pas maintenant",
+    "manage_heading": "Vos moyens de connexion",
+    "manage_intro": "Supprimez ceux que vous n'avez plus, comme un téléphone perdu.",
+    "manage_none": "Plus aucun moyen de connexion.",
+    "remove": "Supprimer",
+    "removed": "Supprimé.",
+    "done": "Terminé",
+    "method_passkey": "Clé d'accès",
+    "method_push": "Application sur votre appareil",
+    "method_security_key": "Clé de sécurité",
+    "method_email_otp": "Codes par e-mail",
+    "method_email_magic_link": "Liens par e-mail",
+    "method_sms": "Codes par SMS",
+    "method_whatsapp": "Codes sur WhatsApp",
+    "method_authenticator_app": "Application d'authentification",
+    "method_recovery_code": "Codes de récupération",
 }
 
 TRANSLATIONS: Mapping[str, Mapping[str, str]] = {"en": ENGLISH, "de": GERMAN, "fr": FRENCH}

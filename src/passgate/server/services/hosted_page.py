@@ -13,6 +13,13 @@ add an authenticator) is still enforced there, once. What is decided here is wha
 - enrolment is offered when `enrolment`'s rule (the one the Client API applies) lets the
   token add an authenticator; otherwise sign-in with the user's passkeys and approval on the
   user's push devices;
+- beside them, behind "Try another way" (and shown when the preferred method fails), the
+  fallback methods the tenant allows and the user has enrolled and verified: email and SMS
+  codes, an authenticator app, a recovery code, a security key, an email link. After one of
+  the tenant's recovery methods the page offers a new passkey (docs/recovery.md);
+- a token tracked with scope `remove:authenticators` also lists the user's authenticators,
+  each with a button that removes it (an ALLOW action's token too, as with
+  `add:authenticators`);
 - passkeys are offered only when the tenant's rp id can be used on Passgate's own origin."""
 
 from __future__ import annotations
@@ -22,8 +29,17 @@ from dataclasses import dataclass
 
 import jwt
 
-from passgate.server.services import enrolment, origins, redirects, tenants, tokens
-from passgate.server.services.enums import ActionState
+from passgate.server.services import (
+    enrolment,
+    origins,
+    recovery,
+    redirects,
+    tenants,
+    tokens,
+    users,
+)
+from passgate.server.services.delivery.addresses import mask_email, mask_phone
+from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import ExpiredToken, InvalidToken, PassgateError
 from passgate.server.services.passkey_policy import policy as passkey_policy
 from passgate.server.services.tokens import TokenClaims
@@ -33,6 +49,7 @@ from passgate.server.store import passkeys as passkey_store
 from passgate.server.store import push as push_store
 from passgate.server.store import users as user_store
 from passgate.server.store.actions import ActionRow
+from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import Db
 from passgate.server.store.push import PushChallengeRow
 from passgate.server.store.tables import utcnow
@@ -44,6 +61,18 @@ REFUSED_STATES = frozenset(
 )
 # Why the page offers no passkey.
 NO_PUBLIC_URL, RP_ID_ELSEWHERE = "no_public_url", "rp_id_elsewhere"
+# The fallback methods the page can run, in the order it offers them.
+FALLBACKS = (
+    VerificationMethod.EMAIL_OTP,
+    VerificationMethod.SMS,
+    VerificationMethod.WHATSAPP,
+    VerificationMethod.AUTHENTICATOR_APP,
+    VerificationMethod.SECURITY_KEY,
+    VerificationMethod.EMAIL_MAGIC_LINK,
+    VerificationMethod.RECOVERY_CODE,
+)
+# Methods that run WebAuthn on the page, so need the rp id usable here.
+_WEBAUTHN = frozenset({VerificationMethod.SECURITY_KEY})
 
 
 class PageUnavailable(PassgateError):
@@ -77,6 +106,24 @@ class PushWait:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Fallback:
+    """A fallback method the page offers, with where its code goes (masked) if it is sent."""
+
+    method: str
+    destination: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Removable:
+    """One of the user's authenticators, listed for removal."""
+
+    id: str
+    method: str
+    label: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HostedChallenge:
     """What the page for one token shows."""
 
@@ -94,6 +141,11 @@ class HostedChallenge:
     # `Action.redirect_url` while it is still on one of the tenant's origins, else None.
     redirect_url: str | None
     locale: str | None
+    fallbacks: tuple[Fallback, ...] = ()
+    # The tenant's recovery methods: after one of them the page offers a new passkey.
+    recovery_methods: tuple[str, ...] = ()
+    # Set when the token may remove authenticators: the user's, to list.
+    removable: tuple[Removable, ...] | None = None
 
     @property
     def web_origins(self) -> tuple[str, ...]:
@@ -125,6 +177,8 @@ async def open_challenge(
     redirect_url = action.redirect_url
     if redirect_url and not redirects.is_allowed(tenant.origins, redirect_url):
         redirect_url = None
+    listed = await authenticator_store.find_authenticators(db, tenant.id, claims.user_id)
+    challenging = not enrol and action.state == ActionState.CHALLENGE_REQUIRED
     return HostedChallenge(
         tenant=tenant,
         action=action,
@@ -136,6 +190,45 @@ async def open_challenge(
         pending_push=waiting,
         redirect_url=redirect_url,
         locale=action.locale or (user.locale if user else None),
+        fallbacks=_fallbacks(tenant, listed, webauthn=unavailable is None) if challenging else (),
+        recovery_methods=tuple(method.value for method in recovery.methods(tenant)),
+        removable=tuple(_removable(a) for a in listed if a.verified_at is not None)
+        if recovery.REMOVE_SCOPE in claims.scope.split()
+        else None,
+    )
+
+
+def _fallbacks(
+    tenant: TenantRow, listed: Sequence[AuthenticatorRow], *, webauthn: bool
+) -> tuple[Fallback, ...]:
+    """The fallback methods the tenant allows that the user has enrolled and verified."""
+    allowed = set(users.allowed_methods(tenant))
+    verified = {a.verification_method: a for a in reversed(listed) if a.verified_at is not None}
+    offered = []
+    for method in FALLBACKS:
+        found = verified.get(method.value)
+        if found is None or method.value not in allowed or (method in _WEBAUTHN and not webauthn):
+            continue
+        destination = None
+        if found.email:
+            destination = mask_email(found.email)
+        elif found.phone_number:
+            destination = mask_phone(found.phone_number)
+        offered.append(Fallback(method=method.value, destination=destination))
+    return tuple(offered)
+
+
+def _removable(authenticator: AuthenticatorRow) -> Removable:
+    label = authenticator.display_name or authenticator.username
+    if authenticator.email:
+        label = mask_email(authenticator.email)
+    elif authenticator.phone_number:
+        label = mask_phone(authenticator.phone_number)
+    return Removable(
+        id=authenticator.id,
+        method=authenticator.verification_method,
+        label=label,
+        created_at=int(authenticator.created_at.timestamp()),
     )
 
 
@@ -191,10 +284,10 @@ async def _pending_action(db: Db, tenant: TenantRow, claims: TokenClaims) -> Act
             error_code="action_blocked",
             tenant=tenant,
         )
-    enrolling_allowed = (
-        action.state == ActionState.ALLOW
-        and enrolment.ADD_SCOPE in claims.scope.split()
-        and action.authenticator_added_at is None
+    scopes = claims.scope.split()
+    enrolling_allowed = action.state == ActionState.ALLOW and (
+        (enrolment.ADD_SCOPE in scopes and action.authenticator_added_at is None)
+        or recovery.REMOVE_SCOPE in scopes
     )
     if action.validated_at is not None or not (
         action.state == ActionState.CHALLENGE_REQUIRED or enrolling_allowed

@@ -1,6 +1,13 @@
 // The hosted challenge page: passkey sign-in or enrolment, or push approval, done by calling
 // Passgate's own Client API (same origin) with the page's token. No dependencies, no build.
 //
+// Fallbacks. Behind "Try another way" and "I lost my device" (and shown when the preferred
+// method fails) are the other methods the user has: codes by email, SMS or WhatsApp, an
+// authenticator app, a recovery code, a security key, an email link. After "I lost my
+// device" and one of the tenant's recovery methods, the page offers a new passkey with the
+// verify's access token before it finishes. With a `remove:authenticators` token it lists the
+// user's authenticators, each with a Remove button.
+//
 // Modes. Redirect (the default): on success the browser goes to the track's redirectUrl with
 // `token=<access token>` added to its query; on failure or cancel with `error=<code>`.
 // Popup (`mode=popup`; Authsignal's browser SDK uses it for its iframe overlay and for its
@@ -12,6 +19,8 @@ import { createPasskey, getPasskey, passkeysSupported } from "./webauthn.js";
 const data = JSON.parse(document.getElementById("challenge-data").textContent);
 const text = data.text || {};
 const token = new URLSearchParams(window.location.search).get("token");
+// The token the Client API calls carry: the page's, then a verify's access token.
+let bearer = token;
 // The token leaves the address bar (and so the history, bookmarks and screenshots) at once.
 window.history.replaceState(null, "", window.location.pathname);
 
@@ -66,9 +75,9 @@ function say(message, tone = "") {
 }
 
 function setButtons(enabled) {
-  for (const id of ["passkey-sign-in", "passkey-enrol", "push-send", "show-push"]) {
-    const button = element(id);
-    if (button) button.disabled = !enabled;
+  // Every button that starts something; Cancel and Close stay usable.
+  for (const button of document.querySelectorAll("main button:not(#cancel):not(#close)")) {
+    button.disabled = !enabled;
   }
 }
 
@@ -109,6 +118,7 @@ function leave(params, message) {
 function finish() {
   finished = true;
   stopPolling();
+  stopLinkPolling();
   setButtons(false);
 }
 
@@ -150,13 +160,16 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, body) {
+// POST `body` as JSON (none: an empty POST, as the SDKs send to the challenge routes).
+async function api(path, body, method = "POST") {
+  const headers = { Authorization: `Bearer ${bearer}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(data.api + path, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-      body: JSON.stringify(body),
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "omit",
       cache: "no-store",
     });
@@ -181,11 +194,14 @@ function explain(error) {
       say(text.network_error, "error");
     } else if (error.status === 429) {
       say(text.push_rate_limited, "error");
+    } else if (error.code === "delivery_not_configured") {
+      say(text.delivery_not_configured, "error");
     } else {
       say(error.status === 400 ? text.passkey_refused : text.error_generic, "error");
     }
   } else if (error && (error.name === "NotAllowedError" || error.name === "AbortError")) {
     say(text.passkey_canceled, "error");
+    offerFallbacks();
   } else if (error && error.name === "InvalidStateError") {
     say(text.passkey_exists, "error");
   } else {
@@ -289,6 +305,7 @@ function expired() {
   again.textContent = text.push_send_again;
   again.hidden = false;
   say(text.push_expired, "error");
+  offerFallbacks();
 }
 
 async function poll() {
@@ -300,7 +317,11 @@ async function poll() {
     if (outcome.isConsumed) {
       const answeredEarly =
         Date.now() + clockSkew < pushWait.expiresAt * 1000 - EXPIRY_MARGIN_MS;
-      return answeredEarly ? fail("challenge_failed", text.push_declined) : expired();
+      if (!answeredEarly) return expired();
+      if (!data.fallbacks.length) return fail("challenge_failed", text.push_declined);
+      pushWait = null;
+      say(text.push_declined, "error");
+      return offerFallbacks();
     }
   } catch (error) {
     if (error instanceof ApiError && error.status === FATAL_STATUS) return explain(error);
@@ -327,6 +348,156 @@ function showPush() {
   (element("push-send").hidden ? element("cancel") : element("push-send")).focus();
 }
 
+// Fallback methods ----------------------------------------------------------------------
+
+const CHALLENGE = {
+  EMAIL_OTP: "/challenge/email-otp",
+  SMS: "/challenge/sms",
+  WHATSAPP: "/challenge/whatsapp",
+};
+const VERIFY = {
+  EMAIL_OTP: "/verify/email-otp",
+  SMS: "/verify/sms",
+  WHATSAPP: "/verify/whatsapp",
+  AUTHENTICATOR_APP: "/verify/totp",
+  RECOVERY_CODE: "/verify/recovery-code",
+};
+let codeMethod = null;
+let lostDevice = false;
+let linkTimer = null;
+
+function showFallbacks(lost) {
+  lostDevice = lostDevice || lost;
+  const section = element("fallbacks");
+  if (!section) return;
+  section.hidden = false;
+  element("try-another")?.setAttribute("hidden", "");
+  element("lost-device")?.setAttribute("hidden", "");
+  reportHeight();
+  section.querySelector("button")?.focus();
+}
+
+// The preferred method failed: the other ways, if the user has any, without a click.
+function offerFallbacks() {
+  const section = element("fallbacks");
+  if (!section || finished) return;
+  if (section.hidden) say(`${element("status").textContent} ${text.fallback_offered}`, "error");
+  showFallbacks(false);
+}
+
+function askForCode(method) {
+  codeMethod = method;
+  element("code-label").textContent = text[`code_label_${method.toLowerCase()}`] || "";
+  const input = element("code-input");
+  input.value = "";
+  input.inputMode = method === "RECOVERY_CODE" ? "text" : "numeric";
+  element("code-resend").hidden = !(method in CHALLENGE);
+  element("code-entry").hidden = false;
+  reportHeight();
+  input.focus();
+}
+
+async function sendCode(method) {
+  await api(CHALLENGE[method]);
+  say(text.code_sent);
+  askForCode(method);
+}
+
+function useFallback(method) {
+  return attempt(async () => {
+    stopLinkPolling();
+    element("code-entry").hidden = true;
+    if (method in CHALLENGE) return sendCode(method);
+    if (method in VERIFY) return askForCode(method);
+    if (method === "SECURITY_KEY") return useSecurityKey();
+    if (method === "EMAIL_MAGIC_LINK") return sendLink();
+  });
+}
+
+function submitCode(event) {
+  event.preventDefault();
+  const code = element("code-input").value.trim();
+  if (!code || !codeMethod) return;
+  const method = codeMethod;
+  return attempt(async () => {
+    say(text.checking);
+    const outcome = await api(VERIFY[method], { verificationCode: code });
+    if (outcome.isVerified && outcome.accessToken) return verifiedWith(method, outcome);
+    const exhausted = outcome.failureReason === "MAX_ATTEMPTS_EXCEEDED";
+    say(exhausted ? text.code_max_attempts : text.code_invalid, "error");
+    element("code-input").select();
+  });
+}
+
+async function useSecurityKey() {
+  const options = await api("/user-authenticators/security-key/authentication-options", {});
+  say(text.security_key_waiting);
+  const credential = await getPasskey(options);
+  say(text.checking);
+  verifiedWith("SECURITY_KEY", await api("/verify/security-key", credential));
+}
+
+// An email link: the user confirms on the link's page (any device); this page asks every
+// second whether they have, and only it, holding the token, receives the access token.
+async function sendLink() {
+  await api("/challenge/email-magic-link");
+  say(text.magic_link_sent);
+  linkTimer = window.setTimeout(pollLink, POLL_MS);
+}
+
+function stopLinkPolling() {
+  if (linkTimer !== null) window.clearTimeout(linkTimer);
+  linkTimer = null;
+}
+
+async function pollLink() {
+  linkTimer = null;
+  if (finished) return;
+  try {
+    const outcome = await api("/verify/email-magic-link/finalize", {});
+    if (outcome.isVerified && outcome.accessToken) {
+      return verifiedWith("EMAIL_MAGIC_LINK", outcome);
+    }
+  } catch (error) {
+    if (error instanceof ApiError && error.status === FATAL_STATUS) return explain(error);
+  }
+  if (!finished) linkTimer = window.setTimeout(pollLink, POLL_MS);
+}
+
+// Confirmed by a fallback method. After "I lost my device" and one of the tenant's recovery
+// methods, a new passkey first (the verify's token lets it in); otherwise done.
+function verifiedWith(method, outcome) {
+  const recovering =
+    lostDevice &&
+    data.recoveryMethods.includes(method) &&
+    data.passkeysAvailable &&
+    passkeysSupported();
+  if (!recovering) return succeed(outcome.accessToken);
+  bearer = outcome.accessToken;
+  for (const id of ["fallbacks", "code-entry", "passkey", "push", "enrol"]) {
+    const section = element(id);
+    if (section) section.hidden = true;
+  }
+  stopPolling();
+  say("");
+  element("recover-enrol").hidden = false;
+  reportHeight();
+  element("recover-passkey").focus();
+}
+
+// Removing authenticators --------------------------------------------------------------
+
+function remove(button) {
+  const id = button.dataset.id;
+  return attempt(async () => {
+    await api(`/user-authenticators/${encodeURIComponent(id)}`, undefined, "DELETE");
+    button.closest("li").remove();
+    element("manage-none").hidden = Boolean(document.querySelector("#authenticators li[data-id]"));
+    say(text.removed, "ok");
+    reportHeight();
+  });
+}
+
 // Start ---------------------------------------------------------------------------------
 
 function startChallenge() {
@@ -347,6 +518,19 @@ function startChallenge() {
   element("push-send").addEventListener("click", sendPush);
   element("show-push").addEventListener("click", showPush);
   element("cancel").addEventListener("click", cancel);
+  element("try-another")?.addEventListener("click", () => showFallbacks(false));
+  element("lost-device")?.addEventListener("click", () => showFallbacks(true));
+  for (const button of document.querySelectorAll("button.fallback")) {
+    button.addEventListener("click", () => useFallback(button.dataset.method));
+  }
+  element("code-form")?.addEventListener("submit", submitCode);
+  element("code-resend")?.addEventListener("click", () => useFallback(codeMethod));
+  element("recover-passkey")?.addEventListener("click", enrol);
+  element("recover-skip")?.addEventListener("click", () => succeed(bearer));
+  element("done")?.addEventListener("click", () => succeed(token));
+  for (const button of document.querySelectorAll("button.remove")) {
+    button.addEventListener("click", () => remove(button));
+  }
   // Keyboard users start on the main action; with none (waiting for the device) nothing is
   // focused, so a stray Enter cannot cancel.
   const primary = [...document.querySelectorAll("main button:not(.secondary)")].find(
