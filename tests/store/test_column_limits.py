@@ -74,12 +74,22 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     "tenants.previous_secret_key_hash": (HASH,),
     # Users and their authenticators.
     "users.tenant_id": (ID,),
-    "users.user_id": USER_ID,
+    "users.user_id": (
+        *USER_ID,
+        Body("ClaimOtpChallengeRequest", "userId"),
+    ),
     "users.handle": (ID,),
-    "users.email": (Body("TrackAttributes", "email"), Body("UserAttributes", "email")),
+    "users.email": (
+        Body("TrackAttributes", "email"),
+        Body("UserAttributes", "email"),
+        Body("EmailOtpEnrollRequest", "email"),
+        Body("StartOtpChallengeRequest", "email"),
+    ),
     "users.phone_number": (
         Body("TrackAttributes", "phoneNumber"),
         Body("UserAttributes", "phoneNumber"),
+        Body("SmsEnrollRequest", "phoneNumber"),
+        Body("StartOtpChallengeRequest", "phoneNumber"),
     ),
     "users.username": (Body("TrackAttributes", "username"), Body("UserAttributes", "username")),
     "users.display_name": (Body("UserAttributes", "displayName"),),
@@ -91,8 +101,14 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     "authenticators.email": (
         Body("EnrollAuthenticatorRequest", "email"),
         Body("EmailMagicLinkEnrollRequest", "email"),
+        Body("EmailOtpEnrollRequest", "email"),
+        Body("StartOtpChallengeRequest", "email"),
     ),
-    "authenticators.phone_number": (Body("EnrollAuthenticatorRequest", "phoneNumber"),),
+    "authenticators.phone_number": (
+        Body("EnrollAuthenticatorRequest", "phoneNumber"),
+        Body("SmsEnrollRequest", "phoneNumber"),
+        Body("StartOtpChallengeRequest", "phoneNumber"),
+    ),
     "authenticators.username": (
         Body("RegistrationOptionsRequest", "username"),
         Body("TrackAttributes", "username"),
@@ -108,13 +124,21 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     # Actions.
     "actions.id": (ID,),
     "actions.tenant_id": (ID,),
-    "actions.user_id": USER_ID,
-    "actions.action_code": (Param("action"), Body("ChallengeRequest", "action")),
+    "actions.user_id": (
+        *USER_ID,
+        Body("ClaimOtpChallengeRequest", "userId"),
+    ),
+    "actions.action_code": (
+        Param("action"),
+        Body("ChallengeRequest", "action"),
+        Body("StartOtpChallengeRequest", "action"),
+    ),
     "actions.idempotency_key": (
         Param("idempotencyKey"),
         Body("TrackAttributes", "idempotencyKey"),
         Body("ChallengeRequest", "idempotencyKey"),
         ID,
+        Body("StartOtpChallengeRequest", "idempotencyKey"),
     ),
     "actions.state": (STATE,),
     "actions.verification_method": (STATE,),
@@ -238,9 +262,18 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     "audit_events.source": (AUDIT,),
     "otp_challenges.id": (ID,),
     "otp_challenges.tenant_id": (ID,),
-    "otp_challenges.user_id": USER_ID,
+    "otp_challenges.user_id": (
+        *USER_ID,
+        Body("StartOtpChallengeRequest", "userId"),
+        Body("ClaimOtpChallengeRequest", "userId"),
+    ),
     "otp_challenges.action_id": (ID,),
     "otp_challenges.authenticator_id": (ID,),
+    "otp_challenges.action_code": (Body("StartOtpChallengeRequest", "action"),),
+    "otp_challenges.idempotency_key": (
+        Body("StartOtpChallengeRequest", "idempotencyKey"),
+        Made("a UUID when the backend gives no key"),
+    ),
     "otp_challenges.method": (STATE,),
     "otp_challenges.destination": (
         Checked(limits.EMAIL, "an email address or an E.164 number, validated before it is stored"),
@@ -302,6 +335,14 @@ NEVER_STORED: dict[Source, str] = {
     Body("UpdateCredentialRequest", "challengeId"): "verified as the signed nonce",
     Body("UpdateCredentialRequest", "publicKey"): "a lookup",
     Body("UpdateCredentialRequest", "signature"): "verified",
+    Param("challengeId"): "looked up",
+    Body("OtpVerifyRequest", "verificationCode"): "compared (as a keyed MAC)",
+    Body("VerifyOtpChallengeRequest", "challengeId"): "looked up",
+    Body("VerifyOtpChallengeRequest", "verificationCode"): "compared (as a keyed MAC)",
+    Body("ClaimOtpChallengeRequest", "challengeId"): "looked up",
+    Body("StartOtpChallengeRequest", "smsChannel"): "chooses SMS or WhatsApp",
+    Body("StartOtpChallengeRequest", "locale"): "chooses the message's language",
+    Body("StartOtpChallengeRequest", "ipAddress"): "counted in a rate limit, as a digest",
 }
 
 
