@@ -3,10 +3,12 @@
 from fastapi import APIRouter
 
 from passgate.server.client_api import (
+    magic_links,
     otp,
     passkeys,
     public,
     push,
+    push_links,
     push_web,
     recovery,
     security_keys,
@@ -17,6 +19,8 @@ router.include_router(public.router)
 router.include_router(passkeys.router)
 router.include_router(push.router)
 router.include_router(push_web.router)
+router.include_router(magic_links.router)
+router.include_router(push_links.router)
 router.include_router(security_keys.router)
 router.include_router(recovery.router)
 router.include_router(otp.router)
