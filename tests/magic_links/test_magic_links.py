@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from passgate.server.services import audit, users
 from passgate.server.services.delivery.config import configure_email
 from passgate.server.services.pruning import GRACE, prune
 from passgate.server.store.db import Db
-from passgate.server.store.tables import MagicLink, utcnow
+from passgate.server.store.tables import Authenticator, MagicLink, utcnow
 from tests.live_server import LiveServer, Tenant
 from tests.receivers import SmtpReceiver
 from tests.tenant_client import ENROL_SCOPE, TenantClient
@@ -279,3 +279,31 @@ def test_links_per_action_are_limited(client: TenantClient, smtp: SmtpReceiver) 
     assert sixth.status_code == 429, sixth.text
     assert sixth.json()["errorCode"] == "too_many_requests"
     assert smtp.wait(to="dave@example.com", count=5).link
+
+
+def test_the_users_own_email_is_verified_by_its_link(
+    client: TenantClient, smtp: SmtpReceiver, browser: Browser
+) -> None:
+    token = client.token("ml-fay", "signUp", email="fay@example.com")
+    assert client.server("GET", "/users/ml-fay").json()["emailVerified"] is False
+    enrol(client, token, "fay@example.com")
+    link = smtp.wait(to="fay@example.com").link
+    assert link is not None and browser.confirm(link).status_code == 200
+    assert finalized(client, token)["isVerified"] is True
+    assert client.server("GET", "/users/ml-fay").json()["emailVerified"] is True
+
+
+def test_a_tenant_without_smtp_sends_nothing(server: LiveServer, other_tenant: Tenant) -> None:
+    with TenantClient(server.api_url, other_tenant) as other:
+        token = other.token("ml-gus", "signUp")
+        refused = other.client("POST", ENROL, token=token, json={"email": "gus@example.com"})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errorCode"] == "delivery_not_configured"
+        # Nothing was kept: no authenticator (not even an unverified one), no link.
+        assert finalize(other, token).status_code == 404
+
+    async def rows(db: Db) -> int:
+        query = select(func.count()).where(Authenticator.user_id == "ml-gus")
+        return int(await db.scalar(query))
+
+    assert server.run(rows) == 0

@@ -27,7 +27,7 @@ router = APIRouter(include_in_schema=False)
 STATUS = {"ready": 200, "confirmed": 200, "unknown": 404, "expired": 410, "used": 410}
 HEADINGS = {
     "ready": "Confirm it's you",
-    "confirmed": "You're signed in",
+    "confirmed": "It's confirmed",
     "unknown": "Link not valid",
     "expired": "Link expired",
     "used": "Link already used",
