@@ -21,10 +21,17 @@ Usage:
 with the next answer in turn (then 250): a server that refuses. `security` is "none",
 "starttls" (the client must STARTTLS before MAIL) or "tls" (implicit TLS from the first
 byte). Both receivers run in a thread of their own, so a test's server (another thread) and
-the test itself can both reach them; close them (or use `with`) when done."""
+the test itself can both reach them; close them (or use `with`) when done.
+
+To point a tenant of a test server (tests/live_server.py) at them, as `passgate tenant email`
+and `passgate tenant sms` would:
+
+    use_smtp(server, tenant.id, smtp)                  # From no-reply@passgate.example.com
+    secret = use_sms_webhook(server, tenant.id, hook)  # the webhook's signing secret"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import email
 import email.policy
@@ -42,7 +49,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -50,6 +57,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from passgate.server.services import audit
+from passgate.server.services.delivery import config
+from passgate.server.store.db import Db
+
+if TYPE_CHECKING:
+    from tests.live_server import LiveServer
 
 Security = Literal["none", "starttls", "tls"]
 
@@ -173,7 +187,8 @@ class ReceivedEmail:
 
     def _part(self, subtype: str) -> str:
         part = self.message.get_body(preferencelist=(subtype,))
-        return str(part.get_content()) if part is not None else ""
+        # Line ends as written (SMTP carries CRLF).
+        return str(part.get_content()).replace("\r\n", "\n") if part is not None else ""
 
     @property
     def text(self) -> str:
@@ -238,15 +253,36 @@ class _SocketController(Controller):
         host, port = sock.getsockname()[:2]
         super().__init__(handler, hostname=host, port=port, **kwargs)
         self._sock = sock
+        self.protocols: list[SMTP] = []
 
     def _create_server(self) -> Any:
         return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
 
+    def factory(self) -> SMTP:
+        protocol = cast(SMTP, super().factory())  # type: ignore[no-untyped-call]
+        self.protocols.append(protocol)
+        return protocol
+
+    def stop(self, no_assert: bool = False) -> None:
+        """Drop every connection first: a TLS connection the client left without a TLS
+        close would otherwise wait for one after the loop has closed, and its socket be
+        reported unclosed."""
+
+        async def abort() -> None:
+            for protocol in self.protocols:
+                if isinstance(protocol.transport, asyncio.Transport):
+                    protocol.transport.abort()
+            await asyncio.sleep(0.05)  # their connection_lost callbacks
+
+        if self._thread is not None and self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(abort(), self.loop).result(timeout=5)
+        super().stop(no_assert=no_assert)
+
 
 class SmtpReceiver:
     """An SMTP server on 127.0.0.1 that keeps every message it accepts (see the module
-    docstring). With `username` and `password` it offers AUTH (PLAIN, LOGIN) and requires it;
-    under "starttls" it requires STARTTLS first, and AUTH only after it."""
+    docstring). With `username` and `password` it offers AUTH (PLAIN, LOGIN); under "starttls"
+    it requires STARTTLS first, and AUTH after it."""
 
     def __init__(
         self,
@@ -261,6 +297,7 @@ class SmtpReceiver:
             ca = TestCa()
         self.ca = ca
         self.security = security
+        self.username, self.password = username, password
         self.messages: list[ReceivedEmail] = []
         self.answers = list(answers or [])
         self.refused = 0
@@ -292,8 +329,10 @@ class SmtpReceiver:
 
             kwargs.update(
                 authenticator=authenticate,
-                auth_required=True,
-                auth_require_tls=security != "none",
+                # aiosmtpd knows of STARTTLS only: under implicit TLS it would offer no AUTH
+                # if it required TLS for it, and it warns when AUTH is required without TLS.
+                auth_required=security == "starttls",
+                auth_require_tls=security == "starttls",
             )
         self._controller = _SocketController(_Handler(self), sock, **kwargs)
         self._controller.start()
@@ -412,3 +451,47 @@ class HttpReceiver:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def use_smtp(
+    server: LiveServer,
+    tenant_id: str,
+    smtp: SmtpReceiver,
+    *,
+    sender: str = "Passgate Test <no-reply@passgate.example.com>",
+    trust_ca: bool = True,
+) -> None:
+    """Send the tenant's email through `smtp` (its security and login; its CA trusted unless
+    `trust_ca` is False, when the system's CAs are used and TLS must fail)."""
+
+    async def work(db: Db) -> None:
+        await config.configure_email(
+            db,
+            audit.cli_actor(),
+            tenant_id,
+            host=smtp.host,
+            port=smtp.port,
+            security=smtp.security,
+            user=smtp.username or "",
+            password=smtp.password,
+            sender=sender,
+            ca_pem=smtp.ca.pem if smtp.ca is not None and trust_ca else None,
+            clear=() if trust_ca else ("caPem",),
+        )
+
+    server.run(work)
+
+
+def use_sms_webhook(
+    server: LiveServer, tenant_id: str, hook: HttpReceiver, path: str = "/sms"
+) -> str:
+    """Send the tenant's SMS and WhatsApp codes to `hook` (at `path`); returns the secret
+    the requests are signed with (`x-signature-v2`, as push webhooks)."""
+
+    async def work(db: Db) -> str:
+        secret = config.new_webhook_secret()
+        change = config.SmsChange(webhook_url=hook.url + path, webhook_secret=secret)
+        await config.configure_sms(db, audit.cli_actor(), tenant_id, change)
+        return secret
+
+    return server.run(work)
