@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from passgate.server.services import redirects, tenants, tokens, users
+from passgate.server.services.delivery import addresses
 from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import (
     UNAUTHORIZED_SECRET_KEY,
@@ -95,6 +96,7 @@ async def track(
     version and the user's enrolled methods) and the action's insert; one on PostgreSQL (both
     in one), and one on SQLite for a user this process has tracked before when the request
     changes nothing about the user (`_track_known_user`)."""
+    request = checked_contact(request)
     tenant = key.tenant or await tenants.authenticate_hash(db, key.key_hash)
     if request.redirect_url is not None:
         redirects.check_redirect_url(tenant.origins, request.redirect_url)
@@ -155,6 +157,22 @@ async def track(
         ),
         tenant=tenant,
         new_action=inserted,
+    )
+
+
+def checked_contact(request: TrackRequest) -> TrackRequest:
+    """The request with its email and phone number validated and normalised as they are
+    stored (an address's domain lower-cased, a number in E.164), or `InvalidRequest`."""
+    if request.email is None and request.phone_number is None:
+        return request
+    return replace(
+        request,
+        email=None if request.email is None else addresses.normalise_email(request.email),
+        phone_number=(
+            None
+            if request.phone_number is None
+            else addresses.normalise_phone(request.phone_number)
+        ),
     )
 
 
