@@ -67,13 +67,19 @@ def _challenge_context(
 ) -> dict[str, Any]:
     text = _page_texts(language, page.tenant, settings.public_origin)
     unavailable = page.passkey_unavailable
+    # A remove:authenticators token whose action needs no challenge: only the list.
+    manage_only = page.removable is not None and not (
+        page.enrol or page.sign_in or page.push or page.fallbacks
+    )
+    heading = text["title_enrol"] if page.enrol else text["title_sign_in"]
     return {
         "lang": language,
         "text": text,
         "page": page,
         "popup": popup,
         "tenant_name": page.tenant.name,
-        "heading": text["title_enrol"] if page.enrol else text["title_sign_in"],
+        "heading": text["manage_heading"] if manage_only else heading,
+        "manage_only": manage_only,
         "unavailable": text[f"unavailable_{unavailable}"] if unavailable else None,
         "pending_push": page.pending_push if page.push else None,
         "data": _script_data(page, settings, text, popup=popup),

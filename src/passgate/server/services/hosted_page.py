@@ -183,7 +183,7 @@ async def open_challenge(
         tenant=tenant,
         action=action,
         enrol=enrol and unavailable is None,
-        sign_in=not enrol and bool(credentials) and unavailable is None,
+        sign_in=challenging and bool(credentials) and unavailable is None,
         push=not enrol and bool(devices) and action.state == ActionState.CHALLENGE_REQUIRED,
         passkey_unavailable=unavailable,
         credential_ids=tuple(credential.credential_id for credential in credentials),

@@ -1,0 +1,143 @@
+"""The hosted challenge page's other ways in a real browser (docs/recovery.md): a user whose
+passkey was on a phone she lost clicks "I lost my device", gets a code by email (a real SMTP
+server on loopback), enrols a passkey in this browser with the token the code earned, returns
+to the app, and then removes the lost phone's passkey on the page a `remove:authenticators`
+token opens. "Try another way" offers the same methods without the new passkey."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from authsignal.client import AuthsignalClient
+
+from passgate.authenticators import SoftwareAuthenticator
+from passgate.server.services import tenants
+from passgate.server.services.enums import ActionOutcome
+from passgate.server.store.db import Db
+from tests.browser import require_chromium
+from tests.live_server import LiveServer, Tenant
+from tests.receivers import SmtpReceiver, use_smtp
+from tests.tenant_client import TenantClient
+from tests.web.conftest import AppSite, BrowserTab
+
+require_chromium()
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpReceiver]:
+    with SmtpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def shop(web_server: LiveServer, web_tenant: Tenant, smtp: SmtpReceiver) -> Iterator[TenantClient]:
+    """The web tenant, sending email through the loopback SMTP server."""
+    use_smtp(web_server, web_tenant.id, smtp)
+    with TenantClient(web_server.api_url, web_tenant) as client:
+        yield client
+
+
+def returned_token(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["token"][0]
+
+
+def user_with_lost_phone(
+    shop: TenantClient, app_site: AppSite, tmp_path: Path, user_id: str, email: str
+) -> str:
+    """A passkey on a phone (not this browser) and a verified email: the passkey's id."""
+    phone = SoftwareAuthenticator(tmp_path / f"{user_id}.bin", origin=app_site.origin)
+    passkey = shop.register_passkey(phone, user_id)
+    added = shop.server(
+        "POST",
+        f"/users/{user_id}/authenticators",
+        json={"verificationMethod": "EMAIL_OTP", "email": email},
+    )
+    assert added.status_code == 200, added.text
+    return passkey.authenticator_id
+
+
+def test_i_lost_my_device_recovers_with_an_email_code_and_a_new_passkey(
+    tab: BrowserTab,
+    app_site: AppSite,
+    backend: AuthsignalClient,
+    web_server: LiveServer,
+    web_tenant: Tenant,
+    shop: TenantClient,
+    smtp: SmtpReceiver,
+    tmp_path: Path,
+) -> None:
+    page = tab.page
+    back = app_site.url("/return.html")
+    lost = user_with_lost_phone(shop, app_site, tmp_path, "hp-rita", "rita@example.com")
+
+    tracked = backend.track("hp-rita", "signIn", {"redirectUrl": back})
+    page.goto(tracked["url"])
+    assert page.locator("#fallbacks").is_hidden()
+    page.get_by_role("button", name="I lost my device").click()
+    page.get_by_role("button", name="Email me a code").click()
+    code = smtp.wait(to="rita@example.com").code
+    assert code is not None
+    page.get_by_label("Enter the code we emailed you").fill("000000" if code != "000000" else "1")
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("That code is wrong or has expired").wait_for()
+    page.get_by_label("Enter the code we emailed you").fill(code)
+    page.get_by_role("button", name="Confirm").click()
+    # Recovered: a passkey in this browser before going back.
+    page.locator("#recover-enrol").wait_for()
+    page.get_by_role("button", name="Create a passkey").click()
+    page.wait_for_url(f"{back}?token=*")
+    validated = backend.validate_challenge({"token": returned_token(page.url)})
+    assert validated["is_valid"] and validated["verification_method"] == "EMAIL_OTP"
+    assert len(tab.credentials()) == 1
+    passkeys = [
+        a for a in backend.get_authenticators("hp-rita") if a["verification_method"] == "PASSKEY"
+    ]
+    assert len(passkeys) == 2
+
+    # The backend lets her remove the lost phone's passkey on the page.
+    async def allow(db: Db) -> None:
+        await tenants.set_action_outcome(db, web_tenant.id, "manageDevices", ActionOutcome.ALLOW)
+
+    web_server.run(allow)
+    manage = backend.track(
+        "hp-rita", "manageDevices", {"scope": "remove:authenticators", "redirectUrl": back}
+    )
+    page.goto(manage["url"])
+    assert page.locator("#authenticators li[data-id]").count() == 3
+    page.locator(f'li[data-id="{lost}"] button.remove').click()
+    page.get_by_text("Removed.").wait_for()
+    assert page.locator(f'li[data-id="{lost}"]').count() == 0
+    remaining = {a["user_authenticator_id"] for a in backend.get_authenticators("hp-rita")}
+    assert lost not in remaining and len(remaining) == 2
+    page.get_by_role("button", name="Done").click()
+    page.wait_for_url(f"{back}?token=*")
+
+
+def test_try_another_way_signs_in_with_an_email_code(
+    tab: BrowserTab,
+    app_site: AppSite,
+    backend: AuthsignalClient,
+    shop: TenantClient,
+    smtp: SmtpReceiver,
+    tmp_path: Path,
+) -> None:
+    page = tab.page
+    back = app_site.url("/return.html")
+    user_with_lost_phone(shop, app_site, tmp_path, "hp-sven", "sven@example.com")
+
+    tracked = backend.track("hp-sven", "signIn", {"redirectUrl": back, "locale": "de"})
+    page.goto(tracked["url"])
+    page.get_by_role("button", name="Anders bestätigen").click()
+    page.get_by_role("button", name="Code per E-Mail senden").click()
+    code = smtp.wait(to="sven@example.com").code
+    assert code is not None
+    page.locator("#code-input").fill(code)
+    page.get_by_role("button", name="Bestätigen").click()
+    # Not "I lost my device": no new passkey, straight back to the app.
+    page.wait_for_url(f"{back}?token=*")
+    validated = backend.validate_challenge({"token": returned_token(page.url)})
+    assert validated["is_valid"] and validated["verification_method"] == "EMAIL_OTP"
+    assert tab.credentials() == []
