@@ -201,6 +201,9 @@ def test_a_second_email_needs_the_add_authenticators_scope(otp: OtpClient) -> No
 
     second = new_email()
     scoped = otp.token("ida", "addEmail", scope=ENROL_SCOPE)
+    first = otp.server("GET", "/users/ida").json()["email"]
+    again = otp.enroll_email(scoped, first)
+    assert again.status_code == 409 and "already enrolled" in again.json()["errorDescription"]
     assert otp.enroll_email(scoped, second).status_code == 200
     verified = otp.verify(scoped, "email-otp", otp.email_code(second)).json()
     assert verified["isVerified"] is True

@@ -32,7 +32,13 @@ from passgate.server.services import actions, audit, code_macs, enrolment, tenan
 from passgate.server.services import users as user_service
 from passgate.server.services.delivery import Messenger, addresses
 from passgate.server.services.enums import VerificationMethod
-from passgate.server.services.errors import Forbidden, InvalidRequest, NotFound, PassgateError
+from passgate.server.services.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PassgateError,
+)
 from passgate.server.services.rate_limits import client_network
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import actions as action_store
@@ -368,6 +374,14 @@ async def enroll(
     email = None if is_phone(method) else destination
     phone_number = destination if is_phone(method) else None
     existing = await store.contact_authenticators(db, tenant.id, claims.user_id, [method.value])
+    if any(
+        row["verified_at"] is not None and destination in (row["email"], row["phone_number"])
+        for row in existing
+    ):
+        raise Conflict(
+            f"This {'number' if is_phone(method) else 'address'} is already enrolled for "
+            f"{method.value}: send it a code with the challenge route instead."
+        )
     unverified = next((row for row in existing if row["verified_at"] is None), None)
     if unverified is not None:
         await store.change_destination(db, unverified["id"], email=email, phone_number=phone_number)
