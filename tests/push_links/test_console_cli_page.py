@@ -17,8 +17,11 @@ import httpx
 import pytest
 from authsignal.client import AuthsignalClient
 
+from passgate import AuthsignalSync
+from passgate.authenticators import DeviceKeyStore, SoftwareAuthenticator
 from tests.console.helpers import Console, audit_events, enrolled_console
 from tests.live_server import LiveServer, Tenant
+from tests.passkeys.helpers import Ceremony, bearer
 from tests.push_links.helpers import expired_link, server_link
 
 PASSGATE = [sys.executable, "-m", "passgate.cli"]
@@ -124,3 +127,45 @@ def test_the_hosted_page_shows_a_link_to_a_user_who_may_add_one(
         assert forged.status_code == 401
     made = audit_events(server, tenant_id=tenant.id, action_prefix="user.push_link.")
     assert [(e.actor_type, e.target_id) for e in made] == [("user", "page-user")]
+
+
+def test_after_a_successful_challenge_the_hosted_page_offers_a_link(
+    server: LiveServer,
+    tenant: Tenant,
+    authsignal: AuthsignalClient,
+    ceremony: Ceremony,
+    tmp_path: Path,
+) -> None:
+    passkey = SoftwareAuthenticator(tmp_path / "passkey.bin")
+    ceremony.register(passkey, "verified-user")
+    tracked = authsignal.track("verified-user", "signIn")["token"]
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        before = http.get("/push-enrolment/new", params={"token": tracked})
+        assert before.status_code == 403  # enrolled, no scope, nothing verified yet
+        started = ceremony.http.post(
+            "/client/user-authenticators/passkey/authentication-options",
+            headers=bearer(tracked),
+            json={},
+        )
+        assert started.status_code == 200, started.text
+        verified = ceremony.http.post(
+            "/client/verify/passkey",
+            headers=bearer(tracked),
+            json={
+                "challengeId": started.json()["challengeId"],
+                "authenticationCredential": passkey.get(started.json()["options"]),
+            },
+        )
+        assert verified.json()["isVerified"] is True, verified.text
+        token = verified.json()["accessToken"]
+        assert http.get("/push-enrolment/new", params={"token": token}).status_code == 200
+        shown = http.post("/push-enrolment/new", data={"token": token})
+        assert shown.status_code == 200, shown.text
+    with AuthsignalSync(
+        tenant.id, server.api_url, device_keys=DeviceKeyStore(tmp_path / "phone.pem")
+    ) as phone:
+        assert phone.push.add_credential(link=shown_link(shown)).ok
+    methods = sorted(
+        a["verification_method"] for a in authsignal.get_authenticators("verified-user")
+    )
+    assert methods == ["PASSKEY", "PUSH"]
