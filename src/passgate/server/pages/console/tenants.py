@@ -1,5 +1,5 @@
 """Tenants: the list, creating one (its secret key is shown once), and the settings page:
-name and token lifetime, relying party id and origins, action outcomes.
+name and token lifetime, relying party id and origins, action outcomes, recovery methods.
 
 Each form posts to its own route, which saves all of it or none of it: a refused value is
 shown above the form with the reason, and what was typed is kept."""
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request, Response
 
 from passgate.server.database import Database
 from passgate.server.pages.console import forms, web
-from passgate.server.services import tenant_admin, tenants
+from passgate.server.services import recovery, tenant_admin, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.services.errors import InvalidRequest
 
@@ -77,13 +77,16 @@ async def settings_page(
     values: Mapping[str, Any] | None = None,
 ) -> Response:
     """The settings page, with `refusal` shown above the form named `form`."""
+    overview = await tenant_admin.overview(db, tenant_id)
     context = {
-        "overview": await tenant_admin.overview(db, tenant_id),
+        "overview": overview,
         "tab": "settings",
         "form": form,
         "refusal": refusal,
         "values": values or {},
         "outcomes": [outcome.value for outcome in ActionOutcome],
+        "recovery_choices": [method.value for method in recovery.ELIGIBLE],
+        "recovery_methods": [method.value for method in recovery.methods(overview.tenant)],
         "saved": request.query_params.get("saved"),
     }
     status = refusal.status_code if refusal else 200
@@ -174,6 +177,24 @@ async def tenant_outcome(
 
     values = {"action_code": action_code, "outcome": outcome}
     return await _saved_or_refused(request, db, tenant_id, "outcomes", save, values)
+
+
+@router.post("/tenants/{tenant_id}/recovery")
+async def tenant_recovery(
+    request: Request,
+    tenant_id: str,
+    signed_in: web.CheckedForm,
+    db: Database,
+    method: Annotated[list[str] | None, Form(max_length=len(recovery.ELIGIBLE))] = None,
+) -> Response:
+    """The methods whose fresh verification lets an enrolled user add an authenticator."""
+    actor = web.actor(request, signed_in)
+
+    async def save() -> object:
+        return await recovery.set_methods(db, actor, tenant_id, method or [])
+
+    values = {"recovery_methods": method or []}
+    return await _saved_or_refused(request, db, tenant_id, "recovery", save, values)
 
 
 async def _saved_or_refused(
