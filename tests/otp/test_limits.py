@@ -5,8 +5,12 @@ country calling codes (SMS pumping). A refusal is 429 `too_many_requests` (400
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
+from tests.cli.test_cli import passgate
 from tests.live_server import LiveServer, Tenant
 from tests.otp.helpers import OtpClient, new_email, new_phone
 from tests.otp.test_client_api import audit_actions, enrol_email
@@ -87,3 +91,30 @@ def test_sms_goes_only_to_allowed_countries(otp: OtpClient) -> None:
     assert len(otp.sms_requests(phone)) == 1
     # An allowed country's number is fine.
     assert otp.enroll_sms(token, "+12015550123").status_code == 200
+
+
+def test_operators_set_limits_and_methods_with_the_cli(
+    otp: OtpClient, tenant: Tenant, database_url: str
+) -> None:
+    def cli(*args: str) -> dict[str, Any]:
+        ran = passgate("tenant", *args, tenant.id, "--database-url", database_url, "--json")
+        assert ran.returncode == 0, ran.stderr
+        return dict(json.loads(ran.stdout))
+
+    shown = cli("otp-limits")["otpLimits"]
+    assert shown["dailyBudget"] == 1000 and shown["perDestination"] == 5
+    assert cli("otp-limits", "--per-destination", "1")["otpLimits"]["perDestination"] == 1
+    email = new_email()
+    token = otp.token("gil", "signUp")
+    assert otp.enroll_email(token, email).status_code == 200
+    assert otp.challenge(token, "email-otp").status_code == 429
+
+    allowed = cli("methods", "--allow", "passkey", "--allow", "SMS")
+    assert allowed["allowedVerificationMethods"] == ["PASSKEY", "SMS"]
+    assert otp.challenge(token, "email-otp").json()["errorCode"] == "method_not_allowed"
+    back = cli("methods", "--default")["allowedVerificationMethods"]
+    assert "EMAIL_OTP" in back and "PUSH" in back
+    refused = passgate(
+        "tenant", "methods", tenant.id, "--allow", "FAX", "--database-url", database_url
+    )
+    assert refused.returncode != 0 and "unknown verification method 'FAX'" in refused.stderr
