@@ -17,6 +17,7 @@ from passgate.cli._database import DatabaseUrl
 from passgate.cli._dev import ensure_dev_tenant
 from passgate.cli._device import device_app
 from passgate.cli._keys import check_master_key, keys_app
+from passgate.cli._otp import tenant_methods, tenant_otp_limits
 from passgate.cli._recovery import tenant_recovery
 from passgate.cli._webauthn import tenant_webauthn
 from passgate.server.services import audit, branding, enrolment, tenant_admin, tenants
@@ -50,6 +51,8 @@ tenant_app.command("webauthn")(tenant_webauthn)
 tenant_app.command("email")(_delivery.tenant_email)
 tenant_app.command("sms")(_delivery.tenant_sms)
 tenant_app.command("recovery")(tenant_recovery)
+tenant_app.command("methods")(tenant_methods)
+tenant_app.command("otp-limits")(tenant_otp_limits)
 app.command("bench")(_bench.bench)
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
