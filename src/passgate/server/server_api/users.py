@@ -19,7 +19,8 @@ from passgate.server.schemas import (
 )
 from passgate.server.server_api.auth import SecretKeyTenant
 from passgate.server.server_api.paths import UserId
-from passgate.server.services import audit, tokens, users
+from passgate.server.services import audit, recovery_codes, tokens, users
+from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.users import UserProfile, UserRow
 from passgate.server.views import authenticator_response
 
@@ -121,6 +122,13 @@ async def get_authenticators(
 async def enroll_verified_authenticator(
     user_id: UserId, body: EnrollAuthenticatorRequest, tenant: SecretKeyTenant, db: Database
 ) -> EnrollAuthenticatorResponse:
+    if body.verification_method == VerificationMethod.RECOVERY_CODE:
+        # A new set of codes (replacing the user's old ones), shown in this answer only.
+        issued = await recovery_codes.issue(db, tenant, user_id, actor=audit.api_actor())
+        return EnrollAuthenticatorResponse(
+            authenticator=authenticator_response(issued.authenticator),
+            recovery_codes=issued.codes,
+        )
     authenticator = await users.enroll_verified_authenticator(
         db,
         tenant,

@@ -175,7 +175,8 @@ async def enroll_verified_authenticator(
     (recorded in the audit log as `actor`'s)."""
     contact_field = DIRECTLY_ENROLLABLE.get(method)
     if contact_field is None:
-        names = ", ".join(sorted(DIRECTLY_ENROLLABLE))
+        # RECOVERY_CODE too, through services/recovery_codes (its answer carries the codes).
+        names = ", ".join(sorted([*DIRECTLY_ENROLLABLE, VerificationMethod.RECOVERY_CODE]))
         raise InvalidRequest(
             f"{method.value} cannot be enrolled by the backend; use one of {names}. "
             "Passkeys and push devices are enrolled by the user's app through the Client API."
