@@ -11,7 +11,9 @@ from passgate.server.client_api import (
     push_links,
     push_web,
     recovery,
+    recovery_codes,
     security_keys,
+    totp,
 )
 
 router = APIRouter(prefix="/client")
@@ -22,6 +24,8 @@ router.include_router(push_web.router)
 router.include_router(magic_links.router)
 router.include_router(push_links.router)
 router.include_router(security_keys.router)
+router.include_router(totp.router)
+router.include_router(recovery_codes.router)
 router.include_router(recovery.router)
 router.include_router(otp.router)
 
