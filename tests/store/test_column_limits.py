@@ -343,6 +343,7 @@ NEVER_STORED: dict[Source, str] = {
     Body("StartOtpChallengeRequest", "smsChannel"): "chooses SMS or WhatsApp",
     Body("StartOtpChallengeRequest", "locale"): "chooses the message's language",
     Body("StartOtpChallengeRequest", "ipAddress"): "counted in a rate limit, as a digest",
+    Body("VerifyCodeRequest", "verificationCode"): "checked against a TOTP or recovery code",
 }
 
 
