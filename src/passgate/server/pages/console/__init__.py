@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from passgate.server.pages.console import account, activity, apps, auth, keys, push, tenants, users
+from passgate.server.pages.console import (
+    account,
+    activity,
+    apps,
+    auth,
+    delivery,
+    keys,
+    push,
+    tenants,
+    users,
+)
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-for area in (auth, account, tenants, apps, push, keys, users, activity):
+for area in (auth, account, tenants, apps, push, delivery, keys, users, activity):
     router.include_router(area.router)
