@@ -115,6 +115,25 @@ def test_a_wrong_code_is_not_an_error_and_the_right_one_still_works(otp: OtpClie
     assert otp.verify(token, "email-otp", code).json()["isVerified"] is True
 
 
+def test_challenges_take_no_body_with_or_without_a_content_type(otp: OtpClient) -> None:
+    """The browser SDK posts E2/S2 with `Content-Type: application/json` and no body, the
+    mobile SDKs with neither."""
+    phone = new_phone()
+    token = otp.token("max", "signUp")
+    assert otp.enroll_sms(token, phone).status_code == 200
+    assert otp.verify(token, "sms", otp.sms_code(phone)).json()["isVerified"] is True
+    token = otp.token("max", "signIn")
+    bare = otp.client("POST", "/challenge/sms", token=token)
+    assert bare.status_code == 200, bare.text
+    assert "content-type" not in bare.request.headers
+    typed = otp.client(
+        "POST", "/challenge/sms", token=token, headers={"Content-Type": "application/json"}
+    )
+    assert typed.status_code == 200, typed.text
+    verified = otp.verify(token, "sms", otp.sms_code(phone, count=3)).json()
+    assert verified["isVerified"] is True
+
+
 def test_a_code_answers_once(otp: OtpClient) -> None:
     email = new_email()
     enrol_email(otp, "eve", email)
