@@ -2,7 +2,8 @@
 passkey was on a phone she lost clicks "I lost my device", gets a code by email (a real SMTP
 server on loopback), enrols a passkey in this browser with the token the code earned, returns
 to the app, and then removes the lost phone's passkey on the page a `remove:authenticators`
-token opens. "Try another way" offers the same methods without the new passkey."""
+token opens. "Try another way" offers the same methods without the new passkey. A recovery
+code recovers too once the tenant lists RECOVERY_CODE among its recovery methods."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from authsignal.client import AuthsignalClient
 
 from passgate.authenticators import SoftwareAuthenticator
-from passgate.server.services import tenants
+from passgate.server.services import audit, recovery, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.store.db import Db
 from tests.browser import require_chromium
@@ -141,3 +142,42 @@ def test_try_another_way_signs_in_with_an_email_code(
     validated = backend.validate_challenge({"token": returned_token(page.url)})
     assert validated["is_valid"] and validated["verification_method"] == "EMAIL_OTP"
     assert tab.credentials() == []
+
+
+def test_a_recovery_code_recovers_when_the_tenant_lists_it(
+    tab: BrowserTab,
+    app_site: AppSite,
+    backend: AuthsignalClient,
+    web_server: LiveServer,
+    web_tenant: Tenant,
+    shop: TenantClient,
+    tmp_path: Path,
+) -> None:
+    page = tab.page
+    back = app_site.url("/return.html")
+    phone = SoftwareAuthenticator(tmp_path / "hp-tom.bin", origin=app_site.origin)
+    shop.register_passkey(phone, "hp-tom")
+    issued = shop.server(
+        "POST", "/users/hp-tom/authenticators", json={"verificationMethod": "RECOVERY_CODE"}
+    )
+    assert issued.status_code == 200, issued.text
+    codes = issued.json()["recoveryCodes"]
+
+    async def recover_with_codes(db: Db) -> None:
+        await recovery.set_methods(db, audit.cli_actor(), web_tenant.id, ["RECOVERY_CODE"])
+
+    web_server.run(recover_with_codes)
+    tracked = backend.track("hp-tom", "signIn", {"redirectUrl": back})
+    page.goto(tracked["url"])
+    # Only the methods she has: no email, so no email code.
+    page.get_by_role("button", name="I lost my device").click()
+    assert page.locator("button.fallback").all_inner_texts() == ["Use a recovery code"]
+    page.get_by_role("button", name="Use a recovery code").click()
+    page.get_by_label("Enter one of your recovery codes").fill(codes[0])
+    page.get_by_role("button", name="Confirm").click()
+    page.locator("#recover-enrol").wait_for()
+    page.get_by_role("button", name="Create a passkey").click()
+    page.wait_for_url(f"{back}?token=*")
+    validated = backend.validate_challenge({"token": returned_token(page.url)})
+    assert validated["verification_method"] == "RECOVERY_CODE"
+    assert len(tab.credentials()) == 1
