@@ -22,7 +22,7 @@ import re
 import secrets
 import ssl
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.utils import formataddr, parseaddr
@@ -52,6 +52,9 @@ SECRETS = (SMTP_PASSWORD, WEBHOOK_SECRET, TWILIO_TOKEN)
 _HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]{1,253}$")
 _SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 MAX_CA_PEM = 64 * 1024
+MAX_URL = 2048
+MAX_TEXT = 320
+MAX_COUNTRY_CODES = 250
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -219,7 +222,7 @@ def check_security(security: str) -> Security:
 def check_sender(sender: str) -> str:
     """`no-reply@example.com` or `Example <no-reply@example.com>`, as a From header."""
     name, address = parseaddr(sender.strip())
-    if not address or "\n" in sender or "\r" in sender:
+    if not address or "\n" in sender or "\r" in sender or len(sender) > MAX_TEXT:
         raise InvalidRequest(f"from {sender!r} is not an email address")
     try:
         checked = normalise_email(address)
@@ -245,14 +248,18 @@ def check_ca_pem(pem: str) -> str:
 
 def check_url(url: str, what: str) -> str:
     value = url.strip()
+    if len(value) > MAX_URL:
+        raise InvalidRequest(f"{what} is longer than {MAX_URL} characters")
     parsed = urllib.parse.urlsplit(value)
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
         raise InvalidRequest(f"{what} must be an http(s) URL")
     return value.rstrip("/") if what.endswith("base URL") else value
 
 
-def check_country_codes(codes: Iterable[str]) -> list[str]:
+def check_country_codes(codes: Sequence[str]) -> list[str]:
     checked = []
+    if len(codes) > MAX_COUNTRY_CODES:
+        raise InvalidRequest(f"allowedCountryCodes: at most {MAX_COUNTRY_CODES} codes")
     for code in codes:
         digits = code.strip().lstrip("+")
         if not digits.isdigit() or not 1 <= len(digits) <= 3:
@@ -343,11 +350,15 @@ async def configure_email(
     if sender is not None:
         section["from"] = check_sender(sender)
     if user is not None:
+        if len(user) > MAX_TEXT:
+            raise InvalidRequest(f"smtpUser is longer than {MAX_TEXT} characters")
         section["smtpUser"] = user.strip() or None
         if not section["smtpUser"]:
             section.pop("smtpUser")
             section.pop("smtpPassword", None)
     if password is not None:
+        if len(password) > MAX_TEXT:
+            raise InvalidRequest(f"the SMTP password is longer than {MAX_TEXT} characters")
         if not section.get("smtpUser"):
             raise InvalidRequest("an SMTP password needs an SMTP user (smtpUser)")
         section["smtpPassword"] = _seal(tenant.id, SMTP_PASSWORD, password)
@@ -398,8 +409,8 @@ async def configure_sms(
     if change.webhook_url is not None:
         section["webhookUrl"] = check_url(change.webhook_url, "the SMS webhook URL")
     if change.webhook_secret is not None:
-        if not change.webhook_secret.strip():
-            raise InvalidRequest("the SMS webhook secret is empty")
+        if not change.webhook_secret.strip() or len(change.webhook_secret) > MAX_TEXT:
+            raise InvalidRequest(f"the SMS webhook secret must be 1 to {MAX_TEXT} characters")
         section["webhookSecret"] = _seal(tenant.id, WEBHOOK_SECRET, change.webhook_secret)
     if section.get("webhookUrl") and not section.get("webhookSecret"):
         made_secret = new_webhook_secret()
@@ -426,8 +437,8 @@ def _twilio(tenant_id: str, twilio: dict[str, Any], change: SmsChange) -> dict[s
             raise InvalidRequest("the Twilio account SID is letters and digits (AC...)")
         twilio["accountSid"] = change.twilio_account_sid.strip()
     if change.twilio_auth_token is not None:
-        if not change.twilio_auth_token.strip():
-            raise InvalidRequest("the Twilio auth token is empty")
+        if not change.twilio_auth_token.strip() or len(change.twilio_auth_token) > MAX_TEXT:
+            raise InvalidRequest(f"the Twilio auth token must be 1 to {MAX_TEXT} characters")
         twilio["authToken"] = _seal(tenant_id, TWILIO_TOKEN, change.twilio_auth_token.strip())
     if change.twilio_from is not None:
         twilio["from"] = normalise_phone(change.twilio_from)
