@@ -242,6 +242,19 @@ def test_enrolling_again_before_verifying_reuses_the_authenticator(otp: OtpClien
     assert verified["userAuthenticator"]["email"] == second
 
 
+def test_a_code_enrols_the_address_it_went_to(otp: OtpClient) -> None:
+    """Enrolling another address under a second token changes the pending authenticator; the
+    first token's code still proves only the first address, and enrols that one."""
+    first, second = new_email(), new_email()
+    one, two = otp.token("kai", "signUp"), otp.token("kai", "signUp")
+    assert otp.enroll_email(one, first).status_code == 200
+    assert otp.enroll_email(two, second).status_code == 200
+    verified = otp.verify(one, "email-otp", otp.email_code(first)).json()
+    assert verified["userAuthenticator"]["email"] == first
+    listed = otp.server("GET", "/users/kai/authenticators").json()
+    assert [a["email"] for a in listed] == [first]
+
+
 def test_bad_input_and_missing_authenticators_are_clear_4xx(otp: OtpClient) -> None:
     token = otp.token("kim", "signUp")
     bad_email = otp.enroll_email(token, "not an address")

@@ -73,6 +73,20 @@ def test_the_daily_budget_stops_every_send(otp: OtpClient) -> None:
     assert otp.server("GET", "/users/ed").json()["isEnrolled"] is False
 
 
+def test_refused_sends_do_not_spend_the_other_limits(otp: OtpClient) -> None:
+    otp.set_limits(perDestination=1, dailyBudget=2)
+    email = new_email()
+    enrol_email(otp, "gwen", email)  # one of the day's two
+    token = otp.token("gwen", "signIn")
+    for _ in range(3):
+        refused = otp.challenge(token, "email-otp")
+        assert "this address or number" in refused.json()["errorDescription"]
+    token = otp.token("hugh", "signUp")
+    assert otp.enroll_email(token, new_email()).status_code == 200  # the second
+    token = otp.token("iris", "signUp")
+    assert "daily budget" in otp.enroll_email(token, new_email()).json()["errorDescription"]
+
+
 def test_sms_goes_only_to_allowed_countries(otp: OtpClient) -> None:
     phone = new_phone()
     token = otp.token("fe", "signUp")

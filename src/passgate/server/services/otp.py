@@ -154,8 +154,9 @@ async def check_sends(
     client_ip: str | None,
     now: datetime | None = None,
 ) -> None:
-    """Count one send in each limit's window; `TooManyCodes` when one is over (the first
-    refusal of a window is recorded in the audit log)."""
+    """Count one send in each limit's window; `TooManyCodes` when one is over. A refused send
+    keeps only its count in the limits it is over (the others take theirs back), and the
+    first refusal of each limit in a window is recorded in the audit log."""
     limits = SendLimits.of(tenant)
     now = now or utcnow()
     epoch = now.timestamp()
@@ -190,16 +191,23 @@ async def check_sends(
         for start in range(0, len(buckets), rate_limit_store.MAX_BUCKETS):
             chunk = buckets[start : start + rate_limit_store.MAX_BUCKETS]
             hits.update(await rate_limit_store.count_hits(db, chunk, expires_at))
-    for bucket, limit, scope, end in counted:
+    over = [entry for entry in counted if hits.get(entry[0], 0) > entry[1]]
+    if not over:
+        return
+    # A refused send sends nothing: the limits it is within take their hit back (else
+    # hammering one address would spend the user's, the tenant's and the day's allowance).
+    for bucket, limit, _scope, _end in counted:
         if hits.get(bucket, 0) <= limit:
-            continue
+            await rate_limit_store.uncount_hit(db, bucket)
+    for bucket, limit, scope, _end in over:
         if hits[bucket] == limit + 1:
             details = {"limit": scope, "maximum": limit}
             await audit.security_event(db, tenant.id, SENDS_LIMITED, details, source=network)
-        raise TooManyCodes(
-            f"{_describe(scope, limit, limits.window_seconds)} "
-            f"Try again in {max(1, math.ceil(end - epoch))} s."
-        )
+    _bucket, limit, scope, end = over[0]
+    raise TooManyCodes(
+        f"{_describe(scope, limit, limits.window_seconds)} "
+        f"Try again in {max(1, math.ceil(end - epoch))} s."
+    )
 
 
 def _describe(scope: str, limit: int, window_seconds: int) -> str:
@@ -367,12 +375,6 @@ async def enroll(
     destination = normalise(tenant, method, destination)
     action = await _token_action(db, tenant, claims)
     await enrolment.check(db, tenant, claims)
-    await check_sends(
-        db, tenant, user_id=claims.user_id, destination=destination, client_ip=client_ip
-    )
-    user = await user_store.ensure_user(db, tenant.id, claims.user_id)
-    email = None if is_phone(method) else destination
-    phone_number = destination if is_phone(method) else None
     existing = await store.contact_authenticators(db, tenant.id, claims.user_id, [method.value])
     if any(
         row["verified_at"] is not None and destination in (row["email"], row["phone_number"])
@@ -382,6 +384,12 @@ async def enroll(
             f"This {'number' if is_phone(method) else 'address'} is already enrolled for "
             f"{method.value}: send it a code with the challenge route instead."
         )
+    await check_sends(
+        db, tenant, user_id=claims.user_id, destination=destination, client_ip=client_ip
+    )
+    user = await user_store.ensure_user(db, tenant.id, claims.user_id)
+    email = None if is_phone(method) else destination
+    phone_number = destination if is_phone(method) else None
     unverified = next((row for row in existing if row["verified_at"] is None), None)
     if unverified is not None:
         await store.change_destination(db, unverified["id"], email=email, phone_number=phone_number)
@@ -489,6 +497,15 @@ async def verify(
         # Its first code: the enrolment rule, its use-up and the action's settlement.
         _settled, token = await enrolment.add_and_settle(
             db, tenant, claims, method=method, authenticator_id=authenticator.id
+        )
+        # What the code proved is the address it went to: enrolling again meanwhile may have
+        # changed the unverified authenticator's.
+        phone = is_phone(VerificationMethod(authenticator.verification_method))
+        await store.change_destination(
+            db,
+            authenticator.id,
+            email=None if phone else verified.destination,
+            phone_number=verified.destination if phone else None,
         )
         enrolled = AuthenticatorRow.of(
             await store.mark_authenticator_verified(db, authenticator.id, now)
