@@ -82,6 +82,14 @@ class Sender:
 
     async def __call__(self, message: OutboxRow) -> None:
         try:
+            await self._attempt(message)
+        except DeliveryFailed as exc:
+            if exc.permanent or message.attempts >= self._max_attempts:
+                await self._given_up(message, exc.reason)
+            raise
+
+    async def _attempt(self, message: OutboxRow) -> None:
+        try:
             data = self._open(message)
             async with self._engines.transaction(read_only=True) as db:
                 tenant = await tenants.get_tenant(db, message.tenant_id)
@@ -91,10 +99,13 @@ class Sender:
             if isinstance(expires_at, int | float) and time.time() > expires_at:
                 raise DeliveryFailed("it expired before it could be sent", permanent=True)
             await self.send(tenant, data, message)
-        except DeliveryFailed as exc:
-            if exc.permanent or message.attempts >= self._max_attempts:
-                await self._given_up(message, exc.reason)
+        except DeliveryFailed:
             raise
+        except Exception as exc:
+            # Unforeseen (a bug, the database): tried again like any failure, and audited
+            # like any failure when it is the last try.
+            log.exception("delivery failed unexpectedly", id=message.id, kind=self.kind)
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def _open(self, message: OutboxRow) -> dict[str, Any]:
         try:
