@@ -128,6 +128,9 @@ def test_a_user_who_lost_every_device_recovers_with_an_email_code(
     unscoped = app.token(user, "signIn")
     path = f"/user-authenticators/{old_passkey.authenticator_id}"
     assert app.client("DELETE", path, token=unscoped).status_code == 403
+    waiting = ok(app.track(user, "confirmFirst", scope=REMOVE_SCOPE))
+    assert waiting["state"] == "CHALLENGE_REQUIRED"  # until she confirms, it removes nothing
+    assert app.client("DELETE", path, token=waiting["token"]).status_code == 403
     other = app.token("someone-else", "manageDevices", scope=REMOVE_SCOPE)
     assert app.client("DELETE", path, token=other).status_code == 404
     for lost in (old_passkey.authenticator_id, old_device.authenticator_id):

@@ -181,3 +181,42 @@ def test_a_recovery_code_recovers_when_the_tenant_lists_it(
     validated = backend.validate_challenge({"token": returned_token(page.url)})
     assert validated["verification_method"] == "RECOVERY_CODE"
     assert len(tab.credentials()) == 1
+
+
+def test_a_remove_token_that_needs_a_challenge_lists_after_it(
+    tab: BrowserTab,
+    app_site: AppSite,
+    backend: AuthsignalClient,
+    shop: TenantClient,
+    tmp_path: Path,
+) -> None:
+    """The backend asks the user to confirm before removing: the list comes after the
+    passkey, and its removals use the token the passkey answered."""
+    page = tab.page
+    back = app_site.url("/return.html")
+    lost = user_with_lost_phone(shop, app_site, tmp_path, "hp-uli", "uli@example.com")
+    # A passkey in this browser too (a scoped token adds it).
+    enrol = backend.track("hp-uli", "addPasskey", {"scope": "add:authenticators"})
+    page.goto(enrol["url"])
+    page.get_by_role("button", name="Create a passkey").click()
+    page.get_by_text("You can close this page").wait_for()
+
+    manage = backend.track(
+        "hp-uli", "manageDevices", {"scope": "remove:authenticators", "redirectUrl": back}
+    )
+    assert manage["state"] == "CHALLENGE_REQUIRED"
+    # Not yet confirmed: the token removes nothing.
+    early = shop.client("DELETE", f"/user-authenticators/{lost}", token=manage["token"])
+    assert early.status_code == 403 and "needs a challenge" in early.json()["errorDescription"]
+    page.goto(manage["url"])
+    assert page.locator("#manage").is_hidden()
+    page.get_by_role("button", name="Continue with a passkey").click()
+    page.locator("#manage").wait_for()
+    page.locator(f'li[data-id="{lost}"] button.remove').click()
+    page.get_by_text("Removed.").wait_for()
+    page.get_by_role("button", name="Done").click()
+    page.wait_for_url(f"{back}?token=*")
+    validated = backend.validate_challenge({"token": returned_token(page.url)})
+    assert validated["is_valid"] and validated["verification_method"] == "PASSKEY"
+    remaining = {a["user_authenticator_id"] for a in backend.get_authenticators("hp-uli")}
+    assert lost not in remaining and len(remaining) == 2

@@ -82,13 +82,18 @@ def _challenge_context(
         "manage_only": manage_only,
         "unavailable": text[f"unavailable_{unavailable}"] if unavailable else None,
         "pending_push": page.pending_push if page.push else None,
-        "data": _script_data(page, settings, text, popup=popup),
+        "data": _script_data(page, settings, text, popup=popup, manage_only=manage_only),
         **_accent_context(page.tenant),
     }
 
 
 def _script_data(
-    page: HostedChallenge, settings: Settings, text: dict[str, str], *, popup: bool
+    page: HostedChallenge,
+    settings: Settings,
+    text: dict[str, str],
+    *,
+    popup: bool,
+    manage_only: bool,
 ) -> dict[str, Any]:
     """What the page's script needs, embedded as JSON (the CSP allows no inline script)."""
     pending = page.pending_push if page.push else None
@@ -102,6 +107,8 @@ def _script_data(
         # After one of these (from "I lost my device") the page offers a new passkey.
         "recoveryMethods": list(page.recovery_methods),
         "passkeysAvailable": page.passkey_unavailable is None,
+        # A remove:authenticators token: its list is shown once the user has confirmed.
+        "manageAfter": page.removable is not None and not manage_only,
         "credentialIds": list(page.credential_ids),
         "push": {
             "challengeId": pending.challenge_id,

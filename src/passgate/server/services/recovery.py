@@ -23,9 +23,10 @@ import structlog
 
 from passgate.server.services import audit, tenants
 from passgate.server.services.delivery import Messenger
-from passgate.server.services.enums import VerificationMethod
+from passgate.server.services.enums import ActionState, VerificationMethod
 from passgate.server.services.errors import Forbidden, InvalidRequest, NotFound
 from passgate.server.services.tokens import TokenClaims
+from passgate.server.store import actions as action_store
 from passgate.server.store import authenticators as authenticator_store
 from passgate.server.store import users as user_store
 from passgate.server.store.actions import ActionRow
@@ -55,6 +56,10 @@ ELIGIBLE = (
 _ELIGIBLE_NAMES = frozenset(method.value for method in ELIGIBLE)
 _ELIGIBLE_ORDER = ", ".join(method.value for method in ELIGIBLE)
 _STRONG_NAMES = frozenset(method.value for method in STRONG)
+# The states of a token's action in which its `remove:authenticators` scope may be used.
+REMOVING_STATES = frozenset(
+    {ActionState.ALLOW, ActionState.CHALLENGE_SUCCEEDED, ActionState.REVIEW_SUCCEEDED}
+)
 USED = "user.recovery.used"
 REMOVE_SCOPE = "remove:authenticators"
 CHANGED = "tenant.recovery_methods.changed"
@@ -223,8 +228,24 @@ async def remove_authenticator(
     db: Db, tenant: TenantRow, claims: TokenClaims, authenticator_id: str
 ) -> str:
     """Remove one of the token's user's authenticators (recorded as the user's change): its
-    verification method. `Forbidden` without the scope, `NotFound` for another's."""
+    verification method. `Forbidden` without the scope or while the token's action still
+    waits for its challenge (the user confirms first; the backend's ALLOW needs nothing),
+    `NotFound` for another's."""
     check_remove_scope(claims)
+    action = None
+    if claims.action_code and claims.idempotency_key:
+        action = await action_store.get_action(
+            db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+        )
+    if action is None:
+        raise Forbidden("The token's action no longer exists: track a new one.")
+    if action.state == ActionState.CHALLENGE_REQUIRED:
+        raise Forbidden(
+            "The token's action still needs a challenge: the user confirms it's them first, "
+            "then removes with the token the challenge answered."
+        )
+    if action.state not in REMOVING_STATES:
+        raise Forbidden(f"The token's action is {action.state}: it removes nothing.")
     listed = await authenticator_store.find_authenticators(db, tenant.id, claims.user_id)
     found = next((a for a in listed if a.id == authenticator_id), None)
     if found is None or not await authenticator_store.delete_authenticator(

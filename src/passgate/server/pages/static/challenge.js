@@ -254,7 +254,7 @@ function signIn() {
       authenticationCredential: credential,
     });
     remember(credential.id);
-    succeed(verified.accessToken);
+    completed(verified.accessToken);
   });
 }
 
@@ -269,7 +269,7 @@ function enrol() {
       registrationCredential: credential,
     });
     remember(credential.id);
-    succeed(added.accessToken);
+    completed(added.accessToken);
   });
 }
 
@@ -313,7 +313,7 @@ async function poll() {
   if (finished || !pushWait) return;
   try {
     const outcome = await api("/verify/push", { challengeId: pushWait.challengeId });
-    if (outcome.isVerified && outcome.accessToken) return succeed(outcome.accessToken);
+    if (outcome.isVerified && outcome.accessToken) return completed(outcome.accessToken);
     if (outcome.isConsumed) {
       const answeredEarly =
         Date.now() + clockSkew < pushWait.expiresAt * 1000 - EXPIRY_MARGIN_MS;
@@ -464,6 +464,25 @@ async function pollLink() {
   if (!finished) linkTimer = window.setTimeout(pollLink, POLL_MS);
 }
 
+// Confirmed. With a remove:authenticators token the user's authenticators come next, removed
+// with the token the challenge answered; Done then finishes with it.
+function completed(accessToken) {
+  if (!data.manageAfter) return succeed(accessToken);
+  bearer = accessToken;
+  stopPolling();
+  stopLinkPolling();
+  for (const section of document.querySelectorAll("main section.method")) section.hidden = true;
+  for (const id of ["try-another", "lost-device", "show-push"]) {
+    element(id)?.setAttribute("hidden", "");
+  }
+  say(text.success, "ok");
+  element("manage").hidden = false;
+  const done = element("done");
+  done.hidden = false;
+  reportHeight();
+  done.focus();
+}
+
 // Confirmed by a fallback method. After "I lost my device" and one of the tenant's recovery
 // methods, a new passkey first (the verify's token lets it in); otherwise done.
 function verifiedWith(method, outcome) {
@@ -472,7 +491,7 @@ function verifiedWith(method, outcome) {
     data.recoveryMethods.includes(method) &&
     data.passkeysAvailable &&
     passkeysSupported();
-  if (!recovering) return succeed(outcome.accessToken);
+  if (!recovering) return completed(outcome.accessToken);
   bearer = outcome.accessToken;
   for (const id of ["fallbacks", "code-entry", "passkey", "push", "enrol"]) {
     const section = element(id);
@@ -526,8 +545,8 @@ function startChallenge() {
   element("code-form")?.addEventListener("submit", submitCode);
   element("code-resend")?.addEventListener("click", () => useFallback(codeMethod));
   element("recover-passkey")?.addEventListener("click", enrol);
-  element("recover-skip")?.addEventListener("click", () => succeed(bearer));
-  element("done")?.addEventListener("click", () => succeed(token));
+  element("recover-skip")?.addEventListener("click", () => completed(bearer));
+  element("done")?.addEventListener("click", () => succeed(bearer));
   for (const button of document.querySelectorAll("button.remove")) {
     button.addEventListener("click", () => remove(button));
   }
