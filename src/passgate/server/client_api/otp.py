@@ -25,8 +25,7 @@ from passgate.server.views import authenticator_response
 
 router = APIRouter(tags=["one-time codes"])
 
-# Longer than any code: the code is compared, never stored.
-VerificationCode = Annotated[str, StringConstraints(max_length=32)]
+VerificationCode = Annotated[str, StringConstraints(max_length=otp.MAX_CODE_INPUT)]
 
 
 class EmailOtpEnrollRequest(WireModel):

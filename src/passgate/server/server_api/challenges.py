@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query
 from pydantic import StringConstraints
 
 from passgate.server import limits
-from passgate.server.client_api.otp import VerificationCode
 from passgate.server.database import Database
 from passgate.server.delivery import Messaging
 from passgate.server.schemas import (
@@ -26,12 +25,13 @@ from passgate.server.schemas import (
 from passgate.server.server_api.auth import SecretKeyTenant
 from passgate.server.services import otp
 from passgate.server.services.enums import VerificationMethod
-from passgate.server.store.otp import OtpChallengeRow
+from passgate.server.services.otp import OtpChallengeRow
 
 router = APIRouter(tags=["challenges"])
 
 UserIdField = Annotated[str, StringConstraints(min_length=1, max_length=limits.USER_ID)]
 ChallengeIdField = Annotated[str, StringConstraints(max_length=limits.ID)]
+VerificationCode = Annotated[str, StringConstraints(max_length=otp.MAX_CODE_INPUT)]
 
 
 class StartOtpChallengeRequest(WireModel):

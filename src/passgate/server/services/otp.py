@@ -49,7 +49,7 @@ from passgate.server.store import users as user_store
 from passgate.server.store.actions import ActionRow
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import Db
-from passgate.server.store.otp import OtpChallengeRow
+from passgate.server.store.otp import OtpChallengeRow as OtpChallengeRow
 from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow
 
@@ -57,6 +57,9 @@ PURPOSE = "otp"
 CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
+# The longest code a verify accepts as input (longer than any code: it is compared, never
+# stored).
+MAX_CODE_INPUT = 32
 CODE_INVALID_OR_EXPIRED = "CODE_INVALID_OR_EXPIRED"
 MAX_ATTEMPTS_EXCEEDED = "MAX_ATTEMPTS_EXCEEDED"
 # A backend's challenge with no action names this one when it is claimed.
