@@ -219,9 +219,8 @@ async def claim(
 async def contact_authenticators(
     db: Db, tenant_id: str, user_id: str, methods: list[str]
 ) -> list[Mapping[str, Any]]:
-    return await db.all(
-        CONTACT_AUTHENTICATORS, {"tenant_id": tenant_id, "user_id": user_id, "methods": methods}
-    )  # type: ignore[return-value]
+    params = {"tenant_id": tenant_id, "user_id": user_id, "methods": methods}
+    return list(await db.all(CONTACT_AUTHENTICATORS, params))
 
 
 async def mark_authenticator_verified(
@@ -259,12 +258,12 @@ async def mark_contact_verified(
     else:
         assert phone_number is not None
         column, flag, value = _u.phone_number, "phone_number_verified", phone_number
-    where = (_u.tenant_id == tenant_id) & (_u.user_id == user_id)
     await db.execute(
         update(USERS)
-        .where(where, column.is_(None))
+        .where(
+            _u.tenant_id == tenant_id,
+            _u.user_id == user_id,
+            column.is_(None) | (column == value),
+        )
         .values({column.name: value, flag: True, "updated_at": now})
-    )
-    await db.execute(
-        update(USERS).where(where, column == value).values({flag: True, "updated_at": now})
     )
