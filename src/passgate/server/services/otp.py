@@ -11,8 +11,8 @@ Bearer token) and for a backend (the Server API's /challenge, /verify and /claim
 - Sends are limited per user, per destination, per client address and per tenant in fixed
   windows, and by a daily budget per tenant (`SendLimits`, counted like the Client API's rate
   limits: one atomic upsert per window, store/rate_limits.py); SMS and WhatsApp go only to the
-  tenant's allowed country calling codes. A refusal is 429 `too_many_requests`, its count and
-  its audit event kept.
+  tenant's allowed country calling codes. A refusal is 429 `too_many_requests`: it keeps its
+  count in the limit it is over (not in the others) and its audit event.
 - An address or number enrolled by the Client API is an authenticator with no `verified_at`
   until its first code verifies: only then does it count as enrolled, through the one
   enrolment rule (services/enrolment.py), in the same request that settles the action."""
