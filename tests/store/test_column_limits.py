@@ -248,7 +248,7 @@ COLUMNS: dict[str, tuple[Source, ...]] = {
     "admin_challenges.binding_hash": (HASH,),
     "outbox.id": (ID,),
     "outbox.tenant_id": (ID,),
-    "outbox.kind": (Made('"webhook" (later "email", "sms")'),),
+    "outbox.kind": (Made('"webhook", "email" or "sms"'),),
     "outbox.leased_by": (Made("a process's name: host (40 at most), pid, random part"),),
     "job_leases.name": (Made('a periodic job\'s name, e.g. "prune"'),),
     "job_leases.leased_by": (Made("a process's name: host (40 at most), pid, random part"),),

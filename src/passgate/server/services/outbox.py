@@ -1,4 +1,4 @@
-"""Delivering outbox messages (webhooks now; email and SMS later) at least once, from any
+"""Delivering outbox messages (webhooks, email and SMS) at least once, from any
 process (docs/architecture.md#the-outbox).
 
 A message is written by `enqueue` in the same transaction as the event that causes it, so the

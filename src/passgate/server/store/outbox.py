@@ -1,4 +1,4 @@
-"""The outbox: messages (webhooks; later email and SMS) written in the same transaction as the
+"""The outbox: messages (webhooks, email and SMS) written in the same transaction as the
 event that causes them, then delivered at least once by whichever process claims them.
 
 A claim is one statement that takes due rows under a lease: it sets `lease_until` and

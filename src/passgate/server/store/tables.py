@@ -118,8 +118,8 @@ class User(Base):
 
 
 class Authenticator(Base):
-    """Anything a user verifies with: an email or phone enrolled by the backend, later passkeys
-    and push devices. `id` is Authsignal's `userAuthenticatorId`."""
+    """Anything a user verifies with: an email or phone, an authenticator app, recovery codes,
+    passkeys, security keys and push devices. `id` is Authsignal's `userAuthenticatorId`."""
 
     __tablename__ = "authenticators"
     __table_args__ = (
@@ -479,7 +479,7 @@ class AuditEvent(Base):
 
 
 class OutboxMessage(Base):
-    """A message to send (a webhook now; email and SMS later), written in the same transaction
+    """A message to send (a webhook, an email or an SMS), written in the same transaction
     as the event that causes it and delivered at least once by any process holding a lease on
     it (store/outbox.py). Its id is the event id a receiver deduplicates on."""
 
@@ -501,7 +501,7 @@ class OutboxMessage(Base):
     tenant_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("tenants.id", ondelete="CASCADE", name="fk_outbox_tenant")
     )
-    # "webhook" (later "email", "sms").
+    # "webhook", "email" or "sms".
     kind: Mapped[str] = mapped_column(String(16))
     # The body to send, as JSON text, exactly as it goes out.
     payload: Mapped[str] = mapped_column(Text)
