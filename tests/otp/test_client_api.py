@@ -210,6 +210,31 @@ def test_racing_wrong_answers_all_count(otp: OtpClient, server: LiveServer, tena
     assert final == {"isVerified": False, "failureReason": "MAX_ATTEMPTS_EXCEEDED"}
 
 
+def test_racing_right_answers_verify_once(
+    otp: OtpClient, server: LiveServer, tenant: Tenant
+) -> None:
+    """The right code sent five times at once: one verify wins, the others are refused."""
+    email = new_email()
+    enrol_email(otp, "ivy", email)
+    token = otp.token("ivy", "signIn")
+    assert otp.challenge(token, "email-otp").status_code == 200
+    code = otp.email_code(email, count=2)
+
+    def answer(_: int) -> dict[str, Any]:
+        with TenantClient(server.api_url, tenant) as racer:
+            response = racer.client(
+                "POST", "/verify/email-otp", token=token, json={"verificationCode": code}
+            )
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(answer, range(5)))
+    assert sum(1 for a in answers if a["isVerified"]) == 1
+    refused = [a for a in answers if not a["isVerified"]]
+    assert all(a["failureReason"] == "CODE_INVALID_OR_EXPIRED" for a in refused)
+
+
 def test_a_second_email_needs_the_add_authenticators_scope(otp: OtpClient) -> None:
     enrol_email(otp, "ida", new_email())
     token = otp.token("ida", "signIn")
