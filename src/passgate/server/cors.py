@@ -22,7 +22,9 @@ from passgate.server.services.origins import OriginIndex
 CLIENT_API = "/v1/client/"
 # Where the request state keeps the authenticating tenant's origins (set by client_api.auth).
 TENANT_ORIGINS = "passgate_tenant_origins"
-ALLOW_METHODS = "GET, POST, PATCH, OPTIONS"
+# DELETE: a user removing one of their own authenticators (a token scoped
+# remove:authenticators; docs/recovery.md).
+ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type"
 # A 429 or 503 says when to come back; a page on another origin may read it.
 EXPOSE_HEADERS = "Retry-After"
