@@ -19,6 +19,7 @@ from passgate.server.client_api.auth import (
 from passgate.server.client_api.rate_limits import ClientWriteLimit
 from passgate.server.client_api.web_cookies import HostedOrigin, PresentedBinding, bind
 from passgate.server.database import Database, Db
+from passgate.server.delivery import Messaging
 from passgate.server.schemas import (
     ActionCode,
     AuthenticatorResponse,
@@ -182,6 +183,7 @@ async def add_passkey(
     request: Request,
     hosted_origin: HostedOrigin,
     binding: PresentedBinding,
+    messenger: Messaging,
 ) -> VerifiedResponse:
     assert caller.claims is not None
     added = await passkeys.add_passkey(
@@ -195,6 +197,7 @@ async def add_passkey(
         hosted_origin=hosted_origin,
         binding_hash=binding,
         recheck=caller.recheck(db),
+        messenger=messenger,
     )
     assert added.authenticator is not None and added.credential is not None
     return verified_response(added).model_copy(

@@ -28,6 +28,7 @@ from passgate.server.services import (
     single_use,
 )
 from passgate.server.services.challenges import Challenge, ChallengeRefused, Purpose, Refusal
+from passgate.server.services.delivery import Messenger
 from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import Conflict, Forbidden, InvalidRequest
 from passgate.server.services.passkey_policy import policy as passkey_policy
@@ -229,7 +230,10 @@ async def add_passkey(
     hosted_origin: str | None = None,
     binding_hash: str | None = None,
     recheck: Recheck | None = None,
+    messenger: Messenger | None = None,
 ) -> Verified:
+    """C3. `messenger` sends the notices of a recovery (services/recovery.py) as soon as the
+    request commits; without it they leave with the outbox's next poll."""
     challenge = _parse(tenant, REGISTRATION, challenge_id)
     # Checked before the spend: a request the challenge was not meant for leaves it unspent.
     _check_binding(challenge, binding_hash)
@@ -266,6 +270,7 @@ async def add_passkey(
             claims,
             method=VerificationMethod.PASSKEY,
             authenticator_id=authenticator_id,
+            messenger=messenger,
         )
         added = await store.insert_passkey(
             db,
