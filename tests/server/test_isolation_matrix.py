@@ -612,6 +612,79 @@ def verify_push(a: Attacker, b: Victim, expect: Expect) -> None:
     expect.refused(a.client.client("POST", "/verify/push", token=a.token("payment"), json=body))
 
 
+# One-time codes: A's token or key, aimed at B's users, contacts and challenge ids (B's
+# ceremonies' ids stand in for any challenge id of B's: none may be found, claimed or read).
+
+
+def otp_enrol(a: Attacker, b: Victim, expect: Expect) -> None:
+    """A enrols B's address or a number for A's own user: A's own business (no tenant of B's
+    is involved, and A sends nothing it cannot send)."""
+    token = a.token()
+    expect.own(
+        a.client.client(
+            "POST", "/user-authenticators/email-otp", token=token, json={"email": b.email}
+        )
+    )
+    body = {"phoneNumber": "+6421555987"}
+    expect.own(a.client.client("POST", "/user-authenticators/sms", token=token, json=body))
+
+
+def _otp_challenge(kind: str) -> Probe:
+    def probe(a: Attacker, b: Victim, expect: Expect) -> None:
+        expect.refused(a.client.client("POST", f"/challenge/{kind}", token=a.token()))
+
+    return probe
+
+
+def _otp_verify(kind: str) -> Probe:
+    def probe(a: Attacker, b: Victim, expect: Expect) -> None:
+        for code in (b.verification_code, "123456"):
+            body = {"verificationCode": code}
+            response = a.client.client("POST", f"/verify/{kind}", token=a.token(), json=body)
+            expect.own(response)
+            assert response.json()["isVerified"] is False, response.text
+
+    return probe
+
+
+def otp_server_challenge(a: Attacker, b: Victim, expect: Expect) -> None:
+    for body in (
+        {"userId": b.shared_user, "verificationMethod": "EMAIL_OTP"},
+        {"userId": b.own_user, "email": b.email},
+    ):
+        expect.own(a.client.server("POST", "/challenge", json=body))
+
+
+def otp_server_verify(a: Attacker, b: Victim, expect: Expect) -> None:
+    for challenge_id in (b.push_challenge_id, b.c1_challenge_id):
+        body = {"challengeId": challenge_id, "verificationCode": b.verification_code}
+        response = a.client.server("POST", "/verify", json=body)
+        expect.own(response)  # a C1 challenge id is too long to be one: 400
+        assert response.json().get("isVerified") is not True, response.text
+
+
+def otp_claim(a: Attacker, b: Victim, expect: Expect) -> None:
+    for challenge_id in (b.push_challenge_id, b.c1_challenge_id):
+        for skip in (False, True):
+            body = {
+                "challengeId": challenge_id,
+                "userId": b.shared_user,
+                "skipVerificationCheck": skip,
+            }
+            expect.refused(a.client.server("POST", "/claim", json=body))
+
+
+def otp_find(a: Attacker, b: Victim, expect: Expect) -> None:
+    for params in (
+        {"challengeId": b.push_challenge_id},
+        {"userId": b.own_user},
+        {"userId": b.shared_user, "action": "payment"},
+    ):
+        response = a.client.server("GET", "/challenges", params=params)
+        expect.own(response)
+        assert response.json() == {}, response.text
+
+
 V1 = "/v1/client"
 CASES: dict[str, Probe] = {
     "POST /v1/users/{userId}/actions/{action}": track,
@@ -656,6 +729,18 @@ CASES: dict[str, Probe] = {
     f"PATCH {V1}/user-authenticators/push": update_device,
     f"POST {V1}/challenge/push": start_push,
     f"POST {V1}/verify/push": verify_push,
+    f"POST {V1}/user-authenticators/email-otp": otp_enrol,
+    f"POST {V1}/user-authenticators/sms": otp_enrol,
+    f"POST {V1}/challenge/email-otp": _otp_challenge("email-otp"),
+    f"POST {V1}/challenge/sms": _otp_challenge("sms"),
+    f"POST {V1}/challenge/whatsapp": _otp_challenge("whatsapp"),
+    f"POST {V1}/verify/email-otp": _otp_verify("email-otp"),
+    f"POST {V1}/verify/sms": _otp_verify("sms"),
+    f"POST {V1}/verify/whatsapp": _otp_verify("whatsapp"),
+    "POST /v1/challenge": otp_server_challenge,
+    "POST /v1/verify": otp_server_verify,
+    "POST /v1/claim": otp_claim,
+    "GET /v1/challenges": otp_find,
 }
 
 
