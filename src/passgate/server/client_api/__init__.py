@@ -21,12 +21,12 @@ router.include_router(public.router)
 router.include_router(passkeys.router)
 router.include_router(push.router)
 router.include_router(push_web.router)
+router.include_router(otp.router)
 router.include_router(magic_links.router)
 router.include_router(push_links.router)
 router.include_router(security_keys.router)
 router.include_router(totp.router)
 router.include_router(recovery_codes.router)
 router.include_router(recovery.router)
-router.include_router(otp.router)
 
 __all__ = ["router"]
