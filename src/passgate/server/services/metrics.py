@@ -14,6 +14,7 @@ from passgate.server.store.db import Db
 
 PUSH = "PUSH"
 PASSKEY = "PASSKEY"
+SECURITY_KEY = "SECURITY_KEY"
 
 challenges = Counter(
     "passgate_challenges",
@@ -33,7 +34,7 @@ webhook_failures = Counter(
     ["reason"],
 )
 
-for _method in (PUSH, PASSKEY):  # present (at 0) before the first challenge
+for _method in (PUSH, PASSKEY, SECURITY_KEY):  # present (at 0) before the first challenge
     for _outcome in ("started", "approved", "rejected", "expired"):
         challenges.labels(_method, _outcome)
 
