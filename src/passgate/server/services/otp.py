@@ -8,6 +8,10 @@ Bearer token) and for a backend (the Server API's /challenge, /verify and /claim
   (so racing wrong answers all count) and the fifth burns the challenge; the right code after
   that, or any later try, is refused too. A wrong, expired or burnt code is not an HTTP error:
   the answer is `isVerified: false` with a `failureReason`, as Authsignal's SDKs expect.
+- A fresh code would buy five fresh guesses, so answers are also counted per user (a backend's
+  code to no user: per destination) across all codes before they are checked, like
+  authenticator app codes (services/guessable_codes.py): over 10 wrong in an hour, every answer
+  is refused unchecked. A right answer takes its count back.
 - Sends are limited per user, per destination, per client address and per tenant in fixed
   windows, and by a daily budget per tenant (`SendLimits`, counted like the Client API's rate
   limits: one atomic upsert per window, store/rate_limits.py); SMS and WhatsApp go only to the
@@ -28,7 +32,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from passgate.server.services import actions, audit, code_macs, enrolment, tenants
+from passgate.server.services import (
+    actions,
+    audit,
+    code_macs,
+    enrolment,
+    guessable_codes,
+    tenants,
+)
 from passgate.server.services import users as user_service
 from passgate.server.services.delivery import Messenger, addresses
 from passgate.server.services.enums import VerificationMethod
@@ -39,6 +50,7 @@ from passgate.server.services.errors import (
     NotFound,
     PassgateError,
 )
+from passgate.server.services.guessable_codes import GuessLimits
 from passgate.server.services.rate_limits import client_network
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import actions as action_store
@@ -57,6 +69,11 @@ PURPOSE = "otp"
 CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
+# Wrong answers across every code to one user (or, for a backend's code to no user, to one
+# address or number) in an hour: a fresh code must not buy five fresh guesses without end.
+GUESS_LIMITS = GuessLimits(
+    purpose="otp-guess", per_action=MAX_ATTEMPTS, per_user=10, user_window_seconds=3600
+)
 # The longest code a verify accepts as input (longer than any code: it is compared, never
 # stored).
 MAX_CODE_INPUT = 32
@@ -311,12 +328,24 @@ async def _answer(
         return Answer(failure_reason=MAX_ATTEMPTS_EXCEEDED)
     if challenge.state != store.PENDING or challenge.expires_at <= now:
         return Answer(failure_reason=CODE_INVALID_OR_EXPIRED)
+    # Counted before it is checked, across the guesser's codes (services/guessable_codes.py).
+    guessed = await guessable_codes.attempt(
+        db,
+        GUESS_LIMITS,
+        tenant_id=tenant.id,
+        user_id=challenge.user_id or f"destination:{_digest(challenge.destination)}",
+        action_id=challenge.id,
+        now=now,
+    )
+    if guessed.refused:
+        return Answer(failure_reason=MAX_ATTEMPTS_EXCEEDED)
     key = await code_macs.tenant_key(db, tenant)
     if code_macs.matches(key, PURPOSE, code.strip(), challenge.code_mac):
         verified = await store.verify(
             db, challenge.id, max_attempts=MAX_ATTEMPTS, now=now, claim_until=now + CODE_LIFETIME
         )
         if verified is not None:
+            await guessable_codes.succeeded(db, guessed)
             return Answer(challenge=verified)
         return await _lost(db, tenant, challenge)
     counted = await store.count_wrong(db, challenge.id, MAX_ATTEMPTS)
