@@ -143,9 +143,12 @@ def _message_in(credential: dict[str, Any]) -> str:
     try:
         client_data = json.loads(rp.b64decode_any(raw))
         encoded = client_data["challenge"]
+        if not isinstance(encoded, str):
+            raise TypeError("the challenge is not a string")
         return rp.b64decode_any(encoded).decode("ascii")
     except (binascii.Error, ValueError, TypeError, KeyError):
-        # Not JSON, not an object, no challenge, not base64, not ASCII: no challenge of ours.
+        # Not JSON, not an object, no challenge, not a string, not base64, not ASCII: no
+        # challenge of ours.
         raise InvalidRequest(
             "clientDataJSON names no challenge of this tenant.", error_code="challenge_not_found"
         ) from None
