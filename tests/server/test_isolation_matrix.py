@@ -17,10 +17,17 @@ and in none of them does anything of B's appear: no identifier or secret of B's 
 actions, challenges, credentials, authenticators, devices; tokens; the secret key; the email)
 other than what the request itself sent (an error may name the key it did not find). After
 each probe B's data reads exactly as before it, and after all of them B's open ceremonies
-still complete."""
+still complete. B's user has every fallback method too (a security key, an authenticator app,
+recovery codes, a magic link address), with open ceremonies of its own; the rows behind them
+(codes, secrets, links, guess counters), which the API shows only in part, are read from the
+database."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +39,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.routing import iter_route_contexts
+from sqlalchemy import or_, select
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.sdk._push_protocol import public_key_param, removal_message, sign
@@ -39,8 +47,17 @@ from passgate.server.app import create_app
 from passgate.server.services.push import settings as push_settings
 from passgate.server.settings import Settings
 from passgate.server.store.db import Db
+from passgate.server.store.tables import (
+    MagicLink,
+    OtpChallenge,
+    PasskeyCredential,
+    RateLimitWindow,
+    RecoveryCode,
+    TotpSecret,
+)
 from tests.live_server import LiveServer, Tenant
 from tests.passkeys.helpers import b64url
+from tests.receivers import SmtpReceiver, use_smtp
 from tests.tenant_client import (
     ENROL_SCOPE,
     PASSKEY_PATH,
@@ -49,16 +66,67 @@ from tests.tenant_client import (
     device_public_key,
     new_device_key,
 )
+from tests.totp.helpers import RECOVERY_PATH, TOTP_PATH, App, CodesClient, current_step
 
 API_PREFIX = "/v1/"
+SECURITY_KEY_PATH = "/user-authenticators/security-key"
+MAGIC_LINK_PATH = "/user-authenticators/email-magic-link"
+REMOVE_SCOPE = "remove:authenticators"
+_LINK_SECRET = re.compile(r"/magic-link/([^/]+)/([^/\s]+)$")
+# B's rows in the tables that the API shows only in part (codes, secrets, links, counters).
+_TABLES = (OtpChallenge, MagicLink, TotpSecret, RecoveryCode, PasskeyCredential)
+
+
+@dataclass
+class Fallbacks:
+    """B's fallback methods, all for B's shared user (whose id A's user has too), and B's open
+    ceremonies with them."""
+
+    security_key: SoftwareAuthenticator
+    security_key_authenticator_id: str
+    security_key_credential_id: str
+    key_registration_token: str  # SK1 made for it: B adds a second key at the end
+    key_registration: dict[str, Any]
+    key_token: str  # SK3 made for it: B's key answers at the end
+    key_authentication: dict[str, Any]
+    app: App  # B's authenticator app (TOTP), verified
+    app_authenticator_id: str
+    recovery_code: str  # one of B's ten, unused
+    recovery_authenticator_id: str
+    link_authenticator_id: str  # B's verified email magic link address
+    link_action: str  # an ML2 link for this action, confirmed in the mail, not finalized
+    link_key: str
+    link_token: str
+    link_challenge_id: str
+
+    @property
+    def identifiers(self) -> dict[str, str]:
+        return {
+            "B's security key credential id": self.security_key_credential_id,
+            "B's security key authenticator id": self.security_key_authenticator_id,
+            "B's SK1 challenge": self.key_registration["challenge"],
+            "B's SK3 challenge": self.key_authentication["challenge"],
+            "B's SK1 token": self.key_registration_token,
+            "B's SK3 token": self.key_token,
+            "B's TOTP secret": self.app.secret,
+            "B's TOTP authenticator id": self.app_authenticator_id,
+            "B's recovery code": self.recovery_code,
+            "B's recovery code authenticator id": self.recovery_authenticator_id,
+            "B's magic link authenticator id": self.link_authenticator_id,
+            "B's magic link action key": self.link_key,
+            "B's magic link token": self.link_token,
+            "B's magic link challenge id": self.link_challenge_id,
+        }
 
 
 @dataclass
 class Victim:
     """Tenant B and everything of its that A's probes aim at."""
 
+    server: LiveServer
     tenant: Tenant
-    client: TenantClient
+    client: CodesClient
+    smtp: SmtpReceiver  # B's mail (A's too, when a probe gives A a mail server)
     key: ec.EllipticCurvePrivateKey
     passkey: SoftwareAuthenticator
     shared_user: str  # also a user of A's: the same id in both namespaces
@@ -79,6 +147,7 @@ class Victim:
     registration: dict[str, Any]  # C2: challengeId and options
     authentication: dict[str, Any]  # C4: challengeId and options
     web_authentication: dict[str, Any]  # C4 /web: bound to B's browser cookie
+    fallbacks: Fallbacks
     snapshot: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -106,6 +175,7 @@ class Victim:
             "B's C2 challenge id": self.registration["challengeId"],
             "B's C4 challenge id": self.authentication["challengeId"],
             "B's C4 /web challenge id": self.web_authentication["challengeId"],
+            **self.fallbacks.identifiers,
         }
 
     def read(self) -> dict[str, Any]:
@@ -127,6 +197,27 @@ class Victim:
         found = b.client("GET", PASSKEY_PATH, params={"credentialId": self.credential_id})
         assert found.status_code == 200, found.text
         seen["passkey lookup"] = found.json()
+        seen.update(self.server.run(self._rows))
+        return seen
+
+    async def _rows(self, db: Db) -> dict[str, Any]:
+        """B's rows of the tables behind the fallback methods (codes, secrets, links: what
+        the API does not show) and B's users' guess counters."""
+        seen: dict[str, Any] = {}
+        for table in _TABLES:
+            columns = table.__table__
+            rows = await db.all(select(columns).where(columns.c.tenant_id == self.tenant.id))
+            seen[table.__tablename__] = sorted(repr(sorted(dict(row).items())) for row in rows)
+        users = [
+            hashlib.sha256(f"{self.tenant.id}\0{user}".encode()).hexdigest()[:32]
+            for user in (self.shared_user, self.own_user)
+        ]
+        counters = await db.all(
+            select(RateLimitWindow.bucket, RateLimitWindow.hits).where(
+                or_(*(RateLimitWindow.bucket.contains(f":user:{user}:") for user in users))
+            )
+        )
+        seen["B's users' guess counters"] = sorted(tuple(row.values()) for row in counters)
         return seen
 
 
@@ -137,17 +228,100 @@ def _configure_push(server: LiveServer, tenant: Tenant, **changes: Any) -> None:
     server.run(work)
 
 
+def _confirm_link(server: LiveServer, smtp: SmtpReceiver, email: str, count: int) -> None:
+    """Press the button of the `count`-th link mailed to `email`, as its page's form does."""
+    link = smtp.wait(to=email, count=count).link
+    found = _LINK_SECRET.search(link or "")
+    assert found is not None, link
+    link_id, secret = found.groups()
+    confirmed = httpx.post(f"{server.url}/magic-link/{link_id}", data={"secret": secret})
+    assert confirmed.status_code == 200, confirmed.text
+
+
+def _give_fallbacks(
+    server: LiveServer, b: CodesClient, smtp: SmtpReceiver, user: str, email: str, home: Path
+) -> Fallbacks:
+    """B's user gets a security key, an authenticator app, recovery codes and a magic link
+    address, each verified, and open ceremonies with the key and a magic link."""
+    key = SoftwareAuthenticator(home / "security-key.bin")
+    token = b.token(user, "addSecurityKey", scope=ENROL_SCOPE)
+    options = b.client("POST", f"{SECURITY_KEY_PATH}/registration-options", token=token, json={})
+    assert options.status_code == 200, options.text
+    added = b.client("POST", SECURITY_KEY_PATH, token=token, json=key.create(options.json()))
+    assert added.status_code == 200, added.text
+    key_registration_token = b.token(user, "addSecondKey", scope=ENROL_SCOPE)
+    key_registration = b.client(
+        "POST",
+        f"{SECURITY_KEY_PATH}/registration-options",
+        token=key_registration_token,
+        json={},
+    )
+    assert key_registration.status_code == 200, key_registration.text
+    key_token = b.token(user, "signInWithKey")
+    key_authentication = b.client(
+        "POST", f"{SECURITY_KEY_PATH}/authentication-options", token=key_token, json={}
+    )
+    assert key_authentication.status_code == 200, key_authentication.text
+
+    app, totp = b.add_app(user, scope=ENROL_SCOPE)
+    codes = b.server(
+        "POST", f"/users/{user}/authenticators", json={"verificationMethod": "RECOVERY_CODE"}
+    )
+    assert codes.status_code == 200, codes.text
+
+    token = b.token(user, "addEmailLink", scope=ENROL_SCOPE)
+    enrolled = b.client("POST", MAGIC_LINK_PATH, token=token, json={"email": email})
+    assert enrolled.status_code == 200, enrolled.text
+    _confirm_link(server, smtp, email, 1)
+    finalized = b.client("POST", "/verify/email-magic-link/finalize", token=token, json={})
+    assert finalized.status_code == 200 and finalized.json()["isVerified"], finalized.text
+    tracked = b.track(user, "signInWithLink").json()
+    sent = b.client("POST", "/challenge/email-magic-link", token=tracked["token"])
+    assert sent.status_code == 200, sent.text
+    _confirm_link(server, smtp, email, 2)
+
+    return Fallbacks(
+        security_key=key,
+        security_key_authenticator_id=added.json()["userAuthenticatorId"],
+        security_key_credential_id=added.json()["credentialId"],
+        key_registration_token=key_registration_token,
+        key_registration=key_registration.json(),
+        key_token=key_token,
+        key_authentication=key_authentication.json(),
+        app=app,
+        app_authenticator_id=totp["userAuthenticator"]["userAuthenticatorId"],
+        recovery_code=codes.json()["recoveryCodes"][0],
+        recovery_authenticator_id=codes.json()["authenticator"]["userAuthenticatorId"],
+        link_authenticator_id=enrolled.json()["userAuthenticatorId"],
+        link_action="signInWithLink",
+        link_key=tracked["idempotencyKey"],
+        link_token=tracked["token"],
+        link_challenge_id=sent.json()["challengeId"],
+    )
+
+
 @pytest.fixture(scope="module")
-def victim(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victim]:
+def smtp() -> Iterator[SmtpReceiver]:
+    with SmtpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def victim(
+    server: LiveServer, smtp: SmtpReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Victim]:
     tenant = server.create_tenant(name="victim")
     # Long enough for the whole matrix: B's push challenge must still be pending at the end.
-    _configure_push(server, tenant, challenge_expiry_seconds=3600)
-    b = TenantClient(server.api_url, tenant)
+    # Each action B tracks for its user sends the device a challenge: let them all through.
+    _configure_push(server, tenant, challenge_expiry_seconds=3600, rate_limit=50)
+    use_smtp(server, tenant.id, smtp)
+    b = CodesClient(server.api_url, tenant)
     tag = secrets.token_hex(4)
     shared_user, own_user = f"shared-{tag}", f"victim-{tag}"
     email = f"victim-{tag}@example.com"
     assert b.server("PATCH", f"/users/{shared_user}", json={"email": email}).status_code == 200
-    passkey = SoftwareAuthenticator(tmp_path_factory.mktemp("victim") / "passkeys.bin")
+    home = tmp_path_factory.mktemp("victim")
+    passkey = SoftwareAuthenticator(home / "passkeys.bin")
     registered = b.register_passkey(passkey, shared_user)
     key = new_device_key()
     device = b.add_device(key, shared_user)
@@ -157,6 +331,8 @@ def victim(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
         json={"verificationMethod": "EMAIL_OTP", "email": email},
     )
     assert emailed.status_code == 200, emailed.text
+    # Before B's pending push challenge: nothing tracked after it may stand in its way.
+    fallbacks = _give_fallbacks(server, b, smtp, shared_user, email, home)
 
     pending = b.track(shared_user, "payment", idempotencyKey=f"victim-pay-{tag}").json()
     assert pending["state"] == "CHALLENGE_REQUIRED" and pending["challengeId"], pending
@@ -179,8 +355,10 @@ def victim(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert web.status_code == 200 and b.http.cookies, web.text
 
     world = Victim(
+        server=server,
         tenant=tenant,
         client=b,
+        smtp=smtp,
         key=key,
         passkey=passkey,
         shared_user=shared_user,
@@ -201,6 +379,7 @@ def victim(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
         registration=registration.json(),
         authentication=authentication.json(),
         web_authentication=web.json(),
+        fallbacks=fallbacks,
     )
     world.snapshot = world.read()
     yield world
@@ -213,6 +392,7 @@ class Attacker:
     user id. The device and passkey are enrolled only when a probe asks for them."""
 
     def __init__(self, server: LiveServer, victim: Victim, tmp_path: Path) -> None:
+        self.server = server
         self.tenant = server.create_tenant(name="attacker")
         self.client = TenantClient(server.api_url, self.tenant)
         self.user = victim.shared_user
@@ -685,6 +865,216 @@ def otp_find(a: Attacker, b: Victim, expect: Expect) -> None:
         assert response.json() == {}, response.text
 
 
+# Fallback methods: A's token for A's user (who has B's shared user's id), answered with B's
+# challenges, keys, codes and links, and naming B's authenticators.
+
+
+def _key_options(a: Attacker, kind: str, token: str) -> httpx.Response:
+    return a.client.client("POST", f"{SECURITY_KEY_PATH}/{kind}-options", token=token, json={})
+
+
+def _security_key(a: Attacker) -> tuple[SoftwareAuthenticator, str]:
+    """A security key of A's, enrolled for A's user: the key and its credential id."""
+    key = SoftwareAuthenticator(a.tmp_path / "attacker-key.bin")
+    token = a.token("addSecurityKey")
+    options = _key_options(a, "registration", token)
+    assert options.status_code == 200, options.text
+    added = a.client.client("POST", SECURITY_KEY_PATH, token=token, json=key.create(options.json()))
+    assert added.status_code == 200, added.text
+    return key, str(added.json()["credentialId"])
+
+
+def key_registration_options(a: Attacker, b: Victim, expect: Expect) -> None:
+    """B's user's keys and passkey are not A's user's: nothing to exclude."""
+    response = _key_options(a, "registration", a.token())
+    expect.own(response)
+    assert response.status_code == 200, response.text
+    assert response.json().get("excludeCredentials", []) == [], response.text
+
+
+def add_security_key(a: Attacker, b: Victim, expect: Expect) -> None:
+    """B's SK1 challenge (signed by B's tenant, for B's token) answered by a new key of A's."""
+    forged = SoftwareAuthenticator(a.tmp_path / "forged.bin").create(b.fallbacks.key_registration)
+    token = a.token("addSecurityKey")
+    expect.refused(a.client.client("POST", SECURITY_KEY_PATH, token=token, json=forged))
+
+
+def key_authentication_options(a: Attacker, b: Victim, expect: Expect) -> None:
+    expect.refused(_key_options(a, "authentication", a.token()))  # B's user's keys are B's
+    _, credential_id = _security_key(a)
+    response = _key_options(a, "authentication", a.token())
+    expect.own(response)
+    assert [c["id"] for c in response.json()["allowCredentials"]] == [credential_id]
+
+
+def verify_security_key(a: Attacker, b: Victim, expect: Expect) -> None:
+    mine = b.fallbacks
+    key, _ = _security_key(a)
+    path = "/verify/security-key"
+    # A's key over B's SK3 challenge (issued to B's token), with A's token.
+    answer = key.get({**mine.key_authentication, "allowCredentials": []})
+    expect.refused(a.client.client("POST", path, token=a.token(), json=answer))
+    # A's own challenge answered by B's key (registered with B only), then by A's key
+    # claiming B's credential id.
+    token = a.token()
+    options = _key_options(a, "authentication", token)
+    assert options.status_code == 200, options.text
+    by_b = mine.security_key.get({**options.json(), "allowCredentials": []})
+    expect.refused(a.client.client("POST", path, token=token, json=by_b))
+    token = a.token()
+    options = _key_options(a, "authentication", token)
+    assert options.status_code == 200, options.text
+    forged = _with_credential_id(key.get(options.json()), mine.security_key_credential_id)
+    expect.refused(a.client.client("POST", path, token=token, json=forged))
+
+
+def _b_app_code(b: Victim) -> str:
+    """The code B's authenticator app shows, for a step B's server has not accepted yet."""
+    app = b.fallbacks.app
+    return app.code(max(current_step(), app.used + 1))
+
+
+def enrol_app(a: Attacker, b: Victim, expect: Expect) -> None:
+    response = a.client.client("POST", TOTP_PATH, token=a.token())
+    expect.own(response)
+    assert response.status_code == 200, response.text
+
+
+def verify_app(a: Attacker, b: Victim, expect: Expect) -> None:
+    path = "/verify/totp"
+    # A's user has no app: B's user's code is nothing to A.
+    body = {"verificationCode": _b_app_code(b)}
+    expect.refused(a.client.client("POST", path, token=a.token(), json=body))
+    # A's app being enrolled: B's code is wrong for it; A's own code completes it, which
+    # removes A's user's other apps (A's only).
+    token = a.token()
+    enrolled = a.client.client("POST", TOTP_PATH, token=token)
+    assert enrolled.status_code == 200, enrolled.text
+    for code, verified in (
+        (_b_app_code(b), False),
+        (App(enrolled.json()["secret"]).next_code(), True),
+    ):
+        response = a.client.client("POST", path, token=token, json={"verificationCode": code})
+        expect.own(response)
+        assert response.json()["isVerified"] is verified, response.text
+
+
+def enrol_recovery_codes(a: Attacker, b: Victim, expect: Expect) -> None:
+    """A new set replaces the user's codes: A's user's, not B's."""
+    response = a.client.client("POST", RECOVERY_PATH, token=a.token())
+    expect.own(response)
+    assert response.status_code == 200, response.text
+
+
+def verify_recovery_code(a: Attacker, b: Victim, expect: Expect) -> None:
+    body = {"verificationCode": b.fallbacks.recovery_code}
+    path = "/verify/recovery-code"
+    expect.refused(a.client.client("POST", path, token=a.token(), json=body))  # A has none
+    made = a.client.server(
+        "POST", f"/users/{a.user}/authenticators", json={"verificationMethod": "RECOVERY_CODE"}
+    )
+    assert made.status_code == 200, made.text
+    response = a.client.client("POST", path, token=a.token(), json=body)
+    expect.own(response)
+    assert response.json()["isVerified"] is False, response.text
+
+
+def enrol_magic_link(a: Attacker, b: Victim, expect: Expect) -> None:
+    """A enrols B's address for A's user, mailed by A's own mail server: A's business."""
+    use_smtp(a.server, a.tenant.id, b.smtp)
+    body = {"email": b.email}
+    response = a.client.client("POST", MAGIC_LINK_PATH, token=a.token(), json=body)
+    expect.own(response)
+    assert response.status_code == 200, response.text
+
+
+def magic_link_challenge(a: Attacker, b: Victim, expect: Expect) -> None:
+    """B's user has a verified magic link address; A's user has none."""
+    use_smtp(a.server, a.tenant.id, b.smtp)
+    response = a.client.client("POST", "/challenge/email-magic-link", token=a.token())
+    expect.refused(response)
+    assert response.status_code == 404, response.text
+
+
+def finalize_magic_link(a: Attacker, b: Victim, expect: Expect) -> None:
+    """B's confirmed link waits for its action's poll. A's action with the same user, action
+    code and idempotency key sent no link, nor did any other action of A's."""
+    mine = b.fallbacks
+    twin = a.client.token(a.user, mine.link_action, idempotencyKey=mine.link_key)
+    for token in (twin, a.token()):
+        response = a.client.client(
+            "POST", "/verify/email-magic-link/finalize", token=token, json={}
+        )
+        expect.refused(response)
+
+
+def remove_authenticator(a: Attacker, b: Victim, expect: Expect) -> None:
+    """A's token, scoped to remove A's user's authenticators and confirmed by A's backend,
+    naming each of B's."""
+    tracked = a.client.track(a.user, "removeLost", scope=REMOVE_SCOPE).json()
+    confirmed = a.client.server(
+        "PATCH",
+        f"/users/{a.user}/actions/removeLost/{tracked['idempotencyKey']}",
+        json={"state": "CHALLENGE_SUCCEEDED"},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    token = tracked["token"]
+    mine = b.fallbacks
+    for authenticator_id in (
+        b.passkey_authenticator_id,
+        b.device_authenticator_id,
+        b.email_authenticator_id,
+        mine.security_key_authenticator_id,
+        mine.app_authenticator_id,
+        mine.recovery_authenticator_id,
+        mine.link_authenticator_id,
+    ):
+        response = a.client.client(
+            "DELETE", f"/user-authenticators/{authenticator_id}", token=token
+        )
+        expect.refused(response)
+        assert response.status_code == 404, response.text  # the scope was good: not found
+
+
+def _in_tenant(token: str, tenant_id: str) -> str:
+    """A's token, its claims rewritten to name another tenant (the signature still A's)."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["other"] = {**claims["other"], "tenantId": tenant_id, "publishableKey": tenant_id}
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{forged}.{signature}"
+
+
+def _enrol_with_link(a: Attacker, b: Victim, expect: Expect, link: dict[str, Any]) -> None:
+    """A's link enrols a device in A; its token made to name B's tenant enrols nothing."""
+    body = {"publicKey": device_public_key(new_device_key()), "deviceName": "mallory"}
+    enrolled = a.client.client("POST", PUSH_PATH, token=link["token"], json=body)
+    expect.own(enrolled)
+    assert enrolled.status_code == 200, enrolled.text
+    forged = _in_tenant(link["token"], b.tenant.id)
+    expect.refused(a.client.client("POST", PUSH_PATH, token=forged, json=body))
+
+
+def server_push_link(a: Attacker, b: Victim, expect: Expect) -> None:
+    """A's key makes links for A's users that have B's users' ids (the last, the shared one,
+    enrols: A's user with B's own user's id is named only where A sent it)."""
+    for user in (b.own_user, b.shared_user):
+        made = a.client.server("POST", f"/users/{user}/push-enrolment-links")
+        expect.own(made)
+        assert made.status_code == 200, made.text
+    _enrol_with_link(a, b, expect, made.json())
+
+
+def client_push_link(a: Attacker, b: Victim, expect: Expect) -> None:
+    token = a.token()
+    path = "/push-enrolment-links"
+    expect.refused(a.client.client("POST", path, token=_in_tenant(token, b.tenant.id)))
+    made = a.client.client("POST", path, token=token)
+    expect.own(made)
+    assert made.status_code == 200, made.text
+    _enrol_with_link(a, b, expect, made.json())
+
+
 V1 = "/v1/client"
 CASES: dict[str, Probe] = {
     "POST /v1/users/{userId}/actions/{action}": track,
@@ -741,6 +1131,22 @@ CASES: dict[str, Probe] = {
     "POST /v1/verify": otp_server_verify,
     "POST /v1/claim": otp_claim,
     "GET /v1/challenges": otp_find,
+    f"POST {V1}/user-authenticators/security-key/registration-options": key_registration_options,
+    f"POST {V1}/user-authenticators/security-key": add_security_key,
+    f"POST {V1}/user-authenticators/security-key/authentication-options": (
+        key_authentication_options
+    ),
+    f"POST {V1}/verify/security-key": verify_security_key,
+    f"POST {V1}/user-authenticators/totp": enrol_app,
+    f"POST {V1}/verify/totp": verify_app,
+    f"POST {V1}/user-authenticators/recovery-code": enrol_recovery_codes,
+    f"POST {V1}/verify/recovery-code": verify_recovery_code,
+    f"POST {V1}/user-authenticators/email-magic-link": enrol_magic_link,
+    f"POST {V1}/challenge/email-magic-link": magic_link_challenge,
+    f"POST {V1}/verify/email-magic-link/finalize": finalize_magic_link,
+    f"DELETE {V1}/user-authenticators/{{userAuthenticatorId}}": remove_authenticator,
+    "POST /v1/users/{userId}/push-enrolment-links": server_push_link,
+    f"POST {V1}/push-enrolment-links": client_push_link,
 }
 
 
@@ -822,3 +1228,31 @@ def test_b_still_completes_its_own_ceremonies(server: LiveServer, victim: Victim
         validated = b.validate(token)
         assert validated.status_code == 200, validated.text
         assert validated.json()["isValid"] is True
+    _b_completes_its_fallbacks(victim)
+
+
+def _b_completes_its_fallbacks(victim: Victim) -> None:
+    b, mine = victim.client, victim.fallbacks
+    key = mine.security_key
+    verified = b.client(
+        "POST",
+        "/verify/security-key",
+        token=mine.key_token,
+        json=key.get(mine.key_authentication),
+    )
+    assert verified.status_code == 200, verified.text
+    second = SoftwareAuthenticator(key.path + ".second")
+    added = b.client(
+        "POST",
+        SECURITY_KEY_PATH,
+        token=mine.key_registration_token,
+        json=second.create(mine.key_registration),
+    )
+    assert added.status_code == 200, added.text
+    finalized = b.client(
+        "POST", "/verify/email-magic-link/finalize", token=mine.link_token, json={}
+    )
+    assert finalized.status_code == 200 and finalized.json()["isVerified"], finalized.text
+    assert b.sign_in_with(mine.app, victim.shared_user)["isVerified"] is True
+    recovered = b.verify_recovery_code(b.token(victim.shared_user), mine.recovery_code)
+    assert recovered.status_code == 200 and recovered.json()["isVerified"], recovered.text
