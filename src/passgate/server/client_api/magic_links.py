@@ -11,6 +11,7 @@ from passgate.server.database import Database
 from passgate.server.schemas import AuthenticatorResponse, Email, WireModel
 from passgate.server.services import magic_links
 from passgate.server.services.delivery import DeliveryNotConfigured, Messenger
+from passgate.server.services.errors import InvalidRequest
 from passgate.server.settings import Settings
 from passgate.server.views import authenticator_response
 
@@ -46,9 +47,16 @@ def _messenger(request: Request) -> Messenger:
 
 
 def _public_url(request: Request) -> str:
-    """Where the link's page is: the configured public URL, as the track's `url` uses."""
+    """Where the link's page is: the configured public URL, as the track's `url` uses. Never
+    the request's Host header: a forged one would mail the user a link, secret and all, to
+    the forger's site."""
     settings: Settings = request.app.state.settings
-    return settings.public_url or str(request.base_url)
+    if not settings.public_url:
+        raise InvalidRequest(
+            "Email magic links need Passgate's public URL (PASSGATE_PUBLIC_URL): the link "
+            "points there."
+        )
+    return settings.public_url
 
 
 @router.post("/user-authenticators/email-magic-link", response_model_exclude_none=True)
