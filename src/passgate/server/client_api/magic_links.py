@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from passgate.server.client_api.auth import CachedTokenCaller, TokenCaller
 from passgate.server.database import Database
+from passgate.server.forwarded import client_ip
 from passgate.server.schemas import AuthenticatorResponse, Email, WireModel
 from passgate.server.services import magic_links
 from passgate.server.services.delivery import DeliveryNotConfigured, Messenger
@@ -71,6 +72,7 @@ async def enroll(
         _messenger(request),
         email=body.email,
         public_url=_public_url(request),
+        client_ip=client_ip(request),
     )
     return EnrollResponse(user_authenticator_id=added.id, user_id=added.user_id)
 
@@ -79,7 +81,12 @@ async def enroll(
 async def challenge(request: Request, caller: TokenCaller, db: Database) -> ChallengeResponse:
     assert caller.claims is not None
     link_id = await magic_links.challenge(
-        db, caller.tenant, caller.claims, _messenger(request), public_url=_public_url(request)
+        db,
+        caller.tenant,
+        caller.claims,
+        _messenger(request),
+        public_url=_public_url(request),
+        client_ip=client_ip(request),
     )
     return ChallengeResponse(challenge_id=link_id)
 

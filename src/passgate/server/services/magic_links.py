@@ -32,6 +32,7 @@ from passgate.server.services import (
     code_macs,
     delivery,
     enrolment,
+    otp,
     tenants,
     users,
 )
@@ -112,6 +113,7 @@ async def enroll(
     *,
     email: str,
     public_url: str,
+    client_ip: str | None,
 ) -> AuthenticatorRow:
     """ML1: add the address as an unverified authenticator (or reuse the user's unverified
     one for it) and send it a link. The one enrolment rule is checked now and spent when
@@ -128,6 +130,8 @@ async def enroll(
             "This email address is already enrolled for magic links: send a link with "
             "/client/challenge/email-magic-link."
         )
+    # Counted before anything is written: a refused send keeps only its count.
+    await _count_send(db, tenant, grant.action, address, client_ip)
     if authenticator is None:
         user = await user_store.ensure_user(db, tenant.id, claims.user_id)
         authenticator = await authenticator_store.insert_authenticator(
@@ -147,7 +151,13 @@ async def enroll(
 
 
 async def challenge(
-    db: Db, tenant: TenantRow, claims: TokenClaims, messenger: Messenger, *, public_url: str
+    db: Db,
+    tenant: TenantRow,
+    claims: TokenClaims,
+    messenger: Messenger,
+    *,
+    public_url: str,
+    client_ip: str | None,
 ) -> str:
     """ML2: send a link to the user's verified magic-link address; its id is the challengeId."""
     _require_allowed(tenant)
@@ -160,6 +170,7 @@ async def challenge(
             "with /client/user-authenticators/email-magic-link first.",
             error_code="authenticator_not_found",
         )
+    await _count_send(db, tenant, action, authenticator.email, client_ip)
     return await _send(db, tenant, messenger, action, authenticator, public_url)
 
 
@@ -192,6 +203,22 @@ def _refuse_decided(action: ActionRow) -> None:
         raise Forbidden(f"The action is {action.state}; a challenge cannot change that.")
 
 
+async def _count_send(
+    db: Db, tenant: TenantRow, action: ActionRow, email: str, client_ip: str | None
+) -> None:
+    """Refuse a link over the action's allowance, then count it in the tenant's send limits,
+    shared with one-time codes (otp.check_sends): a new action per link (a public sign-up
+    form) must not mail an address without end."""
+    if await store.count_action_links(db, action.id) >= MAX_LINKS_PER_ACTION:
+        raise TooManyLinks(
+            f"This action has sent {MAX_LINKS_PER_ACTION} links already: track a new action "
+            "to send another."
+        )
+    await otp.check_sends(
+        db, tenant, user_id=action.user_id, destination=email, client_ip=client_ip
+    )
+
+
 async def _send(
     db: Db,
     tenant: TenantRow,
@@ -201,11 +228,6 @@ async def _send(
     public_url: str,
 ) -> str:
     assert authenticator.email is not None
-    if await store.count_action_links(db, action.id) >= MAX_LINKS_PER_ACTION:
-        raise TooManyLinks(
-            f"This action has sent {MAX_LINKS_PER_ACTION} links already: track a new action "
-            "to send another."
-        )
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     key = await code_macs.tenant_key(db, tenant)
     link_id = str(uuid.uuid4())
