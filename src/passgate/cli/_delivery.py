@@ -2,7 +2,10 @@
 (`passgate tenant sms`), shown without their secrets, changed, or cleared (docs/delivery.md).
 
 Secrets are never given on the command line (where `ps` and the shell's history see them):
-`--smtp-password-env VAR` names an environment variable that holds the password."""
+`--smtp-password-env VAR` names an environment variable that holds the password.
+
+`--log` (development only) has the tenant's messages written to the server's log instead of
+sent; every command that sets or shows it warns, since the log then holds working codes."""
 
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ from passgate.server.store.db import Db
 
 TenantId = Annotated[str, typer.Argument(metavar="TENANT")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+LOG_HELP = (
+    "Development only: write each message, its code or link included, to the server's log "
+    "instead of sending it (replaces the {what})."
+)
 
 
 def _env(variable: str | None, what: str) -> str | None:
@@ -51,13 +58,27 @@ def read_template_dir(directory: Path) -> dict[str, str]:
     }
 
 
-def _show(fields: dict[str, Any] | None, as_json: bool, what: str) -> None:
+def _show(fields: dict[str, Any] | None, as_json: bool, what: str, tenant_id: str) -> None:
+    logged = (fields or {}).get(config.TRANSPORT) == config.LOG
     if as_json:
         _output.print_json(fields or {})
     elif not fields:
         typer.echo(f"{what}: not configured")
     else:
-        _output.print_fields({key: _text(value) for key, value in fields.items()})
+        shown = {**fields, config.TRANSPORT: "log (development only)"} if logged else fields
+        _output.print_fields({key: _text(value) for key, value in shown.items()})
+    if logged:
+        typer.echo(
+            f"warning: {tenant_id}'s {what} messages are written to the server's log, codes and "
+            "links included, not sent: for development only, never on a server real users "
+            "reach.",
+            err=True,
+        )
+
+
+def _only(log: bool, changing: bool, what: str) -> None:
+    if log and changing:
+        raise ConfigError(f"--log replaces the {what}: give it without the options that set them")
 
 
 def _text(value: Any) -> str:
@@ -107,6 +128,7 @@ def tenant_email(
     clear: Annotated[
         bool, typer.Option("--clear", help="Forget the SMTP settings: send no email.")
     ] = False,
+    log: Annotated[bool, typer.Option("--log", help=LOG_HELP.format(what="SMTP settings"))] = False,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     as_json: AsJson = False,
 ) -> None:
@@ -119,11 +141,14 @@ def tenant_email(
         sources = {}
     values = (smtp_host, smtp_port, smtp_security, smtp_user, password, smtp_from, ca_pem)
     changing = any(value is not None for value in values) or system_cas
+    _only(log, changing, "SMTP settings")
 
     async def work(db: Db) -> dict[str, Any]:
         actor = audit.cli_actor()
         if clear:
             await config.clear_email(db, actor, tenant_id)
+        if log:
+            await config.use_log(db, actor, tenant_id, config.EMAIL)
         if changing:
             await config.configure_email(
                 db,
@@ -145,7 +170,7 @@ def tenant_email(
         own = sorted(config.message_templates(tenant))
         return {**shown, "templates": own or "built-in"} if shown or own else {}
 
-    _show(_database.run(database_url, work), as_json, "email")
+    _show(_database.run(database_url, work), as_json, "email", tenant_id)
 
 
 def tenant_sms(
@@ -187,6 +212,9 @@ def tenant_sms(
     clear: Annotated[
         bool, typer.Option("--clear", help="Forget every SMS sender: send no SMS.")
     ] = False,
+    log: Annotated[
+        bool, typer.Option("--log", help=LOG_HELP.format(what="webhook and Twilio"))
+    ] = False,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     as_json: AsJson = False,
 ) -> None:
@@ -207,12 +235,16 @@ def tenant_sms(
         clear_twilio=clear_twilio,
     )
     changing = change != config.SmsChange()
+    # Only the allowed countries may change beside --log.
+    _only(log, change != config.SmsChange(allowed_country_codes=codes), "SMS senders")
 
     async def work(db: Db) -> tuple[dict[str, Any], str | None]:
         actor = audit.cli_actor()
         made = None
         if clear:
             await config.clear_sms(db, actor, tenant_id)
+        if log:
+            await config.use_log(db, actor, tenant_id, config.SMS)
         if changing:
             _, made = await config.configure_sms(db, actor, tenant_id, change)
         tenant = await tenants.get_tenant(db, tenant_id)
@@ -221,6 +253,6 @@ def tenant_sms(
     shown, made = _database.run(database_url, work)
     if made is not None:
         shown = {**shown, "webhookSecret": made}
-    _show(shown, as_json, "sms")
+    _show(shown, as_json, "sms", tenant_id)
     if made is not None and not as_json:
         typer.echo("The webhook secret is shown this once: give it to your webhook to verify.")

@@ -1,5 +1,9 @@
 """The dev tenant behind `make run`: created once, its keys kept in a local file so every
-start can print them (secret keys are stored hashed and cannot be read back)."""
+start can print them (secret keys are stored hashed and cannot be read back).
+
+Email and SMS it has no sender for are written to the server's log (the development-only log
+transport, docs/delivery.md#the-log-transport-development-only), so one-time codes and magic
+links work at once; a sender the developer set is never replaced."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from passgate.cli import _database
-from passgate.server.services import origins, tenants
+from passgate.server.services import audit, origins, tenants
+from passgate.server.services.delivery import config
 from passgate.server.services.errors import PassgateError
 from passgate.server.store.db import Db
 
@@ -39,7 +44,9 @@ def ensure_dev_tenant(
             tenant, secret_key = await tenants.create_tenant(
                 db, name="Dev", rp_id="localhost", origins=wanted
             )
+            await _log_what_cannot_be_sent(db, tenant.id)
             return {"tenantId": tenant.id, "secretKey": secret_key, "origins": tenant.origins}
+        await _log_what_cannot_be_sent(db, credentials["tenantId"])
         tenant = await tenants.get_tenant(db, credentials["tenantId"])
         missing = [o for o in origins.normalize_all(wanted) if o not in tenant.origins]
         # Dev tenants made by older versions listed http://127.0.0.1, which cannot use the
@@ -60,6 +67,13 @@ def ensure_dev_tenant(
         path.write_text(json.dumps(keys, indent=2) + "\n")
         os.chmod(path, 0o600)
     return credentials
+
+
+async def _log_what_cannot_be_sent(db: Db, tenant_id: str) -> None:
+    tenant = await tenants.get_tenant(db, tenant_id)
+    for kind in (config.EMAIL, config.SMS):
+        if not config.configured(tenant, kind):
+            await config.use_log(db, audit.cli_actor(), tenant_id, kind)
 
 
 async def _existing(db: Db, saved: dict[str, Any]) -> dict[str, str] | None:

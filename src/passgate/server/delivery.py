@@ -8,11 +8,12 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Request
 
-from passgate.server.services.delivery import Messenger, outgoing
+from passgate.server.services.delivery import Messenger, dev_log, outgoing
 from passgate.server.services.delivery.email import EmailSender
 from passgate.server.services.delivery.sms import SmsSender
 from passgate.server.services.outbox import Sender
 from passgate.server.settings import Settings
+from passgate.server.store import tenants
 from passgate.server.store.db import Engines
 
 
@@ -27,6 +28,14 @@ def create_senders(
         outgoing.EMAIL: EmailSender(engines, max_attempts=max_attempts, timeout=timeout),
         outgoing.SMS: SmsSender(engines, http, max_attempts=max_attempts),
     }
+
+
+async def warn_of_log_transports(engines: Engines) -> None:
+    """At start-up, a warning in the log for each tenant whose codes and links are written to
+    it instead of sent (the development-only log transport, services/delivery/dev_log.py)."""
+    async with engines.transaction(read_only=True) as db:
+        found = await tenants.find_tenants(db)
+    dev_log.warn_of_log_transports(found)
 
 
 async def _messenger(request: Request) -> Messenger:

@@ -4,7 +4,10 @@ and the SMS senders (a signed webhook, Twilio) with the countries SMS may go to
 
 Passwords, tokens and secrets are write-only: the page says whether one is stored, never what
 it is, and an empty field keeps the stored one. A webhook given without a secret (and with none
-stored) gets a new one, shown on this page once."""
+stored) gets a new one, shown on this page once.
+
+A tenant set to the development-only log transport (`passgate tenant email|sms TENANT --log`)
+is shown as such, with a way to stop it; saving a real sender replaces it."""
 
 from __future__ import annotations
 
@@ -140,6 +143,7 @@ async def sms_save(
         allowed_country_codes=codes,
         clear_webhook=not values.get("webhook_url", "").strip(),
         clear_twilio=not sid,
+        clear_log=bool(values.get("sms_log_stop")),
     )
 
     async def save() -> str | None:

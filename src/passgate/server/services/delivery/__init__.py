@@ -7,7 +7,8 @@ it in the caller's transaction, and the outbox sends it once that transaction co
 on the request path (email.py, sms.py). So the caller learns at once what it can know then (no
 SMTP server or SMS sender set: `DeliveryNotConfigured`, an invalid address or number:
 `InvalidRequest`), and what it cannot (a server that refuses or is down) is retried by the
-outbox and, when given up, recorded in the audit log."""
+outbox and, when given up, recorded in the audit log. A tenant may instead have its messages
+written to the server's log, for development only (dev_log.py)."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ class Messenger:
         if method not in (VerificationMethod.SMS, VerificationMethod.WHATSAPP):
             raise InvalidRequest(f"{method.value} codes are not sent by Passgate")
         settings = config.sms_config(tenant)
-        if settings is None or settings.sender_for(method.value) is None:
+        sender = settings.sender_for(method.value) if settings is not None else None
+        if sender is None and not config.logs(tenant, config.SMS):
             needs = "an SMS webhook" if method is VerificationMethod.WHATSAPP else "an SMS sender"
             raise DeliveryNotConfigured(
                 f"this tenant cannot send {method.value} codes: it needs {needs} "
@@ -137,7 +139,7 @@ class Messenger:
         """Tell a user something happened to their account: `notice` is "recovery_used" or
         "authenticator_added" (details: method, time, ip, ...). A tenant without SMTP
         sends nothing (no error): notices are best effort."""
-        if config.email_config(tenant) is None:
+        if not _sends_email(tenant):
             log.info("notice not sent: the tenant has no SMTP settings", notice=notice)
             return
         values = {"app_name": _app_name(tenant), "notice": notice, "details": dict(details)}
@@ -153,7 +155,7 @@ class Messenger:
         values: Mapping[str, Any],
         expires_at: int | None,
     ) -> None:
-        if config.email_config(tenant) is None:
+        if not _sends_email(tenant):
             raise DeliveryNotConfigured(
                 "this tenant cannot send email: it has no SMTP server "
                 "(`passgate tenant email`, or Delivery in the console)"
@@ -176,6 +178,10 @@ class Messenger:
             data=data,
             wake=self._wake(),
         )
+
+
+def _sends_email(tenant: TenantRow) -> bool:
+    return config.email_config(tenant) is not None or config.logs(tenant, config.EMAIL)
 
 
 def _app_name(tenant: TenantRow) -> str:

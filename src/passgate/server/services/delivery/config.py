@@ -10,6 +10,10 @@ Stored (JSON, in tenants.settings):
             allowedCountryCodes?}
     messageTemplates: {name: source}   (services/delivery/templates.py; email and SMS)
 
+or, for development only, `email: {transport: "log"}` and `sms: {transport: "log",
+allowedCountryCodes?}`: the tenant's messages are written to the server's log instead of being
+sent (services/delivery/dev_log.py). Setting an SMTP server, a webhook or Twilio replaces it.
+
 `smtpPassword`, `webhookSecret` and `twilio.authToken` are sealed under the master key
 (services/secrets_box.py, which re-seals them on `passgate keys rotate-master`). A CA
 certificate is kept as its PEM text, not a path, so every host sending for the tenant trusts
@@ -39,6 +43,8 @@ EMAIL = "email"
 SMS = "sms"
 TWILIO = "twilio"
 TEMPLATES = "messageTemplates"
+TRANSPORT = "transport"
+LOG = "log"
 SECURITIES = ("none", "starttls", "tls")
 Security = Literal["none", "starttls", "tls"]
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -113,6 +119,21 @@ def _section(tenant: TenantRow, name: str) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
+def logs(tenant: TenantRow, kind: str) -> bool:
+    """Whether the tenant writes its `kind` messages ("email", or "sms" with WhatsApp) to the
+    server's log instead of sending them: the development-only log transport."""
+    return _section(tenant, kind).get(TRANSPORT) == LOG
+
+
+def configured(tenant: TenantRow, kind: str) -> bool:
+    """Whether the tenant has any way of delivering its `kind` messages, the log included
+    (without opening a secret: no master key needed)."""
+    stored = _section(tenant, kind)
+    if kind == EMAIL:
+        return bool(stored.get("smtpHost")) or logs(tenant, kind)
+    return bool(stored.get("webhookUrl") or stored.get(TWILIO)) or logs(tenant, kind)
+
+
 def email_config(tenant: TenantRow) -> EmailConfig | None:
     stored = _section(tenant, EMAIL)
     if not stored.get("smtpHost") or not stored.get("from"):
@@ -153,6 +174,8 @@ def sms_config(tenant: TenantRow) -> SmsConfig | None:
 def public_email(tenant: TenantRow) -> dict[str, Any] | None:
     """The email settings for display: no password, whether one is set."""
     stored = _section(tenant, EMAIL)
+    if logs(tenant, EMAIL):
+        return {TRANSPORT: LOG}
     if not stored.get("smtpHost"):
         return None
     return {
@@ -170,6 +193,8 @@ def public_sms(tenant: TenantRow) -> dict[str, Any] | None:
     """The SMS settings for display: no secret, whether each is set."""
     stored = _section(tenant, SMS)
     twilio = stored.get(TWILIO)
+    if logs(tenant, SMS):
+        return {TRANSPORT: LOG, "allowedCountryCodes": stored.get("allowedCountryCodes") or []}
     if not stored.get("webhookUrl") and not isinstance(twilio, Mapping):
         codes = stored.get("allowedCountryCodes")
         return {"allowedCountryCodes": codes} if codes else None
@@ -335,6 +360,7 @@ async def configure_email(
     await secrets_box.ready(db)
     tenant = await tenants.get_tenant(db, tenant_id)
     section = dict(_section(tenant, EMAIL))
+    section.pop(TRANSPORT, None)  # an SMTP server replaces the log
     for name in clear:
         section.pop(name, None)
         if name == "smtpUser":
@@ -390,6 +416,7 @@ class SmsChange:
     allowed_country_codes: list[str] | None = None
     clear_webhook: bool = False
     clear_twilio: bool = False
+    clear_log: bool = False
 
 
 async def configure_sms(
@@ -406,6 +433,9 @@ async def configure_sms(
         section.pop("webhookSecret", None)
     if change.clear_twilio:
         section.pop(TWILIO, None)
+    sender_given = change.webhook_url is not None or change.twilio_account_sid is not None
+    if change.clear_log or sender_given:
+        section.pop(TRANSPORT, None)  # a real sender replaces the log
     if change.webhook_url is not None:
         section["webhookUrl"] = check_url(change.webhook_url, "the SMS webhook URL")
     if change.webhook_secret is not None:
@@ -462,6 +492,17 @@ async def clear_sms(db: Db, actor: audit.Actor, tenant_id: str) -> TenantRow:
         key: value for key, value in _section(tenant, SMS).items() if key == "allowedCountryCodes"
     }
     return await _save(db, actor, tenant, SMS, kept or None)
+
+
+async def use_log(db: Db, actor: audit.Actor, tenant_id: str, kind: str) -> TenantRow:
+    """Development only: write the tenant's `kind` messages ("email" or "sms") to the server's
+    log instead of sending them, in place of its SMTP server or SMS senders (an SMS's allowed
+    countries stay)."""
+    tenant = await tenants.get_tenant(db, tenant_id)
+    kept = {
+        key: value for key, value in _section(tenant, kind).items() if key == "allowedCountryCodes"
+    }
+    return await _save(db, actor, tenant, kind, {**kept, TRANSPORT: LOG})
 
 
 def message_templates(tenant: TenantRow) -> dict[str, str]:

@@ -12,7 +12,10 @@ A message carries when it stops being useful (`expiresAt`, the code's or link's 
 retry after that gives it up instead of sending a dead code. A message given up (refused for
 good, expired, or out of tries) is recorded in the audit log as `delivery.email.failed` or
 `delivery.sms.failed` with the masked destination and the reason, beside the outbox's own
-`system.outbox.failed`."""
+`system.outbox.failed`.
+
+A tenant set to the development-only log transport has its messages written to the server's
+log at the point where they would be sent (dev_log.py): everything before that is the same."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from typing import Any
 import structlog
 
 from passgate.server.services import audit, secrets_box
+from passgate.server.services.delivery import config, dev_log
 from passgate.server.services.outbox import DeliveryFailed, enqueue
 from passgate.server.store import tenants
 from passgate.server.store.db import Db, Engines
@@ -98,7 +102,10 @@ class Sender:
             expires_at = data.get("expiresAt")
             if isinstance(expires_at, int | float) and time.time() > expires_at:
                 raise DeliveryFailed("it expired before it could be sent", permanent=True)
-            await self.send(tenant, data, message)
+            if config.logs(tenant, self.kind):
+                dev_log.write(self.kind, data, tenant_id=tenant.id, message_id=message.id)
+            else:
+                await self.send(tenant, data, message)
         except DeliveryFailed:
             raise
         except Exception as exc:
