@@ -20,7 +20,7 @@ from passgate.server import (
 )
 from passgate.server import health as health_checks
 from passgate.server.cors import ClientApiCors
-from passgate.server.delivery import create_senders
+from passgate.server.delivery import create_senders, warn_of_log_transports
 from passgate.server.middleware import BodySizeLimit, RefuseUnreadableUrl
 from passgate.server.observability import Metrics, MetricsMiddleware
 from passgate.server.push import create_hub
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         except BaseException:
             await engine.dispose()
             raise
+        await warn_of_log_transports(app.state.engines)
         await push_hub.start()
         pruner = Pruner(app.state.engines, settings).start()
         senders = create_senders(app.state.engines, settings, push_http)
