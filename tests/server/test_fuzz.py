@@ -34,6 +34,26 @@ BEARER_ONLY = (
     "/v1/client/user-authenticators/push POST",
     "/v1/client/challenge/push",
     "/v1/client/verify/push",
+    # The fallback methods: every route takes the Bearer token.
+    "/v1/client/user-authenticators/email-otp",
+    "/v1/client/user-authenticators/sms",
+    "/v1/client/user-authenticators/totp",
+    "/v1/client/user-authenticators/recovery-code",
+    "/v1/client/user-authenticators/email-magic-link",
+    "/v1/client/user-authenticators/security-key",
+    "/v1/client/user-authenticators/{userAuthenticatorId} DELETE",
+    "/v1/client/challenge/email-otp",
+    "/v1/client/challenge/sms",
+    "/v1/client/challenge/whatsapp",
+    "/v1/client/challenge/email-magic-link",
+    "/v1/client/verify/email-otp",
+    "/v1/client/verify/sms",
+    "/v1/client/verify/whatsapp",
+    "/v1/client/verify/totp",
+    "/v1/client/verify/recovery-code",
+    "/v1/client/verify/email-magic-link/finalize",
+    "/v1/client/verify/security-key",
+    "/v1/client/push-enrolment-links",
 )
 EITHER = (
     "/v1/client/challenge POST",
@@ -101,7 +121,9 @@ def test_no_server_api_input_makes_a_server_error(
     fuzz_server: LiveServer, requests_sent: Counter[str]
 ) -> None:
     tenant = fuzz_server.create_tenant()
-    operations = _operations(fuzz_server, r"^/v1/(users|validate|audit-events)")
+    operations = _operations(
+        fuzz_server, r"^/v1/(users|validate|audit-events|challenge|verify|claim)"
+    )
     assert len(operations) >= 13
     for operation in operations:
         headers_for = {0: {"Authorization": _basic(tenant.secret_key)}}
