@@ -165,6 +165,12 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def _destination_digest(destination: str) -> str:
+    """One mailbox in any case is one destination (mail servers ignore the case of
+    addresses in practice), so a new spelling starts no fresh allowance."""
+    return _digest(destination.lower())
+
+
 async def check_sends(
     db: Db,
     tenant: TenantRow,
@@ -189,7 +195,7 @@ async def check_sends(
     # (bucket, limit, what it counts, end of its window), in the order refusals are named.
     counted: list[tuple[str, int, str, int]] = []
     if limits.per_destination:
-        bucket = f"{prefix}:d:{window}:{_digest(destination)}"
+        bucket = f"{prefix}:d:{window}:{_destination_digest(destination)}"
         counted.append((bucket, limits.per_destination, "destination", window_end))
     if limits.per_user and user_id is not None:
         bucket = f"{prefix}:u:{window}:{_digest(user_id)}"
@@ -333,7 +339,7 @@ async def _answer(
         db,
         GUESS_LIMITS,
         tenant_id=tenant.id,
-        user_id=challenge.user_id or f"destination:{_digest(challenge.destination)}",
+        user_id=challenge.user_id or f"destination:{_destination_digest(challenge.destination)}",
         action_id=challenge.id,
         now=now,
     )
