@@ -161,17 +161,20 @@ async def track(
 
 
 def checked_contact(request: TrackRequest) -> TrackRequest:
-    """The request with its email and phone number validated and normalised as they are
-    stored (an address's domain lower-cased, a number in E.164), or `InvalidRequest`."""
+    """The request with its email and phone number as they are stored: normalised when valid
+    (an address's domain lower-cased, a number in E.164), else as given
+    (`addresses.tidy_attribute`; a code is only ever sent to a valid one)."""
     if request.email is None and request.phone_number is None:
         return request
     return replace(
         request,
-        email=None if request.email is None else addresses.normalise_email(request.email),
+        email=(
+            None if request.email is None else addresses.tidy_attribute(request.email, phone=False)
+        ),
         phone_number=(
             None
             if request.phone_number is None
-            else addresses.normalise_phone(request.phone_number)
+            else addresses.tidy_attribute(request.phone_number, phone=True)
         ),
     )
 

@@ -91,11 +91,12 @@ async def get_profile(db: Db, tenant: TenantRow, user_id: str) -> UserProfile:
 async def update_user(db: Db, tenant: TenantRow, user_id: str, changes: dict[str, Any]) -> UserRow:
     """Set the given attributes, creating the user if needed. A changed email or phone number
     stops being verified unless the same request says it is. An email or phone number is
-    validated and stored normalised (services/delivery/addresses.py), or `InvalidRequest`."""
+    stored normalised when valid, else as given (`addresses.tidy_attribute`)."""
     if changes.get("email") is not None:
-        changes = {**changes, "email": addresses.normalise_email(changes["email"])}
+        changes = {**changes, "email": addresses.tidy_attribute(changes["email"], phone=False)}
     if changes.get("phone_number") is not None:
-        changes = {**changes, "phone_number": addresses.normalise_phone(changes["phone_number"])}
+        tidied = addresses.tidy_attribute(changes["phone_number"], phone=True)
+        changes = {**changes, "phone_number": tidied}
     user = await user_store.ensure_user(db, tenant.id, user_id)
     values: dict[str, Any] = {}
     if "email" in changes and changes["email"] != user.email:

@@ -88,3 +88,14 @@ def mask_email(address: str) -> str:
 def mask_phone(number: str) -> str:
     """For logs and the audit log: the calling code's start and the last two digits."""
     return f"{number[:3]}***{number[-2:]}" if len(number) > 5 else "***"
+
+
+def tidy_attribute(text: str, *, phone: bool) -> str:
+    """A user's email or phone number as the backend gave it (track, PATCH /users): stored
+    normalised when it is a valid address or E.164 number, else as given (trimmed), as
+    Authsignal stores it (its own SDK's tests send `1234567890`). It is checked for real when
+    a code is sent to it (`normalise_email` / `normalise_phone`)."""
+    try:
+        return normalise_phone(text) if phone else normalise_email(text)
+    except InvalidRequest:
+        return text.strip()
