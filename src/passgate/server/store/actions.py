@@ -570,10 +570,12 @@ async def insert_action_with_username(
 # RETURNING says whether the user had a (verified) authenticator before this one, so the
 # caller can tell a recovery from a first enrolment.
 _SETTLING = _c.state == bindparam("p_from_state", type_=String())
+# By the key's parameters, not correlated with the updated row: SQLite plans a correlated
+# subquery in RETURNING as a scan of every authenticator.
 _HAS_AUTHENTICATOR = exists(
     select(_AUTHENTICATORS.c.id).where(
-        _AUTHENTICATORS.c.tenant_id == _c.tenant_id,
-        _AUTHENTICATORS.c.user_id == _c.user_id,
+        _AUTHENTICATORS.c.tenant_id == bindparam("p_tenant_id"),
+        _AUTHENTICATORS.c.user_id == bindparam("p_user_id"),
         _AUTHENTICATORS.c.verified_at.is_not(None),
     )
 )
