@@ -16,6 +16,7 @@ from passgate.server.services.errors import (
     UNAUTHORIZED_SECRET_KEY,
     Conflict,
     Forbidden,
+    InvalidRequest,
     NotFound,
     Unauthorized,
 )
@@ -322,6 +323,19 @@ async def get_action(
             f"no action {action_code!r} with idempotency key {idempotency_key!r} "
             f"for user {user_id!r}"
         )
+    return action
+
+
+async def token_action(db: Db, tenant: TenantRow, claims: tokens.TokenClaims) -> ActionRow:
+    """The action a client token is bound to: 400 for a token bound to none, 404 when the
+    action is gone (a code or link is only ever sent for, and settles, a tracked action)."""
+    if not claims.action_code or not claims.idempotency_key:
+        raise InvalidRequest("The token is not bound to an action.")
+    action = await action_store.get_action(
+        db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+    )
+    if action is None:
+        raise NotFound("The token's action no longer exists.")
     return action
 
 

@@ -46,7 +46,6 @@ from passgate.server.services.errors import (
     PassgateError,
 )
 from passgate.server.services.tokens import TokenClaims
-from passgate.server.store import actions as action_store
 from passgate.server.store import authenticators as authenticator_store
 from passgate.server.store import magic_links as store
 from passgate.server.store import users as user_store
@@ -161,7 +160,7 @@ async def challenge(
 ) -> str:
     """ML2: send a link to the user's verified magic-link address; its id is the challengeId."""
     _require_allowed(tenant)
-    action = await _token_action(db, tenant, claims)
+    action = await actions.token_action(db, tenant, claims)
     _refuse_decided(action)
     authenticator = await store.find_verified(db, tenant.id, claims.user_id, METHOD.value)
     if authenticator is None or authenticator.email is None:
@@ -183,17 +182,6 @@ def _require_allowed(tenant: TenantRow) -> None:
             f"({', '.join(allowed)}).",
             error_code="method_not_allowed",
         )
-
-
-async def _token_action(db: Db, tenant: TenantRow, claims: TokenClaims) -> ActionRow:
-    if not claims.action_code or not claims.idempotency_key:
-        raise InvalidRequest("The token is not bound to an action.")
-    action = await action_store.get_action(
-        db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
-    )
-    if action is None:
-        raise NotFound("The token's action no longer exists.")
-    return action
 
 
 def _refuse_decided(action: ActionRow) -> None:

@@ -53,12 +53,10 @@ from passgate.server.services.errors import (
 from passgate.server.services.guessable_codes import GuessLimits
 from passgate.server.services.rate_limits import client_network
 from passgate.server.services.tokens import TokenClaims
-from passgate.server.store import actions as action_store
 from passgate.server.store import authenticators as authenticator_store
 from passgate.server.store import otp as store
 from passgate.server.store import rate_limits as rate_limit_store
 from passgate.server.store import users as user_store
-from passgate.server.store.actions import ActionRow
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import Db
 from passgate.server.store.otp import OtpChallengeRow as OtpChallengeRow
@@ -385,17 +383,6 @@ class Verified:
     enrolled: AuthenticatorRow | None = None
 
 
-async def _token_action(db: Db, tenant: TenantRow, claims: TokenClaims) -> ActionRow:
-    if not claims.action_code or not claims.idempotency_key:
-        raise InvalidRequest("The token is not bound to an action.")
-    action = await action_store.get_action(
-        db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
-    )
-    if action is None:
-        raise NotFound("The token's action no longer exists.")
-    return action
-
-
 async def enroll(
     db: Db,
     tenant: TenantRow,
@@ -411,7 +398,7 @@ async def enroll(
     checked now, to refuse early, and applied when the code verifies."""
     require_allowed(tenant, method)
     destination = normalise(tenant, method, destination)
-    action = await _token_action(db, tenant, claims)
+    action = await actions.token_action(db, tenant, claims)
     await enrolment.check(db, tenant, claims)
     existing = await store.contact_authenticators(db, tenant.id, claims.user_id, [method.value])
     if any(
@@ -477,7 +464,7 @@ async def challenge(
     """E2 / S2 / WA1: a code to the user's enrolled address or number (a verified one first;
     else the one being enrolled, so a resend during enrolment works too)."""
     require_allowed(tenant, method)
-    action = await _token_action(db, tenant, claims)
+    action = await actions.token_action(db, tenant, claims)
     found = await store.contact_authenticators(
         db, tenant.id, claims.user_id, _AUTHENTICATOR_METHODS[method]
     )
@@ -522,7 +509,7 @@ async def verify(
 ) -> Verified:
     """E3 / S3 / WA2: answer the newest code sent for the token's action by this method."""
     require_allowed(tenant, method)
-    action = await _token_action(db, tenant, claims)
+    action = await actions.token_action(db, tenant, claims)
     latest = await store.latest_for_action(db, action.id, method.value)
     answer = await _answer(db, tenant, latest, code)
     if answer.challenge is None:
