@@ -36,6 +36,7 @@ from passgate.server.services.relying_party import CeremonyRefused, SignCountReg
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import passkeys as store
 from passgate.server.store import users as user_store
+from passgate.server.store.actions import AlongWith
 from passgate.server.store.authenticators import AuthenticatorRow
 from passgate.server.store.db import Db
 from passgate.server.store.passkeys import PasskeyCredentialRow
@@ -218,6 +219,28 @@ def _check_cap(passkey_count: int, cap: int) -> None:
         )
 
 
+def stored_credential(
+    verified: relying_party.VerifiedPasskey, *, device_id: str | None, user_agent: str | None
+) -> dict[str, Any]:
+    """A verified registration as `store.insert_passkey` keeps it (a passkey's or a security
+    key's: one credential row for both)."""
+    return {
+        "credential_id": verified.credential_id,
+        "public_key": verified.public_key,
+        "sign_count": verified.sign_count,
+        "aaguid": verified.aaguid,
+        "attestation_format": verified.attestation_format,
+        "public_key_algorithm": verified.public_key_algorithm,
+        "attestation_verified": verified.attestation_verified,
+        "device_type": verified.device_type,
+        "backed_up": verified.backed_up,
+        "transports": verified.transports,
+        "authenticator_attachment": verified.authenticator_attachment,
+        "device_id": device_id,
+        "user_agent": user_agent,
+    }
+
+
 async def add_passkey(
     db: Db,
     tenant: TenantRow,
@@ -279,21 +302,7 @@ async def add_passkey(
             user_id=claims.user_id,
             username=challenge.username,
             display_name=challenge.display_name,
-            credential={
-                "credential_id": verified.credential_id,
-                "public_key": verified.public_key,
-                "sign_count": verified.sign_count,
-                "aaguid": verified.aaguid,
-                "attestation_format": verified.attestation_format,
-                "public_key_algorithm": verified.public_key_algorithm,
-                "attestation_verified": verified.attestation_verified,
-                "device_type": verified.device_type,
-                "backed_up": verified.backed_up,
-                "transports": verified.transports,
-                "authenticator_attachment": verified.authenticator_attachment,
-                "device_id": device_id,
-                "user_agent": user_agent,
-            },
+            credential=stored_credential(verified, device_id=device_id, user_agent=user_agent),
         )
         if added is None:
             raise Conflict(
@@ -399,15 +408,8 @@ async def verify(
         return verified
     except SignCountRegressed:
         metrics.challenge(metrics.PASSKEY, "rejected", db)
-        # A copy of the key may exist: flag it. Written after the refusal's savepoint is
-        # undone, so it is committed along with the burnt challenge.
         assert credential_id is not None
-        user_id = await store.flag_credential(
-            db, tenant.id, credential_id, "possible_clone", utcnow()
-        )
-        if user_id is not None:
-            details = {"credentialId": credential_id, "userId": user_id}
-            await single_use.security_event(db, tenant.id, audit.SIGN_COUNT_REGRESSED, details)
+        await flag_possible_clone(db, tenant.id, credential_id)
         raise
     except CeremonyRefused:
         # Committed with the burnt challenge: the refusal stands (single_use).
@@ -440,23 +442,13 @@ async def _sign_in(
         raise CeremonyRefused(
             "The user handle does not match the passkey's user.", error_code="verification_failed"
         )
-    asserted = relying_party.verify_assertion(
-        passkey_policy(tenant, hosted_origin),
-        credential,
-        expected_challenge=challenge.challenge,
-        public_key=found.public_key,
-        stored_sign_count=found.sign_count,
-        public_key_algorithm=found.public_key_algorithm,
-    )
-    # PostgreSQL: these writes ride in the action's statement below (one statement for
-    # all three tables); SQLite: one statement per table, here.
-    along = await store.record_assertion(
+    along = await check_assertion(
         db,
-        found.authenticator_id,
-        sign_count=asserted.sign_count,
-        backed_up=asserted.backed_up,
-        changed=(asserted.sign_count, asserted.backed_up) != (found.sign_count, found.backed_up),
-        now=utcnow(),
+        tenant,
+        credential,
+        found,
+        expected_challenge=challenge.challenge,
+        hosted_origin=hosted_origin,
     )
     _action, token = await actions.complete_challenge(
         db,
@@ -479,6 +471,48 @@ async def _sign_in(
         authenticator_id=found.authenticator_id,
         credential_id=credential_id,
     )
+
+
+async def check_assertion(
+    db: Db,
+    tenant: TenantRow,
+    credential: dict[str, Any],
+    found: store.SpentForAssertion,
+    *,
+    expected_challenge: bytes,
+    hosted_origin: str | None,
+) -> AlongWith | None:
+    """Verify an assertion against the registered credential `found` (a passkey's or a
+    security key's) and note the sign-in. PostgreSQL: the writes are returned, to ride in the
+    action's statement (`actions.complete_challenge(along=)`: one statement for all three
+    tables); SQLite: one statement per table, here."""
+    assert found.authenticator_id is not None and found.public_key is not None
+    asserted = relying_party.verify_assertion(
+        passkey_policy(tenant, hosted_origin),
+        credential,
+        expected_challenge=expected_challenge,
+        public_key=found.public_key,
+        stored_sign_count=found.sign_count,
+        public_key_algorithm=found.public_key_algorithm,
+    )
+    return await store.record_assertion(
+        db,
+        found.authenticator_id,
+        sign_count=asserted.sign_count,
+        backed_up=asserted.backed_up,
+        changed=(asserted.sign_count, asserted.backed_up) != (found.sign_count, found.backed_up),
+        now=utcnow(),
+    )
+
+
+async def flag_possible_clone(db: Db, tenant_id: str, credential_id: str) -> None:
+    """A sign count went backwards: a copy of the key may exist, so flag its credential and
+    record a security event. Called after the refusal's savepoint is undone, so it commits
+    along with the burnt challenge."""
+    user_id = await store.flag_credential(db, tenant_id, credential_id, "possible_clone", utcnow())
+    if user_id is not None:
+        details = {"credentialId": credential_id, "userId": user_id}
+        await single_use.security_event(db, tenant_id, audit.SIGN_COUNT_REGRESSED, details)
 
 
 def _method_of(found: store.SpentForAssertion) -> VerificationMethod:

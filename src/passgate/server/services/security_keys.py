@@ -39,7 +39,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from passgate.server.services import actions, audit, challenges, enrolment, metrics, single_use
+from passgate.server.services import (
+    actions,
+    audit,
+    challenges,
+    enrolment,
+    metrics,
+    passkeys,
+    single_use,
+)
 from passgate.server.services import relying_party as rp
 from passgate.server.services.challenges import Challenge, ChallengeRefused, Purpose, Refusal
 from passgate.server.services.enums import VerificationMethod
@@ -258,21 +266,7 @@ async def add(
             username=spent.username,
             display_name=spent.display_name,
             verification_method=METHOD.value,
-            credential={
-                "credential_id": verified.credential_id,
-                "public_key": verified.public_key,
-                "sign_count": verified.sign_count,
-                "aaguid": verified.aaguid,
-                "attestation_format": verified.attestation_format,
-                "public_key_algorithm": verified.public_key_algorithm,
-                "attestation_verified": verified.attestation_verified,
-                "device_type": verified.device_type,
-                "backed_up": verified.backed_up,
-                "transports": verified.transports,
-                "authenticator_attachment": verified.authenticator_attachment,
-                "device_id": None,
-                "user_agent": user_agent,
-            },
+            credential=passkeys.stored_credential(verified, device_id=None, user_agent=user_agent),
         )
         if added is None:
             raise Conflict(
@@ -350,14 +344,8 @@ async def verify(
         return verified
     except SignCountRegressed:
         metrics.challenge(METHOD, "rejected", db)
-        # A copy of the key may exist: flag it, committed with the burnt challenge.
         assert credential_id is not None
-        user_id = await store.flag_credential(
-            db, tenant.id, credential_id, "possible_clone", utcnow()
-        )
-        if user_id is not None:
-            details = {"credentialId": credential_id, "userId": user_id}
-            await single_use.security_event(db, tenant.id, audit.SIGN_COUNT_REGRESSED, details)
+        await passkeys.flag_possible_clone(db, tenant.id, credential_id)
         raise
     except CeremonyRefused:
         metrics.challenge(METHOD, "rejected", db)
@@ -394,21 +382,13 @@ async def _assert(
             "The user handle does not match the security key's user.",
             error_code="verification_failed",
         )
-    asserted = rp.verify_assertion(
-        passkey_policy(tenant, hosted_origin),
-        credential,
-        expected_challenge=challenge_bytes(challenge),
-        public_key=found.public_key,
-        stored_sign_count=found.sign_count,
-        public_key_algorithm=found.public_key_algorithm,
-    )
-    along = await store.record_assertion(
+    along = await passkeys.check_assertion(
         db,
-        found.authenticator_id,
-        sign_count=asserted.sign_count,
-        backed_up=asserted.backed_up,
-        changed=(asserted.sign_count, asserted.backed_up) != (found.sign_count, found.backed_up),
-        now=utcnow(),
+        tenant,
+        credential,
+        found,
+        expected_challenge=challenge_bytes(challenge),
+        hosted_origin=hosted_origin,
     )
     _action, token = await actions.complete_challenge(
         db,
