@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Request
 from passgate.server.client_api.auth import CachedTokenCaller
 from passgate.server.client_api.web_cookies import HostedOrigin
 from passgate.server.database import Database
+from passgate.server.delivery import Messaging
 from passgate.server.schemas import AuthenticatorResponse, WireModel
 from passgate.server.services import security_keys
 from passgate.server.views import authenticator_response
@@ -55,6 +56,7 @@ async def add_security_key(
     credential: Credential,
     request: Request,
     hosted_origin: HostedOrigin,
+    messenger: Messaging,
 ) -> AddedResponse:
     assert caller.claims is not None
     added = await security_keys.add(
@@ -65,6 +67,7 @@ async def add_security_key(
         user_agent=request.headers.get("user-agent", "")[:1024] or None,
         hosted_origin=hosted_origin,
         recheck=caller.recheck(db),
+        messenger=messenger,
     )
     return AddedResponse(
         is_verified=True,

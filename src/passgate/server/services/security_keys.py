@@ -50,6 +50,7 @@ from passgate.server.services import (
 )
 from passgate.server.services import relying_party as rp
 from passgate.server.services.challenges import Challenge, ChallengeRefused, Purpose, Refusal
+from passgate.server.services.delivery import Messenger
 from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import Conflict, Forbidden, InvalidRequest
 from passgate.server.services.passkey_policy import policy as passkey_policy
@@ -231,9 +232,12 @@ async def add(
     user_agent: str | None,
     hosted_origin: str | None = None,
     recheck: Recheck | None = None,
+    messenger: Messenger | None = None,
 ) -> Enrolled:
     """SK2: verify the registration, add the key under the one enrolment rule and settle the
-    token's action (a backend's waiting action succeeds with SECURITY_KEY)."""
+    token's action (a backend's waiting action succeeds with SECURITY_KEY). `messenger` sends
+    the notices of a recovery (services/recovery.py) as soon as the request commits; without
+    it they leave with the outbox's next poll."""
     challenge = _answered(tenant, REGISTRATION, credential, claims)
     spent = await store.spend_for_registration(
         db, tenant.id, challenge.digest, challenge.expires_at, claims.user_id
@@ -256,7 +260,12 @@ async def add(
         # The rule, its use-up and the action's settlement in one conditional UPDATE before
         # the key goes in; the savepoint undoes it if the credential is registered already.
         _action, token = await enrolment.add_and_settle(
-            db, tenant, claims, method=METHOD, authenticator_id=authenticator_id
+            db,
+            tenant,
+            claims,
+            method=METHOD,
+            authenticator_id=authenticator_id,
+            messenger=messenger,
         )
         added = await store.insert_passkey(
             db,
