@@ -19,13 +19,19 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from passgate.server.services import actions, audit, code_macs, enrolment, guessable_codes
+from passgate.server.services import (
+    actions,
+    audit,
+    code_macs,
+    enrolment,
+    guessable_codes,
+    users,
+)
 from passgate.server.services.enums import VerificationMethod
 from passgate.server.services.errors import Forbidden, InvalidRequest
 from passgate.server.services.guessable_codes import CodeVerification, GuessLimits
 from passgate.server.services.tokens import TokenClaims
 from passgate.server.store import actions as action_store
-from passgate.server.store import authenticators as authenticator_store
 from passgate.server.store import recovery_codes as store
 from passgate.server.store import totp as totp_store
 from passgate.server.store import users as user_store
@@ -88,25 +94,8 @@ async def issue(db: Db, tenant: TenantRow, user_id: str, *, actor: audit.Actor) 
             details={"authenticatorId": authenticator.id},
         )
     else:
-        authenticator = await authenticator_store.insert_authenticator(
-            db,
-            {
-                "tenant_id": tenant.id,
-                "user_id": user_id,
-                "verification_method": VerificationMethod.RECOVERY_CODE.value,
-                "username": user.username,
-                "display_name": user.display_name,
-                "verified_at": utcnow(),
-            },
-        )
-        await audit.authenticator_changed(
-            db,
-            actor,
-            added=True,
-            tenant_id=tenant.id,
-            user_id=user_id,
-            authenticator_id=authenticator.id,
-            verification_method=VerificationMethod.RECOVERY_CODE.value,
+        authenticator = await users.add_verified_authenticator(
+            db, tenant, user, method=VerificationMethod.RECOVERY_CODE, actor=actor
         )
     await store.replace_codes(
         db,

@@ -188,14 +188,39 @@ async def enroll_verified_authenticator(
             f"{method.value} needs {'email' if contact_field == 'email' else 'phoneNumber'}"
         )
     user = await user_store.ensure_user(db, tenant.id, user_id)
+    return await add_verified_authenticator(
+        db,
+        tenant,
+        user,
+        method=method,
+        actor=actor,
+        email=contact if contact_field == "email" else None,
+        phone_number=contact if contact_field == "phone_number" else None,
+        is_default=is_default,
+    )
+
+
+async def add_verified_authenticator(
+    db: Db,
+    tenant: TenantRow,
+    user: UserRow,
+    *,
+    method: VerificationMethod,
+    actor: audit.Actor,
+    email: str | None = None,
+    phone_number: str | None = None,
+    is_default: bool = False,
+) -> AuthenticatorRow:
+    """Insert an authenticator verified now, under the user's names, and record its addition
+    in the audit log as `actor`'s."""
     added = await authenticator_store.insert_authenticator(
         db,
         {
             "tenant_id": tenant.id,
-            "user_id": user_id,
+            "user_id": user.user_id,
             "verification_method": method.value,
-            "email": contact if contact_field == "email" else None,
-            "phone_number": contact if contact_field == "phone_number" else None,
+            "email": email,
+            "phone_number": phone_number,
             "username": user.username,
             "display_name": user.display_name,
             "is_default": is_default,
@@ -207,7 +232,7 @@ async def enroll_verified_authenticator(
         actor,
         added=True,
         tenant_id=tenant.id,
-        user_id=user_id,
+        user_id=user.user_id,
         authenticator_id=added.id,
         verification_method=added.verification_method,
     )
