@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
+from passgate.server import limits
 from passgate.server.client_api.auth import (
     AnyCaller,
     CachedAnyCaller,
@@ -175,6 +176,11 @@ async def _registration_options(
     return OptionsResponse(challenge_id=options.challenge_id, options=options.options)
 
 
+def user_agent_of(request: Request) -> str | None:
+    """The request's User-Agent as a new credential records it, cut to the column's length."""
+    return request.headers.get("user-agent", "")[: limits.USER_AGENT] or None
+
+
 @router.post(PASSKEY, response_model_exclude_none=True)
 async def add_passkey(
     caller: CachedTokenCaller,
@@ -193,7 +199,7 @@ async def add_passkey(
         challenge_id=body.challenge_id,
         credential=body.registration_credential,
         device_id=body.device_id,
-        user_agent=request.headers.get("user-agent", "")[:1024] or None,
+        user_agent=user_agent_of(request),
         hosted_origin=hosted_origin,
         binding_hash=binding,
         recheck=caller.recheck(db),

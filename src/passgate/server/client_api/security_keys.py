@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from passgate.server.client_api.auth import CachedTokenCaller
+from passgate.server.client_api.passkeys import user_agent_of
 from passgate.server.client_api.web_cookies import HostedOrigin
 from passgate.server.database import Database
 from passgate.server.delivery import Messaging
@@ -64,7 +65,7 @@ async def add_security_key(
         caller.tenant,
         caller.claims,
         credential=credential,
-        user_agent=request.headers.get("user-agent", "")[:1024] or None,
+        user_agent=user_agent_of(request),
         hosted_origin=hosted_origin,
         recheck=caller.recheck(db),
         messenger=messenger,
