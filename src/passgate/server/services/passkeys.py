@@ -138,7 +138,7 @@ def _parse(tenant: TenantRow, purpose: Purpose, challenge_id: str) -> Challenge:
         raise InvalidRequest("Unknown challenge.", error_code="challenge_not_found") from None
 
 
-def _already_used() -> InvalidRequest:
+def already_used() -> InvalidRequest:
     return InvalidRequest(
         "The challenge has already been used.", error_code="challenge_already_used"
     )
@@ -265,15 +265,7 @@ async def add_passkey(
             "The challenge was issued for another user or action.",
             error_code="challenge_not_found",
         )
-    spent = await store.spend_for_registration(
-        db, tenant.id, challenge.digest, challenge.expires_at, claims.user_id
-    )
-    if spent is None:
-        raise _already_used()
-    if recheck is not None and spent.tenant_version != tenant.updated_at:
-        tenant, fresh = await recheck(spent.tenant_version)
-        assert fresh is not None
-        claims = fresh
+    spent, tenant, claims = await spend_registration(db, tenant, claims, challenge, recheck)
     async with single_use.refusal_burns_challenge(db, challenge.id, tenant.id):
         policy = passkey_policy(tenant, hosted_origin)
         verified = relying_party.verify_registration(
@@ -328,6 +320,28 @@ async def add_passkey(
         authenticator=authenticator,
         credential=row,
     )
+
+
+async def spend_registration(
+    db: Db,
+    tenant: TenantRow,
+    claims: TokenClaims,
+    challenge: Challenge,
+    recheck: Recheck | None,
+) -> tuple[store.SpentForRegistration, TenantRow, TokenClaims]:
+    """Spend a registration challenge (a passkey's or a security key's): refused when it was
+    spent before. With `recheck`, a tenant changed since the token was checked is read again,
+    and the token checked against it, before the registration is verified."""
+    spent = await store.spend_for_registration(
+        db, tenant.id, challenge.digest, challenge.expires_at, claims.user_id
+    )
+    if spent is None:
+        raise already_used()
+    if recheck is not None and spent.tenant_version != tenant.updated_at:
+        tenant, fresh = await recheck(spent.tenant_version)
+        assert fresh is not None
+        claims = fresh
+    return spent, tenant, claims
 
 
 # C4 / C5: sign-in -------------------------------------------------------------------------
@@ -389,7 +403,7 @@ async def verify(
         db, tenant.id, challenge.digest, challenge.expires_at, credential_id or ""
     )
     if found is None:
-        raise _already_used()
+        raise already_used()
     if recheck is not None and found.tenant_version != tenant.updated_at:
         tenant, claims = await recheck(found.tenant_version)
     try:

@@ -163,12 +163,6 @@ def _message_in(credential: dict[str, Any]) -> str:
         ) from None
 
 
-def _already_used() -> InvalidRequest:
-    return InvalidRequest(
-        "The challenge has already been used.", error_code="challenge_already_used"
-    )
-
-
 # SK1 / SK2: enrolment ---------------------------------------------------------------------
 
 
@@ -239,15 +233,9 @@ async def add(
     the notices of a recovery (services/recovery.py) as soon as the request commits; without
     it they leave with the outbox's next poll."""
     challenge = _answered(tenant, REGISTRATION, credential, claims)
-    spent = await store.spend_for_registration(
-        db, tenant.id, challenge.digest, challenge.expires_at, claims.user_id
+    spent, tenant, claims = await passkeys.spend_registration(
+        db, tenant, claims, challenge, recheck
     )
-    if spent is None:
-        raise _already_used()
-    if recheck is not None and spent.tenant_version != tenant.updated_at:
-        tenant, fresh = await recheck(spent.tenant_version)
-        assert fresh is not None
-        claims = fresh
     async with single_use.refusal_burns_challenge(db, challenge.id, tenant.id):
         policy = passkey_policy(tenant, hosted_origin)
         verified = rp.verify_registration(
@@ -339,7 +327,7 @@ async def verify(
         db, tenant.id, challenge.digest, challenge.expires_at, credential_id or ""
     )
     if found is None:
-        raise _already_used()
+        raise passkeys.already_used()
     if recheck is not None and found.tenant_version != tenant.updated_at:
         tenant, fresh = await recheck(found.tenant_version)
         assert fresh is not None
