@@ -9,46 +9,20 @@ here) signs the user in but adds nothing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from passgate.authenticators import SoftwareAuthenticator
 from passgate.server.services import audit, recovery, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.store.db import Db
 from tests.live_server import LiveServer, Tenant
-from tests.otp.helpers import ENROL_SCOPE, OtpClient, configure_delivery, new_email, new_phone
-from tests.receivers import HttpReceiver, SmtpReceiver
+from tests.otp.helpers import ENROL_SCOPE, OtpClient, new_email, new_phone
 from tests.tenant_client import new_device_key
 
 REMOVE_SCOPE = "remove:authenticators"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpReceiver]:
-    with SmtpReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def sms_hook() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def app(
-    server: LiveServer, tenant: Tenant, smtp: SmtpReceiver, sms_hook: HttpReceiver
-) -> Iterator[OtpClient]:
-    """The tenant's backend and its user's app, with email and SMS delivery set up."""
-    configure_delivery(server, tenant, smtp, sms_hook)
-    client = OtpClient(server, tenant, smtp, sms_hook)
-    yield client
-    client.close()
 
 
 def ok(response: httpx.Response) -> dict[str, Any]:

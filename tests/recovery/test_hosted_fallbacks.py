@@ -5,40 +5,14 @@ email enrolled but never verified is not offered and cannot recover."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from passgate.authenticators import SoftwareAuthenticator
-from tests.live_server import LiveServer, Tenant
-from tests.otp.helpers import ENROL_SCOPE, OtpClient, configure_delivery, new_email, new_phone
-from tests.receivers import HttpReceiver, SmtpReceiver
+from tests.otp.helpers import ENROL_SCOPE, OtpClient, new_email, new_phone
 
 OFFERED = re.compile(r'class="secondary fallback" data-method="([A-Z_]+)"')
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpReceiver]:
-    with SmtpReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def sms_hook() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def app(
-    server: LiveServer, tenant: Tenant, smtp: SmtpReceiver, sms_hook: HttpReceiver
-) -> Iterator[OtpClient]:
-    configure_delivery(server, tenant, smtp, sms_hook)
-    client = OtpClient(server, tenant, smtp, sms_hook)
-    yield client
-    client.close()
 
 
 def offered(app: OtpClient, user_id: str) -> list[str]:
