@@ -307,3 +307,26 @@ def test_a_tenant_without_smtp_sends_nothing(server: LiveServer, other_tenant: T
         return int(await db.scalar(query))
 
     assert server.run(rows) == 0
+
+
+def test_the_page_speaks_the_browsers_language(
+    client: TenantClient, smtp: SmtpReceiver, browser: Browser
+) -> None:
+    token = client.token("ml-greta", "signUp")
+    enrol(client, token, "greta@example.com")
+    link = smtp.wait(to="greta@example.com").link
+    assert link is not None
+    german = {"Accept-Language": "de-AT,de;q=0.9,en;q=0.5"}
+    page = browser.http.get(browser.path(link), headers=german)
+    assert page.status_code == 200
+    assert '<html lang="de">' in page.text and "Ja, ich bin es" in page.text
+    assert "mit greta@example.com anmeldet" in page.text
+    _, _, link_id, secret = browser.path(link).split("/")
+    confirmed = browser.http.post(f"/magic-link/{link_id}", data={"secret": secret}, headers=german)
+    assert confirmed.status_code == 200 and "Bestätigt. Sie können diesen Tab" in confirmed.text
+    used = browser.http.get(browser.path(link), headers={"Accept-Language": "fr"})
+    assert used.status_code == 410 and "Lien déjà utilisé" in used.text
+    # A language we lack reads English.
+    unknown = browser.http.get("/magic-link/nope/nope", headers={"Accept-Language": "pt-BR"})
+    assert unknown.status_code == 404 and '<html lang="en">' in unknown.text
+    assert "Link not valid" in unknown.text

@@ -17,9 +17,12 @@ from hypothesis import strategies as st
 
 from passgate.server.pages.translations import (
     ENGLISH,
+    MAGIC_LINK,
+    PUSH_ENROLMENT,
     TRANSLATIONS,
     accepted_languages,
     choose_language,
+    page_language,
     texts,
 )
 from passgate.server.services import (
@@ -269,6 +272,14 @@ def test_languages() -> None:
     assert choose_language(["xx", ""]) == "en"
     for language, translation in TRANSLATIONS.items():
         assert set(translation) == set(ENGLISH), language
+    # The other hosted pages' catalogues: the same languages, every text in each.
+    for catalogue in (MAGIC_LINK, PUSH_ENROLMENT):
+        assert set(catalogue) == set(TRANSLATIONS)
+        for language, translation in catalogue.items():
+            assert set(translation) == set(catalogue["en"]), language
+    assert texts("de", MAGIC_LINK, tenant="Laden")["ready"].endswith("bei Laden anmeldet.")
+    assert page_language("fr-CH, de;q=0.8", None, "de-DE") == "de"
+    assert page_language("pt, fr;q=0.8") == "fr"
     german = texts("de", tenant="Laden")
     assert german["intro_sign_in"] == "Laden muss bestätigen, dass Sie es sind."
     assert texts("en")["returning"] == "Returning you to …"

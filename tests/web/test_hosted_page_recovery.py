@@ -3,7 +3,8 @@ passkey was on a phone she lost clicks "I lost my device", gets a code by email 
 server on loopback), enrols a passkey in this browser with the token the code earned, returns
 to the app, and then removes the lost phone's passkey on the page a `remove:authenticators`
 token opens. "Try another way" offers the same methods without the new passkey. A recovery
-code recovers too once the tenant lists RECOVERY_CODE among its recovery methods."""
+code recovers too once the tenant lists RECOVERY_CODE among its recovery methods, with a new
+passkey or, instead, a push device from the QR code the page opens in a new tab."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from authsignal.client import AuthsignalClient
 
-from passgate.authenticators import SoftwareAuthenticator
+from passgate import AuthsignalSync
+from passgate.authenticators import DeviceKeyStore, SoftwareAuthenticator
 from passgate.server.services import audit, recovery, tenants
 from passgate.server.services.enums import ActionOutcome
 from passgate.server.store.db import Db
@@ -220,3 +222,57 @@ def test_a_remove_token_that_needs_a_challenge_lists_after_it(
     assert validated["is_valid"] and validated["verification_method"] == "PASSKEY"
     remaining = {a["user_authenticator_id"] for a in backend.get_authenticators("hp-uli")}
     assert lost not in remaining and len(remaining) == 2
+
+
+def test_a_push_device_instead_of_a_passkey_then_done(
+    tab: BrowserTab,
+    app_site: AppSite,
+    backend: AuthsignalClient,
+    web_server: LiveServer,
+    web_tenant: Tenant,
+    shop: TenantClient,
+    tmp_path: Path,
+) -> None:
+    """After a recovery code: "Add a push device instead" opens the QR code in a new tab
+    (the recovery's token in a form, never a URL); the new phone enrols from it; Done on the
+    page the app opened goes back to the app with the same token."""
+    page = tab.page
+    back = app_site.url("/return.html")
+    phone = SoftwareAuthenticator(tmp_path / "hp-vic.bin", origin=app_site.origin)
+    shop.register_passkey(phone, "hp-vic")
+    issued = shop.server(
+        "POST", "/users/hp-vic/authenticators", json={"verificationMethod": "RECOVERY_CODE"}
+    )
+    assert issued.status_code == 200, issued.text
+
+    async def recover_with_codes(db: Db) -> None:
+        await recovery.set_methods(db, audit.cli_actor(), web_tenant.id, ["RECOVERY_CODE"])
+
+    web_server.run(recover_with_codes)
+    tracked = backend.track("hp-vic", "signIn", {"redirectUrl": back})
+    page.goto(tracked["url"])
+    page.get_by_role("button", name="I lost my device").click()
+    page.get_by_role("button", name="Use a recovery code").click()
+    page.get_by_label("Enter one of your recovery codes").fill(issued.json()["recoveryCodes"][0])
+    page.get_by_role("button", name="Confirm").click()
+    page.locator("#recover-enrol").wait_for()
+    with page.context.expect_page() as opened:
+        page.get_by_role("button", name="Add a push device instead").click()
+    qr_page = opened.value
+    qr_page.locator("#push-link-qr svg").wait_for()
+    assert "token=" not in qr_page.url
+    link = qr_page.locator("#push-link-url").input_value()
+    # The leave went to the link: no passkey offered any more, only Done.
+    assert page.locator("#recover-passkey").is_hidden()
+    assert page.locator("#recover-push-form").is_hidden()
+    with AuthsignalSync(
+        web_tenant.id, web_server.api_url, device_keys=DeviceKeyStore(tmp_path / "vic.pem")
+    ) as new_phone:
+        assert new_phone.push.add_credential(link=link).ok
+    qr_page.close()
+    page.get_by_role("button", name="Done").click()
+    page.wait_for_url(f"{back}?token=*")
+    validated = backend.validate_challenge({"token": returned_token(page.url)})
+    assert validated["is_valid"] and validated["verification_method"] == "RECOVERY_CODE"
+    methods = sorted(a["verification_method"] for a in backend.get_authenticators("hp-vic"))
+    assert methods == ["PASSKEY", "PUSH", "RECOVERY_CODE"]

@@ -3,7 +3,11 @@
 One route. `hosted_page.open_challenge` decides what the page offers; this module picks the
 language, fills in the template and sets the headers. In popup mode (`&mode=popup`, which
 Authsignal's browser SDK appends for both its iframe overlay and its window) the tenant's web
-origins may frame the page, and its script reports to them; otherwise nobody may frame it."""
+origins may frame the page, and its script reports to them; otherwise nobody may frame it.
+
+After a recovery the page may offer a push device instead of a passkey: a form that POSTs
+the verify's access token to the push enrolment page (pages/push_links.py) in a new tab, so
+this page stays to hand the token back to the app when the user presses Done."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from starlette.responses import HTMLResponse
 from passgate.server.database import Database
 from passgate.server.pages.rendering import render
 from passgate.server.pages.translations import accepted_languages, choose_language, texts
-from passgate.server.services import branding, hosted_page
+from passgate.server.services import branding, hosted_page, push_links
 from passgate.server.services.hosted_page import HostedChallenge, PageUnavailable, TenantRow
 from passgate.server.settings import Settings
 
@@ -82,6 +86,7 @@ def _challenge_context(
         "manage_only": manage_only,
         "unavailable": text[f"unavailable_{unavailable}"] if unavailable else None,
         "pending_push": page.pending_push if page.push else None,
+        "push_enrolment_path": f"{_public_path(settings)}{push_links.PAGE_PATH}/new",
         "data": _script_data(page, settings, text, popup=popup, manage_only=manage_only),
         **_accent_context(page.tenant),
     }
@@ -106,6 +111,8 @@ def _script_data(
         "fallbacks": [fallback.method for fallback in page.fallbacks],
         # After one of these (from "I lost my device") the page offers a new passkey.
         "recoveryMethods": list(page.recovery_methods),
+        # ... or, instead, a push device (a QR code in a new tab).
+        "pushEnrolment": page.push_enrolment,
         "passkeysAvailable": page.passkey_unavailable is None,
         # A remove:authenticators token: its list is shown once the user has confirmed.
         "manageAfter": page.removable is not None and not manage_only,
@@ -165,5 +172,9 @@ def _accent_context(tenant: TenantRow) -> dict[str, Any]:
 
 def _api_base(settings: Settings) -> str:
     """The Client API as a path on Passgate's own origin (the page calls nothing else)."""
-    path = urlsplit(settings.public_url).path.rstrip("/") if settings.public_url else ""
-    return f"{path}/v1/client"
+    return f"{_public_path(settings)}/v1/client"
+
+
+def _public_path(settings: Settings) -> str:
+    """The public URL's path (empty at the root): where Passgate's routes are on its origin."""
+    return urlsplit(settings.public_url).path.rstrip("/") if settings.public_url else ""

@@ -7,7 +7,8 @@ which confirms the link (once, before it expires). That POST needs no other prot
 against cross-site requests: without the secret, which only the mailbox holds, it confirms
 nothing. Both answer a page for every outcome, with a 4xx status for a link that is unknown
 (404) or expired or used (410). Like every hosted page: no-store, no-referrer, and nobody
-may frame it."""
+may frame it. Its language (English, German or French) is the browser's `Accept-Language`:
+the link may be opened on any device, and it names no track."""
 
 from __future__ import annotations
 
@@ -19,19 +20,13 @@ from starlette.responses import HTMLResponse
 
 from passgate.server.database import Database
 from passgate.server.pages.rendering import render
+from passgate.server.pages.translations import MAGIC_LINK, page_language, texts
 from passgate.server.services import branding, magic_links
 from passgate.server.services.magic_links import LinkView
 
 router = APIRouter(include_in_schema=False)
 
 STATUS = {"ready": 200, "confirmed": 200, "unknown": 404, "expired": 410, "used": 410}
-HEADINGS = {
-    "ready": "Confirm it's you",
-    "confirmed": "It's confirmed",
-    "unknown": "Link not valid",
-    "expired": "Link expired",
-    "used": "Link already used",
-}
 # A form with one secret in it is far smaller; anything longer is not this page's form.
 MAX_FORM = 1024
 
@@ -54,9 +49,13 @@ async def confirm(link_id: str, request: Request, db: Database) -> HTMLResponse:
 def _page(request: Request, view: LinkView, *, link_id: str, secret: str) -> HTMLResponse:
     tenant = view.tenant
     accent = branding.accent(tenant) if tenant else None
+    language = page_language(request.headers.get("accept-language"))
+    text = texts(language, MAGIC_LINK, tenant=tenant.name if tenant else "", email=view.email or "")
     context: dict[str, Any] = {
+        "lang": language,
+        "text": text,
         "state": view.state,
-        "heading": HEADINGS[view.state],
+        "heading": text[f"title_{view.state}"],
         "tenant_name": tenant.name if tenant else None,
         "email": view.email,
         "confirm_path": f"{magic_links.PATH}/{link_id}",

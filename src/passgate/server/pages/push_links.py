@@ -10,7 +10,11 @@
   create_for_token`, the one enrolment rule) and shows its QR code once.
 
 The token is the credential and travels in the form, so no cookie is involved. Refusals show
-the reason with the service's status code."""
+the reason with the service's status code. The pages speak English, German or French: the
+token's action's locale, else its user's, else the browser's `Accept-Language` (the landing
+page, which never sees the token, and refusals go by the header alone). The hosted challenge
+page opens the QR code in a new tab after a recovery (docs/recovery.md), so the shown page
+says the tab may be closed once the device is added."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from starlette.responses import HTMLResponse
 
 from passgate.server.database import Database
 from passgate.server.pages.rendering import render
+from passgate.server.pages.translations import PUSH_ENROLMENT, page_language, texts
 from passgate.server.services import enrolment, hosted_page, push_links, tenants, tokens
 from passgate.server.services.errors import InvalidToken, PassgateError, Unauthorized
 from passgate.server.services.tenants import TenantRow
@@ -35,7 +40,7 @@ TEMPLATE = "push_enrolment.html"
 
 @router.get(push_links.PAGE_PATH)
 async def landing_page(request: Request) -> HTMLResponse:
-    return render(request, TEMPLATE, {"mode": "landing"})
+    return render(request, TEMPLATE, {"mode": "landing", **_language(request)})
 
 
 @router.get(push_links.PAGE_PATH + "/new")
@@ -49,7 +54,13 @@ async def offer_page(
         await enrolment.check(db, tenant, claims)  # refused now rather than after the click
     except PassgateError as refusal:
         return _refusal(request, refusal)
-    return render(request, TEMPLATE, {"mode": "offer", "token": token, "tenant_name": tenant.name})
+    context = {
+        "mode": "offer",
+        "token": token,
+        "tenant_name": tenant.name,
+        **_language(request, await hosted_page.preferred_locale(db, tenant, claims)),
+    }
+    return render(request, TEMPLATE, context)
 
 
 @router.post(push_links.PAGE_PATH + "/new")
@@ -60,7 +71,9 @@ async def show_link(request: Request, db: Database, token: Token = "") -> HTMLRe
         link = await push_links.create_for_token(db, tenant, claims, public_url=settings.public_url)
     except PassgateError as refusal:
         return _refusal(request, refusal)
+    locale = await hosted_page.preferred_locale(db, tenant, claims)
     context: dict[str, Any] = {
+        **_language(request, locale),
         "mode": "shown",
         "tenant_name": tenant.name,
         "link": link,
@@ -77,7 +90,19 @@ async def _authenticate(db: Database, token: str) -> tuple[TenantRow, TokenClaim
     return tenant, tokens.decode_token(tenant, token)
 
 
+def _language(request: Request, locale: str | None = None) -> dict[str, Any]:
+    language = page_language(request.headers.get("accept-language"), locale)
+    return {"lang": language, "text": texts(language, PUSH_ENROLMENT)}
+
+
 def _refusal(request: Request, refusal: PassgateError) -> HTMLResponse:
+    """The refusal in the page's words, with the service's own (English) reason below it."""
+    token_refused = isinstance(refusal, InvalidToken | Unauthorized)
     status = 401 if isinstance(refusal, InvalidToken) else refusal.status_code
-    context = {"mode": "refused", "message": refusal.description}
+    context = {
+        "mode": "refused",
+        "token_refused": token_refused,
+        "message": refusal.description,
+        **_language(request),
+    }
     return render(request, TEMPLATE, context, status_code=status)

@@ -1,9 +1,13 @@
-"""The hosted challenge page's words, in English, German and French.
+"""The hosted pages' words, in English, German and French: the challenge page's
+(`TRANSLATIONS`), the email magic link's page's (`MAGIC_LINK`) and the push enrolment pages'
+(`PUSH_ENROLMENT`), each a catalogue of the same three languages.
 
 The language is the track's `locale` when a translation exists for it (its primary subtag:
 `de-CH` reads German), then the user's `locale`, then the browser's `Accept-Language`, then
-English. A key missing from a translation falls back to its English text. Placeholders
-(`{tenant}`, `{rp_id}`, `{host}`) are filled in by the server before the page is sent."""
+English. A page without a track to read (the magic link's, the push enrolment link's landing
+page) goes by `Accept-Language` alone. A key missing from a translation falls back to its
+English text. Placeholders (`{tenant}`, `{rp_id}`, `{host}`, `{email}`) are filled in by the
+server before the page is sent."""
 
 from __future__ import annotations
 
@@ -93,6 +97,19 @@ ENGLISH = {
         "your old one."
     ),
     "recover_skip": "Not now",
+    "recover_intro_push": (
+        "It's you. Add a new way to sign in now, so you can sign in next time without your old one."
+    ),
+    "recover_push": "Add a push device instead",
+    "recover_push_only": "Add a push device",
+    "recover_push_hint": (
+        "A push device is a phone or computer with the app: a new tab shows a QR code to scan "
+        "with it."
+    ),
+    "recover_push_opened": (
+        "Scan the QR code in the new tab with the app on your phone or computer, then come "
+        "back here and press Done."
+    ),
     "manage_heading": "Your sign-in methods",
     "manage_intro": "Remove the ones you no longer have, such as a lost phone.",
     "manage_none": "No sign-in methods left.",
@@ -199,6 +216,20 @@ GERMAN = {
         "ohne Ihr altes Gerät anmelden können."
     ),
     "recover_skip": "Nicht jetzt",
+    "recover_intro_push": (
+        "Bestätigt. Fügen Sie jetzt eine neue Anmeldemethode hinzu, damit Sie sich künftig "
+        "ohne Ihr altes Gerät anmelden können."
+    ),
+    "recover_push": "Stattdessen ein Push-Gerät hinzufügen",
+    "recover_push_only": "Push-Gerät hinzufügen",
+    "recover_push_hint": (
+        "Ein Push-Gerät ist ein Telefon oder Computer mit der App: Ein neuer Tab zeigt einen "
+        "QR-Code, den Sie damit scannen."
+    ),
+    "recover_push_opened": (
+        "Scannen Sie den QR-Code im neuen Tab mit der App auf Ihrem Telefon oder Computer, "
+        "kommen Sie dann hierher zurück und tippen Sie auf Fertig."
+    ),
     "manage_heading": "Ihre Anmeldemethoden",
     "manage_intro": "Entfernen Sie, was Sie nicht mehr haben, etwa ein verlorenes Telefon.",
     "manage_none": "Keine Anmeldemethoden mehr.",
@@ -298,6 +329,20 @@ FRENCH = {
         "la prochaine fois sans l'ancien."
     ),
     "recover_skip": "Pas maintenant",
+    "recover_intro_push": (
+        "C'est confirmé. Ajoutez maintenant un nouveau moyen de connexion pour vous connecter "
+        "la prochaine fois sans l'ancien."
+    ),
+    "recover_push": "Ajouter plutôt un appareil push",
+    "recover_push_only": "Ajouter un appareil push",
+    "recover_push_hint": (
+        "Un appareil push est un téléphone ou un ordinateur avec l'application : un nouvel "
+        "onglet affiche un QR code à scanner avec celle-ci."
+    ),
+    "recover_push_opened": (
+        "Scannez le QR code du nouvel onglet avec l'application de votre téléphone ou "
+        "ordinateur, puis revenez ici et appuyez sur Terminé."
+    ),
     "manage_heading": "Vos moyens de connexion",
     "manage_intro": "Supprimez ceux que vous n'avez plus, comme un téléphone perdu.",
     "manage_none": "Plus aucun moyen de connexion.",
@@ -317,6 +362,162 @@ FRENCH = {
 
 TRANSLATIONS: Mapping[str, Mapping[str, str]] = {"en": ENGLISH, "de": GERMAN, "fr": FRENCH}
 
+# The email magic link's page (pages/magic_link.py); one heading and message per state.
+MAGIC_LINK: Mapping[str, Mapping[str, str]] = {
+    "en": {
+        "title_ready": "Confirm it's you",
+        "title_confirmed": "It's confirmed",
+        "title_unknown": "Link not valid",
+        "title_expired": "Link expired",
+        "title_used": "Link already used",
+        "ready": "Confirm that it's you signing in to {tenant}.",
+        "ready_email": "Confirm that it's you signing in to {tenant} with {email}.",
+        "ready_note": "This link works once and expires ten minutes after it was sent.",
+        "confirm": "Confirm it's me",
+        "confirmed": ("Confirmed. You can close this tab and return to the device you started on."),
+        "expired": "This link has expired. Go back to where you started and ask for a new one.",
+        "used": (
+            "This link has already been used. If that was not you, go back to where you "
+            "started and ask for a new one."
+        ),
+        "unknown": (
+            "This link is not valid. Check that you opened the whole link from the email, or "
+            "ask for a new one."
+        ),
+    },
+    "de": {
+        "title_ready": "Bestätigen Sie, dass Sie es sind",
+        "title_confirmed": "Bestätigt",
+        "title_unknown": "Link ungültig",
+        "title_expired": "Link abgelaufen",
+        "title_used": "Link bereits verwendet",
+        "ready": "Bestätigen Sie, dass Sie es sind, der sich bei {tenant} anmeldet.",
+        "ready_email": (
+            "Bestätigen Sie, dass Sie es sind, der sich bei {tenant} mit {email} anmeldet."
+        ),
+        "ready_note": (
+            "Dieser Link funktioniert einmal und läuft zehn Minuten nach dem Versand ab."
+        ),
+        "confirm": "Ja, ich bin es",
+        "confirmed": (
+            "Bestätigt. Sie können diesen Tab schließen und zu dem Gerät zurückkehren, auf dem "
+            "Sie begonnen haben."
+        ),
+        "expired": (
+            "Dieser Link ist abgelaufen. Gehen Sie dorthin zurück, wo Sie begonnen haben, und "
+            "fordern Sie einen neuen an."
+        ),
+        "used": (
+            "Dieser Link wurde bereits verwendet. Falls Sie das nicht waren, gehen Sie dorthin "
+            "zurück, wo Sie begonnen haben, und fordern Sie einen neuen an."
+        ),
+        "unknown": (
+            "Dieser Link ist ungültig. Prüfen Sie, ob Sie den ganzen Link aus der E-Mail "
+            "geöffnet haben, oder fordern Sie einen neuen an."
+        ),
+    },
+    "fr": {
+        "title_ready": "Confirmez votre identité",
+        "title_confirmed": "C'est confirmé",
+        "title_unknown": "Lien non valide",
+        "title_expired": "Lien expiré",
+        "title_used": "Lien déjà utilisé",
+        "ready": "Confirmez que c'est bien vous qui vous connectez à {tenant}.",
+        "ready_email": "Confirmez que c'est bien vous qui vous connectez à {tenant} avec {email}.",
+        "ready_note": "Ce lien ne fonctionne qu'une fois et expire dix minutes après son envoi.",
+        "confirm": "C'est bien moi",
+        "confirmed": (
+            "C'est confirmé. Vous pouvez fermer cet onglet et revenir à l'appareil sur lequel "
+            "vous avez commencé."
+        ),
+        "expired": (
+            "Ce lien a expiré. Revenez là où vous avez commencé et demandez-en un nouveau."
+        ),
+        "used": (
+            "Ce lien a déjà été utilisé. Si ce n'était pas vous, revenez là où vous avez "
+            "commencé et demandez-en un nouveau."
+        ),
+        "unknown": (
+            "Ce lien n'est pas valide. Vérifiez que vous avez ouvert le lien complet de l'e-mail, "
+            "ou demandez-en un nouveau."
+        ),
+    },
+}
+
+# The push enrolment pages (pages/push_links.py): the landing page, the offer, the QR code.
+PUSH_ENROLMENT: Mapping[str, Mapping[str, str]] = {
+    "en": {
+        "title": "Add a push device",
+        "landing": (
+            "This is a push enrolment link. Scan its QR code with the app on your phone, or on "
+            "a computer run this command with the whole link:"
+        ),
+        "landing_note": "It enrols one device and expires 10 minutes after it was made.",
+        "offer": (
+            "Show a QR code that adds one push device to your account: a phone or a computer "
+            "with the app. It expires after 10 minutes."
+        ),
+        "show": "Show the QR code",
+        "scan": "Scan this code with the app on your phone or computer. It enrols one device.",
+        "computer": "On a computer, run this command with the link below:",
+        "expires": "Expires at",
+        "link": "Link",
+        "after": "Once your device is added, you can close this page.",
+        "refused_token": "This link is not valid or has expired. Go back and start again.",
+        "refused": "A push device cannot be added with this link now.",
+    },
+    "de": {
+        "title": "Push-Gerät hinzufügen",
+        "landing": (
+            "Dies ist ein Link zum Hinzufügen eines Push-Geräts. Scannen Sie seinen QR-Code mit "
+            "der App auf Ihrem Telefon oder führen Sie auf einem Computer diesen Befehl mit dem "
+            "ganzen Link aus:"
+        ),
+        "landing_note": ("Er fügt ein Gerät hinzu und läuft 10 Minuten nach seiner Erstellung ab."),
+        "offer": (
+            "Zeigen Sie einen QR-Code an, der Ihrem Konto ein Push-Gerät hinzufügt: ein Telefon "
+            "oder einen Computer mit der App. Er läuft nach 10 Minuten ab."
+        ),
+        "show": "QR-Code anzeigen",
+        "scan": (
+            "Scannen Sie diesen Code mit der App auf Ihrem Telefon oder Computer. Er fügt ein "
+            "Gerät hinzu."
+        ),
+        "computer": "Führen Sie auf einem Computer diesen Befehl mit dem Link unten aus:",
+        "expires": "Läuft ab um",
+        "link": "Link",
+        "after": "Sobald Ihr Gerät hinzugefügt ist, können Sie diese Seite schließen.",
+        "refused_token": (
+            "Dieser Link ist ungültig oder abgelaufen. Gehen Sie zurück und beginnen Sie erneut."
+        ),
+        "refused": "Mit diesem Link kann jetzt kein Push-Gerät hinzugefügt werden.",
+    },
+    "fr": {
+        "title": "Ajouter un appareil push",
+        "landing": (
+            "Ceci est un lien d'ajout d'appareil push. Scannez son QR code avec l'application "
+            "de votre téléphone, ou sur un ordinateur lancez cette commande avec le lien "
+            "complet :"
+        ),
+        "landing_note": "Il ajoute un appareil et expire 10 minutes après sa création.",
+        "offer": (
+            "Affichez un QR code qui ajoute un appareil push à votre compte : un téléphone ou un "
+            "ordinateur avec l'application. Il expire au bout de 10 minutes."
+        ),
+        "show": "Afficher le QR code",
+        "scan": (
+            "Scannez ce code avec l'application de votre téléphone ou ordinateur. Il ajoute un "
+            "appareil."
+        ),
+        "computer": "Sur un ordinateur, lancez cette commande avec le lien ci-dessous :",
+        "expires": "Expire à",
+        "link": "Lien",
+        "after": "Une fois votre appareil ajouté, vous pouvez fermer cette page.",
+        "refused_token": "Ce lien n'est pas valide ou a expiré. Revenez en arrière et recommencez.",
+        "refused": "Impossible d'ajouter un appareil push avec ce lien pour le moment.",
+    },
+}
+
 
 def accepted_languages(header: str | None) -> list[str]:
     """The tags of an `Accept-Language` header, in the order the browser sent them."""
@@ -332,6 +533,12 @@ def choose_language(candidates: Iterable[str | None]) -> str:
     return DEFAULT_LANGUAGE
 
 
+def page_language(accept_language: str | None, *locales: str | None) -> str:
+    """The language of a page: the first of `locales` (the track's, the user's) we have,
+    else the browser's `Accept-Language` header's first, else English."""
+    return choose_language([*locales, *accepted_languages(accept_language)])
+
+
 class _Values(dict[str, str]):
     """Placeholder values; one not given reads as empty rather than failing the page."""
 
@@ -339,8 +546,14 @@ class _Values(dict[str, str]):
         return ""
 
 
-def texts(language: str, **values: str) -> dict[str, str]:
-    """Every text in `language` (English where it lacks one), placeholders filled in."""
-    chosen = TRANSLATIONS.get(language, ENGLISH)
+def texts(
+    language: str,
+    catalogue: Mapping[str, Mapping[str, str]] = TRANSLATIONS,
+    **values: str,
+) -> dict[str, str]:
+    """Every text of `catalogue` (by default the challenge page's) in `language`, English
+    where it lacks one, placeholders filled in."""
+    english = catalogue[DEFAULT_LANGUAGE]
+    chosen = catalogue.get(language, english)
     filled = _Values(values)
-    return {key: chosen.get(key, english).format_map(filled) for key, english in ENGLISH.items()}
+    return {key: chosen.get(key, text).format_map(filled) for key, text in english.items()}

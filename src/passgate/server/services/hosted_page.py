@@ -16,7 +16,8 @@ add an authenticator) is still enforced there, once. What is decided here is wha
 - beside them, behind "Try another way" (and shown when the preferred method fails), the
   fallback methods the tenant allows and the user has enrolled and verified: email and SMS
   codes, an authenticator app, a recovery code, a security key, an email link. After one of
-  the tenant's recovery methods the page offers a new passkey (docs/recovery.md);
+  the tenant's recovery methods the page offers a new passkey and, when the tenant allows
+  push and Passgate has a public URL, a push device instead (docs/recovery.md);
 - a token tracked with scope `remove:authenticators` also lists the user's authenticators,
   each with a button that removes it (an ALLOW action's token too, as with
   `add:authenticators`);
@@ -54,6 +55,7 @@ from passgate.server.store.db import Db
 from passgate.server.store.push import PushChallengeRow
 from passgate.server.store.tables import utcnow
 from passgate.server.store.tenants import TenantRow as TenantRow
+from passgate.server.store.users import UserRow
 
 MAX_TOKEN_LENGTH = 8192
 REFUSED_STATES = frozenset(
@@ -144,6 +146,9 @@ class HostedChallenge:
     fallbacks: tuple[Fallback, ...] = ()
     # The tenant's recovery methods: after one of them the page offers a new passkey.
     recovery_methods: tuple[str, ...] = ()
+    # After a recovery, a push device too (a QR code on the push enrolment page): the tenant
+    # allows PUSH and Passgate has a public URL for the link to point at.
+    push_enrolment: bool = False
     # Set when the token may remove authenticators: the user's, to list.
     removable: tuple[Removable, ...] | None = None
 
@@ -179,6 +184,7 @@ async def open_challenge(
         redirect_url = None
     listed = await authenticator_store.find_authenticators(db, tenant.id, claims.user_id)
     challenging = not enrol and action.state == ActionState.CHALLENGE_REQUIRED
+    push_allowed = VerificationMethod.PUSH.value in users.allowed_methods(tenant)
     return HostedChallenge(
         tenant=tenant,
         action=action,
@@ -189,13 +195,28 @@ async def open_challenge(
         credential_ids=tuple(credential.credential_id for credential in credentials),
         pending_push=waiting,
         redirect_url=redirect_url,
-        locale=action.locale or (user.locale if user else None),
+        locale=_locale(action, user),
         fallbacks=_fallbacks(tenant, listed, webauthn=unavailable is None) if challenging else (),
         recovery_methods=tuple(method.value for method in recovery.methods(tenant)),
+        push_enrolment=push_allowed and public_origin is not None,
         removable=tuple(_removable(a) for a in listed if a.verified_at is not None)
         if recovery.REMOVE_SCOPE in claims.scope.split()
         else None,
     )
+
+
+async def preferred_locale(db: Db, tenant: TenantRow, claims: TokenClaims) -> str | None:
+    """The locale the app gave for the token's action, else the user's (None: neither)."""
+    action = None
+    if claims.action_code and claims.idempotency_key:
+        action = await action_store.get_action(
+            db, tenant.id, claims.user_id, claims.action_code, claims.idempotency_key
+        )
+    return _locale(action, await user_store.get_user(db, tenant.id, claims.user_id))
+
+
+def _locale(action: ActionRow | None, user: UserRow | None) -> str | None:
+    return (action.locale if action else None) or (user.locale if user else None)
 
 
 def _fallbacks(

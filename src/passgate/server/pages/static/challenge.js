@@ -5,8 +5,9 @@
 // method fails) are the other methods the user has: codes by email, SMS or WhatsApp, an
 // authenticator app, a recovery code, a security key, an email link. After "I lost my
 // device" and one of the tenant's recovery methods, the page offers a new passkey with the
-// verify's access token before it finishes. With a `remove:authenticators` token it lists the
-// user's authenticators, each with a Remove button.
+// verify's access token before it finishes, or instead a push device: the token is POSTed to
+// the push enrolment page in a new tab (a QR code to scan), and Done here finishes. With a
+// `remove:authenticators` token it lists the user's authenticators, each with a Remove button.
 //
 // Modes. Redirect (the default): on success the browser goes to the track's redirectUrl with
 // `token=<access token>` added to its query; on failure or cancel with `error=<code>`.
@@ -484,13 +485,12 @@ function completed(accessToken) {
 }
 
 // Confirmed by a fallback method. After "I lost my device" and one of the tenant's recovery
-// methods, a new passkey first (the verify's token lets it in); otherwise done.
+// methods, a new passkey or a push device first (the verify's token lets one in); otherwise
+// done.
 function verifiedWith(method, outcome) {
+  const passkeyHere = data.passkeysAvailable && passkeysSupported();
   const recovering =
-    lostDevice &&
-    data.recoveryMethods.includes(method) &&
-    data.passkeysAvailable &&
-    passkeysSupported();
+    lostDevice && data.recoveryMethods.includes(method) && (passkeyHere || data.pushEnrolment);
   if (!recovering) return completed(outcome.accessToken);
   bearer = outcome.accessToken;
   for (const id of ["fallbacks", "code-entry", "passkey", "push", "enrol"]) {
@@ -500,8 +500,38 @@ function verifiedWith(method, outcome) {
   stopPolling();
   say("");
   element("recover-enrol").hidden = false;
+  element("recover-passkey").hidden = !passkeyHere;
+  const push = element("recover-push");
+  if (push && !passkeyHere) {
+    // The only way offered: its own words, and the main button.
+    push.textContent = text.recover_push_only;
+    push.classList.remove("secondary");
+  }
   reportHeight();
-  element("recover-passkey").focus();
+  (passkeyHere ? element("recover-passkey") : push).focus();
+}
+
+// A push device instead: the form opens the push enrolment page in a new tab with the
+// verify's token, which spends its leave to add an authenticator on the QR code. This page
+// stays, to finish with the same token when the user comes back and presses Done.
+function openPushEnrolment(event) {
+  const form = event.currentTarget;
+  if (finished || busy) {
+    event.preventDefault();
+    return;
+  }
+  form.elements.token.value = bearer;
+  for (const id of ["recover-passkey", "recover-skip"]) element(id).hidden = true;
+  say(text.recover_push_opened);
+  const done = element("recover-done");
+  done.hidden = false;
+  // After the submission has taken the token: a second link could not be made with it.
+  window.setTimeout(() => {
+    form.elements.token.value = "";
+    form.hidden = true;
+    reportHeight();
+    done.focus();
+  });
 }
 
 // Removing authenticators --------------------------------------------------------------
@@ -546,6 +576,8 @@ function startChallenge() {
   element("code-resend")?.addEventListener("click", () => useFallback(codeMethod));
   element("recover-passkey")?.addEventListener("click", enrol);
   element("recover-skip")?.addEventListener("click", () => completed(bearer));
+  element("recover-push-form")?.addEventListener("submit", openPushEnrolment);
+  element("recover-done")?.addEventListener("click", () => completed(bearer));
   element("done")?.addEventListener("click", () => succeed(bearer));
   for (const button of document.querySelectorAll("button.remove")) {
     button.addEventListener("click", () => remove(button));
