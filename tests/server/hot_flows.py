@@ -39,10 +39,10 @@ from tests.tenant_client import ENROL_SCOPE, TenantClient, new_device_key
 CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
 SHOWN_CHARS = 200
 # The server's own background work (services/pruning.py, push deliveries in
-# services/push/hub.py), told apart by its asyncio task: it may run while a request is
-# measured, and is no request's statements.
-BACKGROUND_TASKS = frozenset({"passgate-pruning"})
-BACKGROUND_COROUTINES = frozenset({"Pruner._run", "PushHub._run"})
+# services/push/hub.py, the outbox's polls and sends in services/outbox.py), told apart by
+# its asyncio task: it may run while a request is measured, and is no request's statements.
+BACKGROUND_TASKS = frozenset({"passgate-pruning", "passgate-outbox"})
+BACKGROUND_COROUTINES = frozenset({"Pruner._run", "PushHub._run", "Outbox._run", "Outbox._send"})
 
 
 def _in_background() -> bool:

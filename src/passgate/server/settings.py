@@ -176,9 +176,9 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(
         default=5.0,
         ge=0,
-        description="How often each server process looks for outbox messages (webhooks) that "
-        "are due: retries, and messages another process enqueued or left behind. A message "
-        "enqueued in this process is sent at once. 0: this process sends none.",
+        description="How often each server process looks for outbox messages (webhooks, email, "
+        "SMS) that are due: retries, and messages another process enqueued or left behind. A "
+        "message enqueued in this process is sent at once. 0: this process sends none.",
     )
     outbox_retry_base_seconds: float = Field(
         default=2.0,
