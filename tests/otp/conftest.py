@@ -9,27 +9,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.live_server import LiveServer, Tenant
-from tests.otp.helpers import OtpClient, configure_delivery
+from tests.otp.helpers import OtpClient, delivering_client, sms_hook, smtp
 from tests.receivers import HttpReceiver, SmtpReceiver
 
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpReceiver]:
-    with SmtpReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def sms_hook() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver
+__all__ = ["sms_hook", "smtp"]
 
 
 @pytest.fixture
 def otp(
     server: LiveServer, tenant: Tenant, smtp: SmtpReceiver, sms_hook: HttpReceiver
 ) -> Iterator[OtpClient]:
-    configure_delivery(server, tenant, smtp, sms_hook)
-    client = OtpClient(server, tenant, smtp, sms_hook)
-    yield client
-    client.close()
+    yield from delivering_client(server, tenant, smtp, sms_hook)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from passgate.server.services import audit, otp, users
 from passgate.server.services.delivery import config
@@ -16,7 +18,41 @@ from tests.live_server import LiveServer, Tenant
 from tests.receivers import HttpReceiver, ReceivedRequest, SmtpReceiver
 from tests.tenant_client import ENROL_SCOPE, TenantClient
 
-__all__ = ["ENROL_SCOPE", "OtpClient", "configure_delivery", "new_email", "new_phone"]
+__all__ = [
+    "ENROL_SCOPE",
+    "OtpClient",
+    "configure_delivery",
+    "delivering_client",
+    "new_email",
+    "new_phone",
+    "sms_hook",
+    "smtp",
+]
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpReceiver]:
+    """A real SMTP server on loopback (re-exported by the conftests that use it)."""
+    with SmtpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def sms_hook() -> Iterator[HttpReceiver]:
+    """A real HTTP receiver on loopback for the tenant's signed SMS webhook."""
+    with HttpReceiver() as receiver:
+        yield receiver
+
+
+def delivering_client(
+    server: LiveServer, tenant: Tenant, smtp: SmtpReceiver, sms_hook: HttpReceiver
+) -> Iterator[OtpClient]:
+    """The tenant's backend and its user's app, with email and SMS delivery set up (for a
+    fixture to `yield from`)."""
+    configure_delivery(server, tenant, smtp, sms_hook)
+    client = OtpClient(server, tenant, smtp, sms_hook)
+    yield client
+    client.close()
 
 
 def new_email() -> str:

@@ -9,20 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.live_server import LiveServer, Tenant
-from tests.otp.helpers import OtpClient, configure_delivery
+from tests.otp.helpers import OtpClient, delivering_client, sms_hook, smtp
 from tests.receivers import HttpReceiver, SmtpReceiver
 
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpReceiver]:
-    with SmtpReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture(scope="module")
-def sms_hook() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as receiver:
-        yield receiver
+__all__ = ["sms_hook", "smtp"]
 
 
 @pytest.fixture
@@ -30,7 +20,4 @@ def app(
     server: LiveServer, tenant: Tenant, smtp: SmtpReceiver, sms_hook: HttpReceiver
 ) -> Iterator[OtpClient]:
     """The tenant's backend and its user's app, with email and SMS delivery set up."""
-    configure_delivery(server, tenant, smtp, sms_hook)
-    client = OtpClient(server, tenant, smtp, sms_hook)
-    yield client
-    client.close()
+    yield from delivering_client(server, tenant, smtp, sms_hook)
